@@ -1,0 +1,3 @@
+from numsym_pl.cli import main
+
+main()

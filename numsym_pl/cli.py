@@ -1,0 +1,67 @@
+"""The ``numsym_pl`` command: LightningCLI (fit / validate / test / predict) plus the extra
+subcommands registered in ``EXTRA_COMMANDS``."""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from numsym_pl.data import NumEquivDataModule
+from numsym_pl.errors import ConfigError
+from numsym_pl.lit_module import NextTokenLM
+
+
+class SaveConfigToLoggers(SaveConfigCallback):
+    """Writes config.yaml into the run directory and hands the full config to every logger
+    (wandb shows it as the run's config; CSV/TensorBoard write it to hparams.yaml)."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        config = self.config.as_dict()
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": config})
+
+
+class NumSymCLI(LightningCLI):
+    """LightningCLI whose model's ``vocab_size`` and ``pad_id`` come from the data module."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.vocab_size", "model.net.init_args.vocab_size", apply_on="instantiate")
+        parser.link_arguments("data.pad_id", "model.pad_id", apply_on="instantiate")
+
+
+def lightning_main(args: list[str] | None = None) -> NumSymCLI:
+    return NumSymCLI(
+        NextTokenLM,
+        NumEquivDataModule,
+        seed_everything_default=0,
+        save_config_callback=SaveConfigToLoggers,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+def _das_main(args: list[str]) -> None:
+    from numsym_pl.das.command import main as das_main
+
+    das_main(args)
+
+
+#: subcommands beyond LightningCLI's, name -> function(argv)
+EXTRA_COMMANDS = {"das": _das_main}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if args and args[0] in EXTRA_COMMANDS:
+            EXTRA_COMMANDS[args[0]](args[1:])
+        else:
+            lightning_main(argv)
+    except ConfigError as err:  # names its field or file: no traceback needed
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""NumEquivDataModule: the training pool and the in-distribution, held-out and OOD validation sets."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from numsym_pl.errors import ConfigError
+from numsym_pl.tasks import Task, Trials, Variant
+
+#: names of the validation sets, in dataloader order; keys are suffixed with these (``id`` has none)
+VAL_SETS: tuple[str, ...] = ("id", "heldout", "ood")
+
+
+class TrialDataset(Dataset):
+    """Trials as tensors; one item is a dict with ``tokens`` [L], ``count`` and ``trigger``."""
+
+    def __init__(self, trials: Trials):
+        self.tokens = torch.as_tensor(trials.tokens)
+        self.count = torch.as_tensor(trials.count)
+        self.trigger = torch.as_tensor(trials.trigger)
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def __getitem__(self, i):
+        return {"tokens": self.tokens[i], "count": self.count[i], "trigger": self.trigger[i]}
+
+    def __getitems__(self, idx):  # batched fetch: one gather instead of a Python loop over items
+        idx = torch.as_tensor(idx)
+        return {"tokens": self.tokens[idx], "count": self.count[idx], "trigger": self.trigger[idx]}
+
+
+def _identity_collate(batch):
+    return batch
+
+
+class NumEquivDataModule(pl.LightningDataModule):
+    """Numeric-equivalence data (SPEC §1).
+
+    Args:
+        variant: task variant: ``multi``, ``single`` or ``same`` (Same-Object).
+        min_count: smallest training count.
+        max_count: largest training count.
+        heldout_counts: counts in the training range never trained on (reported as ``*_heldout``).
+        ood_counts: evaluation-only counts outside the training range (reported as ``*_ood``).
+        p_void: probability of a void token U at each demo-phase step (0 = no voids).
+        train_size: trials in the training pool (reference: a fixed pool of 1,000).
+        fresh_samples: draw a new pool every epoch instead of a fixed one (needs the trainer's
+            ``reload_dataloaders_every_n_epochs: 1``).
+        val_size: trials in each validation set (in-distribution, held-out, OOD).
+        batch_size: training batch size.
+        val_batch_size: batch size of the validation sets.
+        seed: seed of the data (the pool and the validation sets); independent of the model seed.
+        num_workers: DataLoader workers (0 is fastest for these in-memory tensors).
+    """
+
+    def __init__(
+        self,
+        variant: Variant = "multi",
+        min_count: int = 1,
+        max_count: int = 20,
+        heldout_counts: Sequence[int] = (4, 9, 14, 17),
+        ood_counts: Sequence[int] = tuple(range(21, 31)),
+        p_void: float = 0.0,
+        train_size: int = 1000,
+        fresh_samples: bool = False,
+        val_size: int = 1000,
+        batch_size: int = 128,
+        val_batch_size: int = 1000,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.task = Task(variant, min_count, max_count, heldout_counts, ood_counts, p_void)
+        if train_size < 1:
+            raise ConfigError(f"train_size: must be >= 1, got {train_size}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        self.val_sets: dict[str, TrialDataset] = {}
+
+    # ---- what the CLI links into the model ----------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.task.vocab.size
+
+    @property
+    def pad_id(self) -> int:
+        return self.task.vocab.PAD
+
+    # ---- datasets ---------------------------------------------------------------------------------
+    def _rng(self, *stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.hparams.seed, *stream])
+
+    def train_pool(self, epoch: int = 0) -> TrialDataset:
+        rng = self._rng(0, epoch if self.hparams.fresh_samples else 0)
+        counts = self.task.sample_counts("train", self.hparams.train_size, rng)
+        return TrialDataset(self.task.sample(counts, rng))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.val_sets:
+            return
+        for i, name in enumerate(VAL_SETS):
+            rng = self._rng(1, i)
+            counts = self.task.sample_counts({"id": "train"}.get(name, name), self.hparams.val_size, rng)
+            if len(counts):
+                self.val_sets[name] = TrialDataset(self.task.sample(counts, rng))
+
+    def _loader(self, ds: TrialDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+        gen = torch.Generator().manual_seed(seed)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
+                          collate_fn=_identity_collate, num_workers=self.hparams.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = 0
+        if self.hparams.fresh_samples:
+            if self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
+                raise ConfigError("data.fresh_samples: needs trainer.reload_dataloaders_every_n_epochs: 1")
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self._loader(self.train_pool(epoch), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        self.setup()
+        return [self._loader(self.val_sets[n], self.hparams.val_batch_size, False) for n in self.val_set_names]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.val_sets["id"], self.hparams.val_batch_size, False)
+
+    @property
+    def val_set_names(self) -> list[str]:
+        self.setup()
+        return [n for n in VAL_SETS if n in self.val_sets]

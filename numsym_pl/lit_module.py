@@ -1,0 +1,135 @@
+"""NextTokenLM: next-token training of any ``SequenceModel`` with trial-level accuracy metrics."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+
+from numsym_pl.errors import ConfigError
+from numsym_pl.tasks import response_target_mask
+
+VAL_SET_ORDER = ("id", "heldout", "ood")
+
+
+def response_correct(logits: torch.Tensor, tokens: torch.Tensor, trigger: torch.Tensor, count: torch.Tensor):
+    """Per-trial and per-token correctness of the response phase.
+
+    A trial is correct when greedy free-running decoding from the trigger reproduces every response
+    token and the E. That is exactly "every teacher-forced argmax of the response phase is right":
+    if the first k generated tokens are right, the model's input at step k+1 *is* the true prefix,
+    so its greedy choice there is the teacher-forced argmax; and the first wrong argmax makes the
+    decoded trial wrong. One forward pass therefore measures free-running trial accuracy;
+    ``tests/test_lit_module.py`` checks this against an explicit step-by-step decoder.
+
+    Returns (trial_ok [B] bool, token_ok [B, L-1] bool, response mask [B, L-1] bool).
+    """
+    preds = logits.argmax(-1)  # [B, L-1]
+    mask = response_target_mask(trigger, count, tokens.shape[1])
+    token_ok = preds == tokens[:, 1:]
+    trial_ok = (token_ok | ~mask).all(1)
+    return trial_ok, token_ok, mask
+
+
+@torch.no_grad()
+def greedy_decode(net: nn.Module, tokens: torch.Tensor, trigger: torch.Tensor, steps: int) -> torch.Tensor:
+    """Free-running greedy decoding: keep each trial up to its trigger, then let the model write
+    ``steps`` tokens, each fed back as the next input. Returns the written tokens [B, steps]."""
+    B = len(tokens)
+    buf = torch.cat([tokens, tokens.new_zeros(B, steps + 1)], 1)
+    b = torch.arange(B, device=tokens.device)
+    out = []
+    for k in range(steps):
+        pos = trigger + k
+        nxt = net(buf[:, : int(pos.max()) + 1])[b, pos].argmax(-1)
+        buf[b, pos + 1] = nxt
+        out.append(nxt)
+    return torch.stack(out, 1)
+
+
+class NextTokenLM(pl.LightningModule):
+    """Trains ``net`` by next-token prediction and reports trial accuracy on each validation set.
+
+    Args:
+        net: the sequence model (``numsym_pl.models.GRULM``, ``LSTMLM``, ``TransformerLM``, ...).
+        lr: peak learning rate.
+        optimizer: ``adam`` (reference) or ``adamw``.
+        weight_decay: weight decay (decoupled for adamw).
+        warmup_steps: linear learning-rate warm-up, in optimizer steps.
+        loss_on: ``all`` non-pad next-token positions (reference, includes the random demo tokens)
+            or ``response`` phase only.
+        pad_id: padding token id (linked from the data module).
+    """
+
+    def __init__(self, net: nn.Module, lr: float = 5e-4, optimizer: Literal["adam", "adamw"] = "adam",
+                 weight_decay: float = 0.0, warmup_steps: int = 100,
+                 loss_on: Literal["all", "response"] = "all", pad_id: int = 0):
+        super().__init__()
+        if loss_on not in ("all", "response"):
+            raise ConfigError(f"loss_on: must be 'all' or 'response', got {loss_on!r}")
+        if optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"optimizer: must be 'adam' or 'adamw', got {optimizer!r}")
+        self.save_hyperparameters()
+        self.net = net
+        self.val_metrics = nn.ModuleDict({
+            f"{name}_{kind}": MeanMetric() for name in VAL_SET_ORDER for kind in ("acc_trial", "acc_token", "loss")
+        })
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.net(tokens)
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        tokens = batch["tokens"]
+        target = tokens[:, 1:]
+        if self.hparams.loss_on == "all":
+            mask = target != self.hparams.pad_id
+        else:
+            mask = response_target_mask(batch["trigger"], batch["count"], tokens.shape[1])
+        return F.cross_entropy(logits[mask].float(), target[mask])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch["tokens"][:, :-1])  # [B, L-1, V]
+        loss = self.loss(logits, batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["tokens"]))
+        return loss
+
+    def on_fit_start(self) -> None:  # metrics may hold state from a spawned process (ddp_spawn)
+        for m in self.val_metrics.values():
+            m.reset()
+
+    def _val_set(self, dataloader_idx: int) -> str:
+        names = getattr(self.trainer.datamodule, "val_set_names", VAL_SET_ORDER) if self._trainer else VAL_SET_ORDER
+        return names[dataloader_idx]
+
+    def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self._val_set(dataloader_idx)
+        logits = self.net(batch["tokens"][:, :-1])
+        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["trigger"], batch["count"])
+        suffix = "" if name == "id" else f"_{name}"
+        stage = "test" if self.trainer.testing else "val"
+        B = len(trial_ok)
+        updates = {"acc_trial": (trial_ok.float(), 1), "acc_token": (token_ok[mask].float(), 1),
+                   "loss": (self.loss(logits, batch), B)}
+        for kind, (value, weight) in updates.items():
+            metric = self.val_metrics[f"{name}_{kind}"]
+            metric.update(value, weight)
+            self.log(f"{stage}/{kind}{suffix}", metric, on_epoch=True, add_dataloader_idx=False, batch_size=B,
+                     prog_bar=(kind == "acc_trial" and name == "id"))
+
+    test_step = validation_step
+
+    def configure_optimizers(self):
+        cls = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
+        opt = cls(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        warm = max(1, self.hparams.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        steps = int(batch["count"].max()) + 1
+        return {"decoded": greedy_decode(self.net, batch["tokens"], batch["trigger"], steps),
+                "count": batch["count"]}

@@ -1,0 +1,150 @@
+"""GRU and LSTM next-token models (SPEC §2) with a fused-kernel ``forward_patched``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from numsym_pl.errors import ConfigError
+from numsym_pl.models.interface import PatchFn, SequenceModel
+
+
+class RecurrentLM(SequenceModel):
+    """Embedding -> one recurrent layer (zero initial state) -> MLP decoder (d -> 4d -> GELU -> vocab).
+
+    The DAS site ``state`` is the recurrent state right after the cell at step t: ``h`` for a GRU,
+    ``[h; c]`` for an LSTM (so its width is twice the hidden size). The decoder reads ``h``.
+    """
+
+    cell_type: type[nn.RNNBase]
+
+    def __init__(self, vocab_size: int, hidden_size: int, embed_size: int | None = None,
+                 decoder_mult: int = 4, dropout: float = 0.0):
+        super().__init__()
+        if hidden_size < 1:
+            raise ConfigError(f"hidden_size: must be >= 1, got {hidden_size}")
+        self.vocab_size, self.hidden_size = vocab_size, hidden_size
+        embed_size = embed_size or hidden_size
+        self.embed = nn.Embedding(vocab_size, embed_size)
+        self.rnn = self.cell_type(embed_size, hidden_size, batch_first=True)
+        self.decoder = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(hidden_size, decoder_mult * hidden_size), nn.GELU(),
+            nn.Linear(decoder_mult * hidden_size, vocab_size),
+        )
+
+    @property
+    def is_lstm(self) -> bool:
+        return isinstance(self.rnn, nn.LSTM)
+
+    @property
+    def sites(self) -> dict[str, tuple[int, str]]:
+        width = 2 * self.hidden_size if self.is_lstm else self.hidden_size
+        meaning = "[h; c] after the cell at step t" if self.is_lstm else "h after the cell at step t"
+        return {"state": (width, meaning)}
+
+    # ---- state <-> the rnn's (h, c) ---------------------------------------------------------------
+    def _to_site(self, hx) -> torch.Tensor:  # rnn final state -> [B, d]
+        return torch.cat([hx[0][0], hx[1][0]], -1) if self.is_lstm else hx[0]
+
+    def _from_site(self, s: torch.Tensor):  # [B, d] -> rnn initial state
+        s = s.unsqueeze(0).contiguous()
+        return tuple(s.chunk(2, -1)) if self.is_lstm else s
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(self.embed(tokens))  # [B, L, H]
+        return self.decoder(h)
+
+    def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
+        self.check_site(site)
+        x = self.embed(tokens)
+        h, _ = self.rnn(x)  # [B, L, H]
+        if not self.is_lstm:
+            return h
+        # nn.LSTM returns c only at the last step: recover every c_t from the gates, which depend on
+        # x_t and h_{t-1} only, by the linear recurrence c_t = f_t c_{t-1} + i_t g_t.
+        h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
+        gates = x @ self.rnn.weight_ih_l0.T + h_prev @ self.rnn.weight_hh_l0.T + self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
+        i, f, g, _ = gates.chunk(4, -1)
+        i, f, g = i.sigmoid(), f.sigmoid(), g.tanh()
+        c, cs = torch.zeros_like(h[:, 0]), []
+        for t in range(tokens.shape[1]):
+            c = f[:, t] * c + i[:, t] * g[:, t]
+            cs.append(c)
+        return torch.cat([h, torch.stack(cs, 1)], -1)  # [B, L, 2H]
+
+    def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
+        """Prefix (up to each positions[b]) once without grad as a packed sequence; the patched
+        state starts the suffixes, left-aligned so one fused call runs them all."""
+        self.check_site(site)
+        B, L = tokens.shape
+        x = self.embed(tokens)  # [B, L, E]
+        with torch.no_grad():
+            packed = pack_padded_sequence(x, (positions + 1).cpu(), batch_first=True, enforce_sorted=False)
+            out, hx = self.rnn(packed)
+            prefix_h, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
+        state = patch_fn(self._to_site(hx))  # [B, d]
+        S = L - 1 - int(positions.min())  # longest suffix
+        k = torch.arange(S, device=tokens.device)
+        idx = (positions[:, None] + 1 + k).clamp(max=L - 1)  # [B, S]
+        x_suffix = x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
+        suffix_h, _ = self.rnn(x_suffix, self._from_site(state))  # [B, S, H]
+        h_patched = state[:, : self.hidden_size]
+        seq = torch.cat([h_patched[:, None], suffix_h], 1)  # [B, S+1, H]; index j <-> position p+j
+        t = torch.arange(L, device=tokens.device)[None, :]
+        rel = (t - positions[:, None]).clamp(0, S)  # [B, L]
+        h = torch.where((t >= positions[:, None])[..., None],
+                        seq.gather(1, rel[..., None].expand(-1, -1, seq.shape[-1])), prefix_h)
+        return self.decoder(h)
+
+    def forward_patched_reference(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
+        """Per-step loop doing the same as ``forward_patched``; the reference for tests and benchmarks."""
+        self.check_site(site)
+        B, L = tokens.shape
+        x = self.embed(tokens)
+        s = torch.zeros(B, self.site_width(site), device=tokens.device, dtype=x.dtype)
+        hs = []
+        for t in range(L):
+            _, hx = self.rnn(x[:, t: t + 1], self._from_site(s))
+            s = self._to_site(hx)
+            hit = (positions == t)[:, None]
+            if hit.any():
+                s = torch.where(hit, patch_fn(s), s)
+            hs.append(s[:, : self.hidden_size])
+        return self.decoder(torch.stack(hs, 1))
+
+
+class GRULM(RecurrentLM):
+    """GRU next-token model (reference: hidden_size 128).
+
+    Args:
+        vocab_size: linked from the data module.
+        hidden_size: GRU state width d (the DAS site width).
+        embed_size: token embedding width (default: hidden_size).
+        decoder_mult: decoder MLP hidden width as a multiple of d.
+        dropout: dropout before the decoder (the reference code's 0.5 is doubtful; default 0).
+    """
+
+    cell_type = nn.GRU
+
+    def __init__(self, vocab_size: int, hidden_size: int = 128, embed_size: int | None = None,
+                 decoder_mult: int = 4, dropout: float = 0.0):
+        super().__init__(vocab_size, hidden_size, embed_size, decoder_mult, dropout)
+
+
+class LSTMLM(RecurrentLM):
+    """LSTM next-token model (reference: hidden and cell 64 each, so the ``state`` site is 128-d).
+
+    Args:
+        vocab_size: linked from the data module.
+        hidden_size: width of h and of c; the DAS site ``state`` = [h; c] is twice as wide.
+        embed_size: token embedding width (default: hidden_size).
+        decoder_mult: decoder MLP hidden width as a multiple of hidden_size.
+        dropout: dropout before the decoder (default 0).
+    """
+
+    cell_type = nn.LSTM
+
+    def __init__(self, vocab_size: int, hidden_size: int = 64, embed_size: int | None = None,
+                 decoder_mult: int = 4, dropout: float = 0.0):
+        super().__init__(vocab_size, hidden_size, embed_size, decoder_mult, dropout)

@@ -1,0 +1,134 @@
+"""Pre-LayerNorm causal transformer with RoPE or NoPE (SPEC §2)."""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from numsym_pl.errors import ConfigError
+from numsym_pl.models.interface import PatchFn, SequenceModel
+
+
+def rope_angles(length: int, head_dim: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [L, head_dim] for rotary embeddings in the rotate-half layout: channel i and
+    i + head_dim/2 form a pair rotated by angle ``pos * base^(-2i/head_dim)``."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    ang = torch.arange(length, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]  # [L, hd/2]
+    ang = torch.cat([ang, ang], -1)  # [L, hd]
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` [..., L, head_dim] by the angles of its position."""
+    x1, x2 = x.chunk(2, -1)
+    rotated = torch.cat([-x2, x1], -1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Block(nn.Module):
+    """x + Attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, ffn_mult: int, rope: bool, rope_base: float, dropout: float):
+        super().__init__()
+        self.n_heads, self.rope, self.rope_base, self.dropout = n_heads, rope, rope_base, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.ffn = nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
+                                 nn.Linear(ffn_mult * d_model, d_model), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``attn_mask``: bool [B, L, L], True where query t may attend to key s (causality is
+        added here); ``None`` is plain causal attention."""
+        L = x.shape[1]
+        q, k, v = rearrange(self.qkv(self.ln1(x)), "b l (three h e) -> three b h l e", three=3, h=self.n_heads)
+        if self.rope:
+            cos, sin = rope_angles(L, q.shape[-1], self.rope_base, x.device)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        p = self.dropout if self.training else 0.0
+        if attn_mask is None:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        else:
+            causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=(attn_mask & causal)[:, None], dropout_p=p)
+        x = x + self.out(rearrange(a, "b h l e -> b l (h e)"))
+        return x + self.ffn(self.ln2(x))
+
+
+class TransformerLM(SequenceModel):
+    """Decoder-only transformer: embedding -> n_layers pre-LN blocks -> final LN -> vocab.
+
+    Sites ``resid.k`` (k = 0..n_layers) are the residual stream after block k; ``resid.0`` is the
+    token embedding.
+
+    Args:
+        vocab_size: linked from the data module.
+        d_model: residual width d.
+        n_layers: number of blocks.
+        n_heads: attention heads per block (d_model must be divisible by it).
+        ffn_mult: FFN hidden width as a multiple of d_model.
+        positional: ``rope`` (rotary, on queries and keys) or ``nope`` (no positional information
+            but the causal mask).
+        rope_base: RoPE frequency base.
+        dropout: dropout in attention and FFN (default 0).
+    """
+
+    def __init__(self, vocab_size: int, d_model: int = 128, n_layers: int = 2, n_heads: int = 1,
+                 ffn_mult: int = 4, positional: Literal["rope", "nope"] = "rope", rope_base: float = 10000.0,
+                 dropout: float = 0.0):
+        super().__init__()
+        if d_model % n_heads or (positional == "rope" and (d_model // n_heads) % 2):
+            raise ConfigError(f"n_heads: d_model={d_model} must split into {n_heads} heads of even width")
+        if positional not in ("rope", "nope"):
+            raise ConfigError(f"positional: must be 'rope' or 'nope', got {positional!r}")
+        self.vocab_size, self.d_model, self.positional = vocab_size, d_model, positional
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_heads, ffn_mult, positional == "rope", rope_base, dropout) for _ in range(n_layers)
+        )
+        self.ln_f = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+
+    @property
+    def sites(self) -> dict[str, tuple[int, str]]:
+        s = {"resid.0": (self.d_model, "token embeddings (input of block 1)")}
+        s.update({f"resid.{k}": (self.d_model, f"residual stream after block {k}") for k in range(1, len(self.blocks) + 1)})
+        return s
+
+    def _layer(self, site: str) -> int:
+        return int(self.check_site(site).split(".")[1])
+
+    def _run(self, x: torch.Tensor, start: int, stop: int, attn_mask, mask_layers) -> torch.Tensor:
+        for i in range(start, stop):
+            use = attn_mask is not None and (mask_layers is None or i in mask_layers)
+            x = self.blocks[i](x, attn_mask if use else None)
+        return x
+
+    def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None,
+                mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+        """Logits [B, L, V]. ``attn_mask`` (bool [B, L, L], True = may attend) is the
+        attention-manipulation hook, applied in the blocks listed in ``mask_layers`` (0-based;
+        ``None`` = all)."""
+        x = self._run(self.embed(tokens), 0, len(self.blocks), attn_mask, mask_layers)
+        return self.head(self.ln_f(x))
+
+    def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
+        return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
+
+    def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
+                        attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+        """Blocks up to the site run once without grad; only the blocks above it are rerun."""
+        k = self._layer(site)
+        with torch.no_grad():
+            x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L, d]
+        b = torch.arange(len(tokens), device=tokens.device)
+        patched = patch_fn(x[b, positions])  # [B, d]
+        hit = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        hit[b, positions] = True
+        x = torch.where(hit[..., None], patched.to(x.dtype)[:, None, :].expand_as(x), x)
+        x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
+        return self.head(self.ln_f(x))

@@ -1,0 +1,24 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+from numsym_pl.models import GRULM, LSTMLM, TransformerLM  # noqa: E402
+from numsym_pl.tasks import VOCAB  # noqa: E402
+
+SMALL_NETS = {
+    "gru": lambda: GRULM(VOCAB.size, hidden_size=16),
+    "lstm": lambda: LSTMLM(VOCAB.size, hidden_size=8),
+    "rope": lambda: TransformerLM(VOCAB.size, d_model=16, n_layers=2, n_heads=2, positional="rope"),
+    "nope": lambda: TransformerLM(VOCAB.size, d_model=16, n_layers=2, n_heads=1, positional="nope"),
+}
+
+
+@pytest.fixture(params=sorted(SMALL_NETS))
+def small_net(request):
+    torch.manual_seed(0)
+    return SMALL_NETS[request.param]()

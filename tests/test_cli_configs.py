@@ -1,0 +1,93 @@
+"""Every file in configs/ parses and survives a fast_dev_run; bad settings exit non-zero, named."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from numsym_pl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH_CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+OVERLAYS = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").glob("*/*.yaml")
+                  if p.parent.name in ("tasks", "loggers"))
+FAST = ["--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
+        "--data.val_size", "16", "--data.train_size", "32"]
+
+
+def _fit(tmp_path, *configs, extra=()):
+    os.chdir(tmp_path)
+    args = ["fit"]
+    for c in configs:
+        args += ["--config", str(ROOT / "configs" / c)]
+    main(args + FAST + list(extra))
+
+
+def test_every_arch_config_is_covered():
+    assert {"gru.yaml", "lstm.yaml", "transformer_rope.yaml", "transformer_nope.yaml"} <= set(ARCH_CONFIGS)
+
+
+@pytest.mark.parametrize("config", ARCH_CONFIGS)
+def test_arch_config_fast_dev_run(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _fit(tmp_path, config)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_fast_dev_run(overlay, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _fit(tmp_path, "gru.yaml", overlay)
+
+
+def _run_cli(*args, cwd):
+    env = dict(os.environ, WANDB_MODE="offline")
+    return subprocess.run([sys.executable, "-m", "numsym_pl", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--data.variantt", "multi"], "variantt"),
+    (["--model.lrr", "0.1"], "lrr"),
+    (["--data.p_void", "1.5"], "p_void"),
+    (["--data.heldout_counts", "[25]"], "heldout_counts"),
+    (["--data.variant", "many"], "variant"),
+    (["--data.min_count", "9", "--data.max_count", "3"], "max_count"),
+])
+def test_bad_settings_exit_nonzero_naming_the_field(args, needle, tmp_path):
+    res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), *FAST, *args, cwd=tmp_path)
+    assert res.returncode != 0
+    assert needle in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_misspelled_key_in_a_config_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  batch_sise: 64\n")
+    res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--config", str(bad), *FAST, cwd=tmp_path)
+    assert res.returncode != 0 and "batch_sise" in res.stderr
+
+
+def test_print_config_and_module_entry_point(tmp_path):
+    res = _run_cli("fit", "--config", str(ROOT / "configs" / "lstm.yaml"), "--print_config", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "numsym_pl.models.LSTMLM" in res.stdout and "vocab_size" not in res.stdout.split("data:")[0].split("net:")[1]
+
+
+def test_wandb_switch_writes_an_offline_run_with_config(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
+    os.environ["WANDB_DIR"] = str(tmp_path)
+    main(["fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--config", str(ROOT / "configs" / "loggers" / "wandb.yaml"),
+          "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+          "--trainer.enable_progress_bar", "false", "--data.val_size", "16", "--data.train_size", "32"])
+    import wandb
+
+    wandb.finish()
+    runs = list(tmp_path.glob("runs/wandb/offline-run-*"))
+    assert runs, list(tmp_path.rglob("*"))[:20]
+    record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's log of records
+    for key in (b"GRULM", b"hidden_size", b"seed_everything", b"gradient_clip_val", b"val/acc_trial"):
+        assert key in record, key
