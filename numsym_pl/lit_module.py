@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -60,6 +61,9 @@ class NextTokenLM(pl.LightningModule):
         optimizer: ``adam`` (reference) or ``adamw``.
         weight_decay: weight decay (decoupled for adamw).
         warmup_steps: linear learning-rate warm-up, in optimizer steps.
+        lr_decay: after warm-up, ``none`` keeps lr constant (reference); ``cosine`` decays it to
+            ``min_lr_ratio * lr`` at the last step (steadier final checkpoints).
+        min_lr_ratio: floor of the cosine decay, as a fraction of lr.
         loss_on: ``all`` non-pad next-token positions (reference, includes the random demo tokens)
             or ``response`` phase only.
         pad_id: padding token id (linked from the data module).
@@ -67,10 +71,13 @@ class NextTokenLM(pl.LightningModule):
 
     def __init__(self, net: nn.Module, lr: float = 5e-4, optimizer: Literal["adam", "adamw"] = "adam",
                  weight_decay: float = 0.0, warmup_steps: int = 100,
+                 lr_decay: Literal["none", "cosine"] = "none", min_lr_ratio: float = 0.1,
                  loss_on: Literal["all", "response"] = "all", pad_id: int = 0):
         super().__init__()
         if loss_on not in ("all", "response"):
             raise ConfigError(f"loss_on: must be 'all' or 'response', got {loss_on!r}")
+        if lr_decay not in ("none", "cosine"):
+            raise ConfigError(f"lr_decay: must be 'none' or 'cosine', got {lr_decay!r}")
         if optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer: must be 'adam' or 'adamw', got {optimizer!r}")
         self.save_hyperparameters()
@@ -126,7 +133,18 @@ class NextTokenLM(pl.LightningModule):
         cls = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam
         opt = cls(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         warm = max(1, self.hparams.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / warm))
+        total = max(warm + 1, int(self.trainer.estimated_stepping_batches)) if self._trainer else warm + 1
+        floor, cosine = self.hparams.min_lr_ratio, self.hparams.lr_decay == "cosine"
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            if not cosine:
+                return 1.0
+            progress = min(1.0, (step - warm) / (total - warm))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
