@@ -1,0 +1,38 @@
+"""Interchange-intervention accuracy as a torchmetrics Metric (syncs across DDP ranks)."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+
+
+class IIA(Metric):
+    """Fraction of pairs whose every scored counterfactual token is predicted exactly (whole
+    sequence, not per token), overall and per group (e.g. the count carried by the source).
+
+    Args:
+        n_groups: groups 0..n_groups-1 tallied separately; values outside are clipped into range.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, n_groups: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.n_groups = n_groups
+        self.add_state("correct", torch.zeros(n_groups, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", torch.zeros(n_groups, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, cf: torch.Tensor, loss_mask: torch.Tensor, groups: torch.Tensor | None = None) -> None:
+        """logits [B, Lc-1, V] on the counterfactual inputs ``cf[:, :-1]``; targets ``cf[:, 1:]``."""
+        ok = ((logits.argmax(-1) == cf[:, 1:]) | ~loss_mask).all(1)  # [B]
+        g = torch.zeros_like(ok, dtype=torch.long) if groups is None else groups.long().clamp(0, self.n_groups - 1)
+        self.correct += torch.bincount(g[ok], minlength=self.n_groups)
+        self.total += torch.bincount(g, minlength=self.n_groups)
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.sum().float() / self.total.sum().clamp(min=1)
+
+    def per_group(self) -> dict[int, float]:
+        """{group: IIA} for the groups seen, from this process's tallies."""
+        return {int(g): float(self.correct[g]) / int(self.total[g]) for g in torch.nonzero(self.total).flatten()}

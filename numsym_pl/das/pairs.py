@@ -1,0 +1,101 @@
+"""Counterfactual pairs for interchange interventions (SPEC §3, last item).
+
+For each pair: a source and a target trial, positions ``i_s`` and ``i_t`` drawn uniformly over
+positions whose input token is a demo-phase token (demo or void) or a response token, the
+program's variable(s) read on the source at ``i_s``, written into the target's state at ``i_t``,
+and the program rolled forward to E. The counterfactual sequence is the target up to ``i_t``
+followed by that continuation. The scored targets are its response-phase tokens (R's and E)
+after the intervention: positions before ``i_t`` are not touched by it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from numsym_pl.programs import Program, TokenKinds, rollout
+from numsym_pl.tasks import VOCAB, Task
+
+
+@dataclass
+class PairBatch:
+    """Tensors of N pairs. ``cf`` is the counterfactual sequence; ``loss_mask[b, t]`` marks the
+    next-token targets ``cf[b, t + 1]`` that are scored."""
+
+    source: torch.Tensor  # [N, Ls]
+    source_pos: torch.Tensor  # [N] i_s
+    cf: torch.Tensor  # [N, Lc]
+    target_pos: torch.Tensor  # [N] i_t
+    loss_mask: torch.Tensor  # [N, Lc - 1] bool
+    source_value: torch.Tensor  # [N] value of the first intervened variable on the source
+    target_count: torch.Tensor  # [N] objects of the target trial
+
+    def __len__(self) -> int:
+        return len(self.source_pos)
+
+    def __getitem__(self, idx) -> "PairBatch":
+        return PairBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def to(self, device) -> "PairBatch":
+        return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def _intervenable_positions(tokens: np.ndarray, trigger: np.ndarray, count: np.ndarray, rng) -> np.ndarray:
+    """One position per row, uniform over demo-phase and response inputs (not P, B, T, E)."""
+    j = np.arange(tokens.shape[1])[None, :]
+    ok = ((j >= 1) & (j < trigger[:, None])) | ((j > trigger[:, None]) & (j <= (trigger + count)[:, None]))
+    keys = np.where(ok, rng.random(tokens.shape), -1.0)
+    return keys.argmax(1)
+
+
+def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, seed: int,
+               source_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train",
+               target_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train") -> PairBatch:
+    """``n`` counterfactual pairs, vectorised and reproducible from ``seed``. Counts are drawn
+    from a named set of the task or uniformly from an explicit list."""
+    variables = program.check_variables(variables)
+    rng = np.random.default_rng(seed)
+    kinds = TokenKinds.of(task)
+
+    def sample(which):
+        counts = rng.choice(np.asarray(which), n) if not isinstance(which, str) else task.sample_counts(which, n, rng)
+        return task.sample(counts, rng)
+
+    src, tgt = sample(source_counts), sample(target_counts)
+    i_s = _intervenable_positions(src.tokens, src.trigger, src.count, rng)
+    i_t = _intervenable_positions(tgt.tokens, tgt.trigger, tgt.count, rng)
+    b = np.arange(n)
+    src_state, _ = program.trace(src.tokens, kinds, src.count)
+    tgt_state, _ = program.trace(tgt.tokens, kinds, tgt.count)
+    state = {k: v[b, i_t] for k, v in tgt_state.items()}
+    for var in variables:
+        state[var] = src_state[var][b, i_s]
+    max_steps = 2 * int(max(src.count.max(), tgt.count.max())) + 4
+    cont = rollout(program, state, tgt.count, kinds, rng, max_steps)  # [N, S]
+
+    # counterfactual = target[: i_t + 1] ++ continuation, built with one gather
+    L = int((i_t + 1 + (cont != VOCAB.PAD).sum(1)).max())
+    j = np.arange(L)[None, :]
+    from_cont = j > i_t[:, None]
+    cont_idx = np.clip(j - i_t[:, None] - 1, 0, cont.shape[1] - 1)
+    tgt_idx = np.minimum(j, tgt.tokens.shape[1] - 1)
+    cf = np.where(from_cont, np.take_along_axis(cont, cont_idx, 1), np.take_along_axis(tgt.tokens, tgt_idx, 1))
+    cf = np.where(from_cont & (j - i_t[:, None] - 1 >= cont.shape[1]), VOCAB.PAD, cf)
+
+    # scored targets: response-phase tokens (R, E) at next-token positions t >= i_t; the response
+    # phase starts at a T, or at i_t itself when the intervention set the program's phase to 1
+    nxt = cf[:, 1:]
+    phase_after = (np.cumsum(cf == VOCAB.TRIG, 1)[:, :-1] > 0) | (state["phase"][:, None] == 1)
+    t = np.arange(L - 1)[None, :]
+    resp_target = phase_after & ((nxt == kinds.resp) | (nxt == VOCAB.EOS))
+    loss_mask = resp_target & (t >= i_t[:, None])
+    if not loss_mask.any(1).all():
+        raise RuntimeError("make_pairs: a counterfactual without a scored response token")
+
+    as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x))
+    return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
+                     loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
+                     target_count=as_t(tgt.count))

@@ -1,0 +1,224 @@
+"""Distributed Alignment Search on a frozen net: fit a rotation, measure IIA and the baselines.
+
+Plain PyTorch, no Trainer: the net is deep-copied and frozen, the pairs are generated once from
+their own seed, and only the rotation is trained (teacher-forced cross-entropy on the scored
+counterfactual tokens). Source states are computed once per pair set, since the net is frozen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from numsym_pl.das.iia import IIA
+from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.pairs import PairBatch, make_pairs
+from numsym_pl.errors import ConfigError
+from numsym_pl.models.interface import SequenceModel
+from numsym_pl.programs import get_program
+from numsym_pl.tasks import Task
+
+
+@dataclass
+class Alignment:
+    """A hypothesis to test: a program's variable(s) at a site of the net, in a subspace.
+
+    Args:
+        program: ``up_down``, ``up_up`` or ``ctx_distr``.
+        variables: the program variable(s) intervened on; several get disjoint blocks.
+        site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers).
+        subspace: coordinates per variable.
+    """
+
+    program: str = "up_down"
+    variables: Sequence[str] = ("count",)
+    site: str = "state"
+    subspace: int = 16
+
+    def __post_init__(self):
+        self.variables = get_program(self.program).check_variables(self.variables)
+
+    @property
+    def key(self) -> str:
+        """``<program>.<var>[+<var>]/<site>``, the metric namespace under ``das/``."""
+        return f"{self.program}.{'+'.join(self.variables)}/{self.site}"
+
+
+@dataclass
+class SearchSettings:
+    """How to fit and score a rotation (reference: 10k / 1k pairs, Adam 1e-3, batch 128).
+
+    Args:
+        n_train: training pairs.
+        n_val: validation pairs (early stopping).
+        n_test: held-out pairs the reported IIA is measured on.
+        max_steps: most optimizer steps.
+        batch_size: pairs per step.
+        lr: Adam learning rate of the rotation.
+        eval_every: steps between IIA checks on the train subset and the validation pairs.
+        target_iia: stop once train and validation IIA both reach it.
+        patience: stop after this many checks without a validation gain of more than 0.002.
+        seed: seed of pairs and rotation initialisation.
+        baselines: also score identity, full-state swap and a random rotation.
+        precision: ``32`` or ``bf16`` (autocast for the net; the rotation is always fp32).
+        progress: show a progress bar.
+    """
+
+    n_train: int = 10000
+    n_val: int = 1000
+    n_test: int = 1000
+    max_steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    eval_every: int = 100
+    target_iia: float = 0.995
+    patience: int = 5
+    seed: int = 0
+    baselines: bool = True
+    precision: str = "32"
+    progress: bool = True
+
+
+@dataclass
+class DASResult:
+    program: str
+    variables: list[str]
+    site: str
+    subspace: int
+    iia: float
+    iia_identity: float | None
+    iia_full_swap: float | None
+    iia_random: float | None
+    iia_val: float
+    steps: int
+    seconds: float
+    per_count: dict[int, float]
+    history: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision in ("32", "32-true", "fp32"):
+        return contextlib.nullcontext()
+    if precision.startswith("bf16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision.startswith("16"):
+        return torch.autocast(device.type, dtype=torch.float16)
+    raise ConfigError(f"precision: unsupported DAS precision {precision!r}")
+
+
+@torch.no_grad()
+def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000) -> torch.Tensor:
+    """The site's state of every source at its ``i_s``: [N, d]."""
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        p = pairs[i: i + batch_size]
+        s = net.states(p.source, site)  # [B, Ls, d]
+        out.append(s[torch.arange(len(p)), p.source_pos].float())
+    return torch.cat(out)
+
+
+def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, src: torch.Tensor) -> torch.Tensor:
+    """Logits [B, Lc-1, V] of the net on the counterfactual inputs, patched at ``i_t``."""
+    return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src))
+
+
+@torch.no_grad()
+def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32") -> IIA:
+    metric = IIA().to(src.device)
+    for i in range(0, len(pairs), batch_size):
+        p = pairs[i: i + batch_size]
+        with _autocast(src.device, precision):
+            logits = patched_logits(net, swap, site, p, src[i: i + batch_size])
+        metric.update(logits, p.cf, p.loss_mask, p.source_value)
+    return metric
+
+
+class PairSets:
+    """The train / validation / test pairs of one alignment and their precomputed source states."""
+
+    def __init__(self, net, task: Task, alignment: Alignment, settings: SearchSettings, device):
+        program = get_program(alignment.program)
+        sizes = {"train": settings.n_train, "val": settings.n_val, "test": settings.n_test}
+        self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=settings.seed * 1000 + i).to(device)
+                      for i, (name, n) in enumerate(sizes.items())}
+        self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
+
+
+def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings) -> tuple[int, list[dict]]:
+    """Train ``swap``'s rotation; returns (steps taken, history of checks)."""
+    opt = torch.optim.Adam(swap.parameters(), lr=settings.lr)
+    train, src = sets.pairs["train"], sets.src["train"]
+    gen = torch.Generator().manual_seed(settings.seed)
+    n_check = min(len(train), settings.n_val or 1000)
+    history, best, stale, step = [], -1.0, 0, 0
+    bar = tqdm(total=settings.max_steps, desc="DAS", disable=not settings.progress, leave=False)
+    perm = torch.randperm(len(train), generator=gen)
+    cursor = 0
+    while step < settings.max_steps:
+        if cursor + settings.batch_size > len(train):
+            perm, cursor = torch.randperm(len(train), generator=gen), 0
+        idx = perm[cursor: cursor + settings.batch_size].to(src.device)
+        cursor += settings.batch_size
+        batch = train[idx]
+        with _autocast(src.device, settings.precision):
+            logits = patched_logits(net, swap, site, batch, src[idx])
+        loss = F.cross_entropy(logits[batch.loss_mask].float(), batch.cf[:, 1:][batch.loss_mask])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % settings.eval_every == 0 or step == settings.max_steps:
+            iia_train = evaluate(net, swap, site, train[:n_check], src[:n_check], precision=settings.precision).compute().item()
+            iia_val = evaluate(net, swap, site, sets.pairs["val"], sets.src["val"], precision=settings.precision).compute().item()
+            history.append({"step": step, "loss": loss.item(), "iia_train": iia_train, "iia_val": iia_val})
+            bar.set_postfix(loss=f"{loss.item():.3f}", iia_val=f"{iia_val:.3f}")
+            if iia_train >= settings.target_iia and iia_val >= settings.target_iia:
+                break
+            best, stale = (iia_val, 0) if iia_val > best + 0.002 else (best, stale + 1)
+            if stale >= settings.patience:
+                break
+    bar.close()
+    return step, history
+
+
+def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings: SearchSettings | None = None,
+                  init_rotation: dict | None = None) -> tuple[DASResult, SubspaceSwap]:
+    """Fit DAS for ``alignment`` on a frozen copy of ``net`` and score it on held-out pairs.
+    ``init_rotation`` (a ``SubspaceSwap`` state_dict) warm-starts the rotation."""
+    settings = settings or SearchSettings()
+    t0 = time.perf_counter()
+    frozen = copy.deepcopy(net).eval().requires_grad_(False)
+    width = frozen.site_width(alignment.site)
+    device = next(frozen.parameters()).device
+    n_blocks = len(alignment.variables)
+    swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=settings.seed).to(device)
+    if init_rotation is not None:
+        swap.load_state_dict(init_rotation)
+    sets = PairSets(frozen, task, alignment, settings, device)
+    steps, history = fit_rotation(frozen, swap, alignment.site, sets, settings)
+    seconds = time.perf_counter() - t0
+    test = lambda s: evaluate(frozen, s, alignment.site, sets.pairs["test"], sets.src["test"], precision=settings.precision)
+    metric = test(swap)
+    base = {}
+    if settings.baselines:
+        for kind in ("identity", "full", "random"):
+            b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=settings.seed + 1).to(device)
+            base[kind] = test(b).compute().item()
+    val = evaluate(frozen, swap, alignment.site, sets.pairs["val"], sets.src["val"], precision=settings.precision)
+    result = DASResult(
+        program=alignment.program, variables=list(alignment.variables), site=alignment.site,
+        subspace=alignment.subspace, iia=metric.compute().item(), iia_identity=base.get("identity"),
+        iia_full_swap=base.get("full"), iia_random=base.get("random"), iia_val=val.compute().item(),
+        steps=steps, seconds=seconds, per_count=metric.per_group(), history=history)
+    return result, swap
