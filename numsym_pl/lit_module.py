@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -80,7 +81,9 @@ class NextTokenLM(pl.LightningModule):
             raise ConfigError(f"lr_decay: must be 'none' or 'cosine', got {lr_decay!r}")
         if optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer: must be 'adam' or 'adamw', got {optimizer!r}")
-        self.save_hyperparameters()
+        with warnings.catch_warnings():  # `net` is saved as its config by LightningCLI; the object itself is fine
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+            self.save_hyperparameters()
         self.net = net
         self.val_metrics = nn.ModuleDict({
             f"{name}_{kind}": MeanMetric() for name in VAL_SET_ORDER for kind in ("acc_trial", "acc_token", "loss")

@@ -11,7 +11,7 @@ import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -32,17 +32,20 @@ class Alignment:
 
     Args:
         program: ``up_down``, ``up_up`` or ``ctx_distr``.
-        variables: the program variable(s) intervened on; several get disjoint blocks.
+        variables: the program variable(s) intervened on (a list, or names joined by ``+``);
+            several get disjoint blocks.
         site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers).
         subspace: coordinates per variable.
     """
 
     program: str = "up_down"
-    variables: Sequence[str] = ("count",)
+    variables: Union[str, Sequence[str]] = ("count",)
     site: str = "state"
     subspace: int = 16
 
     def __post_init__(self):
+        if isinstance(self.variables, str):
+            self.variables = self.variables.replace(",", "+").split("+")
         self.variables = get_program(self.program).check_variables(self.variables)
 
     @property

@@ -1,0 +1,83 @@
+"""``numsym_pl das``: post-hoc alignment of a trained checkpoint.
+
+    numsym_pl das --ckpt_path RUN/checkpoints/last.ckpt --program up_down --variables count \\
+        --site state --subspace 16 [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
+
+Prints a short table and writes ``das_result.json`` next to the checkpoint (or into ``--out``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from numsym_pl.das.search import Alignment, SearchSettings, run_alignment
+from numsym_pl.errors import ConfigError
+from numsym_pl.lit_module import NextTokenLM
+from numsym_pl.tasks import Task
+
+TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_counts", "p_void")
+
+
+def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, Task]:
+    """The trained module and the task it was trained on, from a checkpoint written by ``fit``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated or not a checkpoint
+        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {err})") from err
+    hp, dm = ckpt.get("hyper_parameters", {}), ckpt.get("datamodule_hyper_parameters")
+    if not isinstance(hp.get("net"), dict) or dm is None:
+        raise ConfigError(f"ckpt_path: {path} lacks the model/data configuration; was it written by `numsym_pl fit`?")
+    lm = NextTokenLM.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    return lm, Task(**{k: dm[k] for k in TASK_FIELDS if k in dm})
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="numsym_pl das", description="Fit DAS on a trained checkpoint and report IIA.")
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below.")
+    parser.add_argument("--ckpt_path", type=str, required=True, help="Checkpoint written by `numsym_pl fit`.")
+    parser.add_class_arguments(Alignment, nested_key=None, as_group=True)
+    parser.add_class_arguments(SearchSettings, "settings")
+    parser.add_argument("--out", type=str, default=None, help="Directory for das_result.json (default: the checkpoint's).")
+    return parser
+
+
+def format_table(result: dict) -> str:
+    rows = [("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
+            ("subspace", result["subspace"]), ("IIA (held-out pairs)", result["iia"]),
+            ("IIA identity (raw neurons)", result["iia_identity"]), ("IIA full-state swap", result["iia_full_swap"]),
+            ("IIA random rotation", result["iia_random"]), ("steps", result["steps"]),
+            ("seconds", result["seconds"])]
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    out_dir = Path(cfg.out) if cfg.out else Path(cfg.ckpt_path).parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(out_dir, os.W_OK):
+        raise ConfigError(f"out: cannot write to {out_dir}")
+    lm, task = load_checkpoint(cfg.ckpt_path)
+    alignment = Alignment(cfg.program, cfg.variables, cfg.site, cfg.subspace)
+    lm.net.check_site(alignment.site)
+    lm.net.eval()
+    settings = SearchSettings(**cfg.settings.as_dict())
+    result, _ = run_alignment(lm.net, task, alignment, settings)
+    record = {**result.as_dict(), "ckpt_path": str(cfg.ckpt_path), "task": task.variant, "settings": cfg.settings.as_dict()}
+    print(format_table(record))
+    path = out_dir / "das_result.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)  # atomic: a crash never leaves half a result
+    print(f"wrote {path}")
+    return record

@@ -1,0 +1,154 @@
+"""Golden tests of the intervention, forward_patched against the per-step reference, and pairs."""
+
+import numpy as np
+import pytest
+import torch
+
+from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.pairs import make_pairs
+from numsym_pl.programs import PROGRAMS, TokenKinds
+from numsym_pl.tasks import VOCAB, Task
+from tests.conftest import SMALL_NETS
+
+
+def test_rotated_swap_equals_a_swap_done_by_hand():
+    torch.manual_seed(0)
+    swap = SubspaceSwap(8, subspace=3, n_blocks=1, kind="rotation", seed=3)
+    W = swap.weight.detach()
+    assert torch.allclose(W @ W.T, torch.eye(8), atol=1e-5)
+    t, s = torch.randn(5, 8), torch.randn(5, 8)
+    zt, zs = t @ W, s @ W
+    z = torch.cat([zs[:, :3], zt[:, 3:]], 1)
+    torch.testing.assert_close(swap(t, s), z @ W.T)
+
+
+def test_two_blocks_and_block_selection():
+    swap = SubspaceSwap(8, subspace=2, n_blocks=2, kind="random", seed=1)
+    W = swap.weight
+    t, s = torch.randn(4, 8), torch.randn(4, 8)
+    zt, zs = t @ W, s @ W
+    only_second = torch.cat([zt[:, :2], zs[:, 2:4], zt[:, 4:]], 1) @ W.T
+    torch.testing.assert_close(swap(t, s, blocks=torch.tensor([False, True])), only_second)
+    both = torch.cat([zs[:, :4], zt[:, 4:]], 1) @ W.T
+    torch.testing.assert_close(swap(t, s), both)
+
+
+def test_baselines():
+    t, s = torch.randn(4, 6), torch.randn(4, 6)
+    ident = SubspaceSwap(6, 2, kind="identity")
+    torch.testing.assert_close(ident(t, s), torch.cat([s[:, :2], t[:, 2:]], 1))
+    torch.testing.assert_close(SubspaceSwap(6, 2, kind="full")(t, s), s)
+    assert not SubspaceSwap(6, 2, kind="random").weight.requires_grad
+    assert sum(p.requires_grad for p in SubspaceSwap(6, 2).parameters()) == 1
+
+
+def test_rotation_stays_fp32_under_bf16_autocast():
+    swap = SubspaceSwap(8, 2)
+    t, s = torch.randn(3, 8).bfloat16(), torch.randn(3, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = swap(t, s)
+    assert out.dtype == torch.bfloat16 and swap.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("kwargs, field", [({"subspace": 9}, "subspace"), ({"subspace": 5, "n_blocks": 2}, "subspace"),
+                                           ({"kind": "mirror"}, "intervention")])
+def test_bad_swap_settings_are_named(kwargs, field):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        SubspaceSwap(8, **{"subspace": 2, **kwargs})
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL_NETS))
+def test_forward_patched_matches_the_per_step_reference(arch):
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]().double()
+    tokens = torch.randint(1, VOCAB.size, (6, 15))
+    positions = torch.tensor([1, 4, 14, 7, 0, 9])
+    for site, (width, _) in net.sites.items():
+        shift = torch.randn(6, width, dtype=torch.float64)
+        patch = lambda h: h * 0.5 + shift
+        got = net.forward_patched(tokens, site, positions, patch)
+        if hasattr(net, "forward_patched_reference"):
+            ref = net.forward_patched_reference(tokens, site, positions, patch)
+        else:  # transformer reference: patch the full-sequence residual by a forward hook on each block
+            ref = _transformer_hook_reference(net, tokens, site, positions, patch)
+        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+        clean = net(tokens)
+        for b, p in enumerate(positions):  # before the patch nothing changes
+            torch.testing.assert_close(got[b, :p], clean[b, :p])
+
+
+def _transformer_hook_reference(net, tokens, site, positions, patch):
+    k = int(site.split(".")[1])
+    b = torch.arange(len(tokens))
+
+    def replace(x):
+        x = x.clone()
+        x[b, positions] = patch(x[b, positions])
+        return x
+
+    if k == 0:
+        handle = net.embed.register_forward_hook(lambda m, i, o: replace(o))
+    else:
+        handle = net.blocks[k - 1].register_forward_hook(lambda m, i, o: replace(o))
+    try:
+        return net(tokens)
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_forward_patched_float32_within_1e5(arch):
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]()
+    tokens = torch.randint(1, VOCAB.size, (32, 40))
+    positions = torch.randint(0, 40, (32,))
+    shift = torch.randn(32, net.site_width("state"))
+    patch = lambda h: h.flip(-1) * 0.7 + shift  # row-wise, like a swap with per-row sources
+    torch.testing.assert_close(net.forward_patched(tokens, "state", positions, patch),
+                               net.forward_patched_reference(tokens, "state", positions, patch), atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_reach_the_patch_only():
+    net = SMALL_NETS["gru"]().requires_grad_(False)
+    swap = SubspaceSwap(16, 4)
+    tokens = torch.randint(1, VOCAB.size, (4, 10))
+    src = torch.randn(4, 16)
+    out = net.forward_patched(tokens, "state", torch.tensor([2, 3, 4, 5]), lambda h: swap(h, src))
+    out.sum().backward()
+    assert all(p.grad is not None for p in swap.parameters())
+
+
+@pytest.mark.parametrize("program, variables", [("up_down", ["count"]), ("up_down", ["count", "phase"]),
+                                                ("up_up", ["demo_count"]), ("up_up", ["resp_count"]),
+                                                ("ctx_distr", ["balance"]), ("up_down", ["phase"])])
+@pytest.mark.parametrize("variant", ["multi", "same"])
+def test_pairs_are_consistent(program, variables, variant):
+    task = Task(variant, p_void=0.2 if variant == "multi" else 0.0)
+    p = make_pairs(task, PROGRAMS[program], variables, 500, seed=1)
+    kinds = TokenKinds.of(task)
+    cf, i_t = p.cf.numpy(), p.target_pos.numpy()
+    # positions are demo-phase or response inputs, never P, B, T, E
+    for tok, pos in [(p.source.numpy(), p.source_pos.numpy()), (cf, i_t)]:
+        at = tok[np.arange(len(pos)), pos]
+        assert np.isin(at, list(kinds.demo) + [kinds.resp, VOCAB.VOID]).all()
+    # scored targets are R or E at or after i_t, and every counterfactual ends with a scored E
+    t = np.arange(cf.shape[1] - 1)[None]
+    mask = p.loss_mask.numpy()
+    assert not (mask & (t < i_t[:, None])).any()
+    assert np.isin(cf[:, 1:][mask], [kinds.resp, VOCAB.EOS]).all()
+    assert ((cf[:, 1:] == VOCAB.EOS) & mask).sum(1).tolist() == [1] * len(cf)
+    # reproducible
+    q = make_pairs(task, PROGRAMS[program], variables, 500, seed=1)
+    assert torch.equal(p.cf, q.cf) and torch.equal(p.source, q.source)
+
+
+def test_up_down_pairs_respond_with_the_source_count_in_the_response_phase():
+    task = Task("single")
+    p = make_pairs(task, PROGRAMS["up_down"], ["count"], 400, seed=2)
+    cf = p.cf.numpy()
+    for b in range(len(cf)):
+        i = int(p.target_pos[b])
+        if (cf[b, : i + 1] == VOCAB.TRIG).any():  # intervened in the response phase
+            rest = cf[b, i + 1:]
+            n_resp = int((rest == VOCAB.RESP).sum())
+            assert n_resp == int(p.source_value[b]) and rest[n_resp] == VOCAB.EOS

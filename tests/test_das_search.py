@@ -1,0 +1,105 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from numsym_pl.cli import main
+from numsym_pl.das import IIA, Alignment, SearchSettings, run_alignment
+from numsym_pl.tasks import Task
+from tests.conftest import SMALL_NETS
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = SearchSettings(n_train=256, n_val=128, n_test=128, max_steps=6, batch_size=32, eval_every=3, progress=False)
+
+
+def test_iia_metric_is_whole_sequence_and_grouped():
+    m = IIA(n_groups=4)
+    cf = torch.tensor([[1, 2, 3], [1, 2, 3]])
+    mask = torch.tensor([[True, True], [False, True]])
+    logits = torch.nn.functional.one_hot(torch.tensor([[2, 0], [0, 3]]), 5).float()  # row 0 wrong at t=1
+    m.update(logits, cf, mask, torch.tensor([1, 2]))
+    assert m.compute().item() == 0.5 and m.per_group() == {1: 0.0, 2: 1.0}
+
+
+@pytest.mark.parametrize("arch, site", [("gru", "state"), ("lstm", "state"), ("rope", "resid.1"), ("nope", "resid.2")])
+def test_run_alignment_reports_iia_and_baselines(arch, site):
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]()
+    result, swap = run_alignment(net, Task("multi"), Alignment("up_down", "count", site, 4), TINY)
+    d = result.as_dict()
+    for key in ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_val"):
+        assert 0.0 <= d[key] <= 1.0
+    assert d["steps"] == 6 and len(d["history"]) == 2 and d["per_count"]
+    assert all(p.requires_grad for p in net.parameters())  # the caller's net is not frozen by DAS
+    assert torch.allclose(swap.weight @ swap.weight.T, torch.eye(net.site_width(site)), atol=1e-4)
+
+
+def test_alignment_rejects_unknown_variables():
+    with pytest.raises(ValueError, match="^variables:"):
+        Alignment("up_up", "count")
+    assert Alignment("up_down", "count+phase").variables == ("count", "phase")
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fit")
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        main(["fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--trainer.max_epochs", "1",
+              "--trainer.limit_train_batches", "2", "--trainer.enable_progress_bar", "false",
+              "--data.val_size", "16", "--data.train_size", "64", "--model.net.init_args.hidden_size", "16"])
+    finally:
+        os.chdir(cwd)
+    return next(d.glob("runs/gru/*/checkpoints/last.ckpt"))
+
+
+def _das(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "numsym_pl", "das", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+SMALL = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64",
+         "--settings.max_steps", "3", "--settings.eval_every", "3", "--settings.progress", "false"]
+
+
+def test_das_command_writes_result_json(tiny_ckpt, tmp_path):
+    res = _das("--ckpt_path", str(tiny_ckpt), "--program", "up_down", "--variables", "count", "--site", "state",
+               "--subspace", "4", *SMALL, "--out", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "das_result.json").read_text())
+    for key in ("program", "variables", "site", "subspace", "iia", "iia_identity", "iia_full_swap", "steps", "seconds"):
+        assert key in data
+    assert data["variables"] == ["count"] and "IIA (held-out pairs)" in res.stdout
+
+
+def test_das_command_from_a_config_file(tiny_ckpt, tmp_path):
+    cfg = tmp_path / "das.yaml"
+    cfg.write_text(f"ckpt_path: {tiny_ckpt}\nprogram: up_up\nvariables: [demo_count]\nsite: state\nsubspace: 2\n"
+                   "settings: {n_train: 64, n_val: 32, n_test: 32, max_steps: 2, eval_every: 2, progress: false}\n")
+    res = _das("--config", str(cfg), "--out", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "das_result.json").read_text())["program"] == "up_up"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--site", "resid.1"], "site:"),
+    (["--variables", "demo_count"], "variables:"),
+    (["--subspace", "64"], "subspace:"),
+    (["--program", "down_up"], "program:"),
+])
+def test_das_command_bad_input_is_named(tiny_ckpt, tmp_path, args, needle):
+    res = _das("--ckpt_path", str(tiny_ckpt), *SMALL, *args, cwd=tmp_path)
+    assert res.returncode != 0 and needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_das_command_truncated_checkpoint(tiny_ckpt, tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(tiny_ckpt.read_bytes()[:1000])
+    res = _das("--ckpt_path", str(bad), *SMALL, cwd=tmp_path)
+    assert res.returncode != 0 and "bad.ckpt" in res.stderr and "Traceback" not in res.stderr
