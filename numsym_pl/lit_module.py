@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -13,6 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.models.interface import build_net
 from numsym_pl.tasks import response_target_mask
 
 VAL_SET_ORDER = ("id", "heldout", "ood")
@@ -81,9 +81,11 @@ class NextTokenLM(pl.LightningModule):
             raise ConfigError(f"lr_decay: must be 'none' or 'cosine', got {lr_decay!r}")
         if optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer: must be 'adam' or 'adamw', got {optimizer!r}")
-        with warnings.catch_warnings():  # `net` is saved as its config by LightningCLI; the object itself is fine
-            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
-            self.save_hyperparameters()
+        if isinstance(net, dict):  # rebuilt from a checkpoint's hyper-parameters
+            net = build_net(net)
+        # the net goes into the checkpoint as plain data (class path + arguments), never pickled
+        self.save_hyperparameters(ignore=["net"])
+        self.hparams["net"] = net.init_config
         self.net = net
         self.val_metrics = nn.ModuleDict({
             f"{name}_{kind}": MeanMetric() for name in VAL_SET_ORDER for kind in ("acc_trial", "acc_token", "loss")

@@ -137,7 +137,7 @@ def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: Pai
 
 @torch.no_grad()
 def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32") -> IIA:
-    metric = IIA().to(src.device)
+    metric = IIA(sync_on_compute=False).to(src.device)  # every rank scores the same pairs
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):

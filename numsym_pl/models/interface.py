@@ -3,6 +3,9 @@ architecture in particular (DESIGN.md, "The model interface")."""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 from typing import Callable
 
 import torch
@@ -26,6 +29,23 @@ class SequenceModel(nn.Module):
     """
 
     vocab_size: int
+    init_config: dict  # {"class_path", "init_args"}: how to build this net again (set on construction)
+
+    def __init_subclass__(cls, **kwargs):
+        """Record each net's constructor arguments, so checkpoints can store the net as plain data."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if "init_config" not in self.__dict__:  # the outermost subclass records
+                bound = inspect.signature(init).bind(self, *args, **kw)
+                bound.apply_defaults()
+                args_ = {k: v for k, v in bound.arguments.items() if k != "self"}
+                self.__dict__["init_config"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args_}
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
 
     @property
     def sites(self) -> dict[str, tuple[int, str]]:
@@ -46,3 +66,10 @@ class SequenceModel(nn.Module):
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
         raise NotImplementedError
+
+
+def build_net(config: dict) -> SequenceModel:
+    """Instantiate a net from ``{"class_path": ..., "init_args": {...}}`` (its ``init_config``)."""
+    module, _, name = config["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**config.get("init_args", {}))

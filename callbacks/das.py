@@ -1,0 +1,144 @@
+"""DASCallback: IIA recorded beside task accuracy during training (learning dynamics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+from numsym_pl.analysis.figures import learning_dynamics
+from numsym_pl.das.search import Alignment, SearchSettings, run_alignment
+from numsym_pl.errors import ConfigError
+from numsym_pl.tasks import Task
+
+BASELINES = ("iia_identity", "iia_full_swap", "iia_random")
+
+
+class DASCallback(pl.Callback):
+    """Every ``every_n_epochs`` training epochs, and at the end of fit, fits DAS for each alignment
+    on a frozen copy of the net and logs ``das/<program>.<variables>/<site>/iia`` (and the
+    baselines, steps and seconds) at the current epoch and global step.
+
+    DAS has its own RNG, seeded from ``settings.seed`` and the epoch, and the global RNG state is
+    restored afterwards, so a run with this callback trains exactly like one without it. It runs
+    identically on every DDP rank (same pairs and seeds, no collectives), so the logged IIA equals a
+    single-process run on the same weights. Its state (history, last rotations) is checkpointed.
+
+    Args:
+        alignments: what to align, each ``{program, variables, site, subspace}``.
+        every_n_epochs: run DAS after every N-th training epoch.
+        settings: DAS settings (pairs, steps, lr, early stop, baselines); ``precision`` follows
+            the trainer's unless set here to something other than ``32``.
+        warm_start: start each fit from the previous rotation of the same alignment (fewer steps;
+            report it, since the rotation then carries history).
+        at_fit_end: also run once when fit ends (if the last epoch was not a DAS epoch).
+        figure: write ``figures/learning_dynamics.png`` into the run directory at the end of fit
+            (and log it to wandb with a table of the values when wandb is the logger).
+    """
+
+    def __init__(self, alignments: list[Alignment] | None = None, every_n_epochs: int = 10,
+                 settings: SearchSettings | None = None, warm_start: bool = False, at_fit_end: bool = True,
+                 figure: bool = True):
+        if every_n_epochs < 1:
+            raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
+        self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
+        self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = every_n_epochs, warm_start, at_fit_end, figure
+        self.settings = settings or SearchSettings(n_train=2000, n_val=500, n_test=500, max_steps=300, progress=False)
+        self.history: list[dict] = []  # one row per (epoch, alignment)
+        self.accuracy: list[dict] = []  # one row per validation
+        self.rotations: dict[str, dict] = {}
+        self._last_epoch: int | None = None
+
+    # ---- hooks ----------------------------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        for a in self.alignments:
+            pl_module.net.check_site(a.site)
+            width = pl_module.net.site_width(a.site)
+            if a.subspace * len(a.variables) > width:
+                raise ConfigError(f"subspace: {len(a.variables)} x {a.subspace} coordinates exceed site {a.site!r} "
+                                  f"of width {width}")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/acc_trial")})
+        self.accuracy = [r for r in self.accuracy if r["epoch"] != row["epoch"]] + [row]
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._last_epoch = trainer.current_epoch
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.run(trainer, pl_module)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        last = self._last_epoch  # trainer.current_epoch has already moved past the last epoch here
+        if self.at_fit_end and last is not None and not any(r["epoch"] == last for r in self.history):
+            self.run(trainer, pl_module, epoch=last)
+        if self.figure and self.history:
+            run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank asks
+            if trainer.is_global_zero:
+                self.write_figure(trainer, run_dir)
+
+    # ---- work -----------------------------------------------------------------------------------
+    def _task(self, trainer) -> Task:
+        task = getattr(trainer.datamodule, "task", None)
+        if task is None:
+            raise ConfigError("DASCallback: the data module must expose `task` (use NumEquivDataModule)")
+        return task
+
+    def _settings(self, trainer, epoch: int) -> SearchSettings:
+        s = SearchSettings(**{**self.settings.__dict__})
+        s.seed = self.settings.seed * 100_003 + epoch
+        if s.precision in ("32", "32-true") and "bf16" in str(trainer.precision):
+            s.precision = "bf16"
+        elif s.precision in ("32", "32-true") and str(trainer.precision).startswith("16"):
+            s.precision = "16"
+        return s
+
+    def run(self, trainer, pl_module, epoch: int | None = None) -> list[dict]:
+        """Fit every alignment now and log the results."""
+        epoch = trainer.current_epoch if epoch is None else epoch
+        self.history = [r for r in self.history if r["epoch"] != epoch]  # re-run of an epoch replaces it
+        task, settings, rows = self._task(trainer), self._settings(trainer, epoch), []
+        was_training = pl_module.training
+        with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
+            for a in self.alignments:
+                init = self.rotations.get(a.key) if self.warm_start else None
+                result, swap = run_alignment(pl_module.net, task, a, settings, init_rotation=init)
+                self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
+                row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "iia": result.iia,
+                       **{b: getattr(result, b) for b in BASELINES}, "steps": result.steps,
+                       "seconds": result.seconds, "warm_start": init is not None}
+                rows.append(row)
+                rank_zero_info(f"[DAS] epoch {epoch} {a.key}: IIA {result.iia:.3f} "
+                               f"(full swap {result.iia_full_swap}, {result.steps} steps, {result.seconds:.1f}s)")
+        pl_module.train(was_training)
+        self.history.extend(rows)
+        metrics = {"epoch": float(epoch)}
+        for r in rows:
+            for name in ("iia", *BASELINES, "steps", "seconds"):
+                if r[name] is not None:
+                    metrics[f"das/{r['key']}/{name}"] = float(r[name])
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        return rows
+
+    def write_figure(self, trainer, run_dir: Path) -> Path:
+        path = learning_dynamics(self.accuracy, self.history, run_dir / "figures" / "learning_dynamics.png")
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="figures/learning_dynamics", images=[str(path)])
+                cols = ["epoch", "step", "key", "iia", *BASELINES, "steps", "seconds"]
+                logger.log_table(key="das/history", columns=cols, data=[[r[c] for c in cols] for r in self.history])
+        return path
+
+    # ---- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"history": self.history, "accuracy": self.accuracy, "rotations": self.rotations}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history, self.accuracy = list(state["history"]), list(state["accuracy"])
+        self.rotations = dict(state["rotations"])

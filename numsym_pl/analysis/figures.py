@@ -1,0 +1,47 @@
+"""Figures (matplotlib, PNG) shared by callbacks, commands and reports."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -> Path:
+    """Task accuracy and each alignment's IIA (solid) with its baselines (dotted) against epoch.
+
+    ``accuracy``: rows ``{"epoch", "val/acc_trial", ...}``; ``das``: rows ``{"epoch", "key", "iia",
+    "iia_identity", "iia_full_swap", ...}``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for key, style in (("val/acc_trial", "-"), ("val/acc_trial_heldout", "--"), ("val/acc_trial_ood", ":")):
+        rows = [r for r in accuracy if r.get(key) is not None]
+        if rows:
+            ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], style, color="black", label=key)
+    by_key = defaultdict(list)
+    for r in das:
+        by_key[r["key"]].append(r)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (key, rows) in enumerate(sorted(by_key.items())):
+        rows.sort(key=lambda r: r["epoch"])
+        c = colors[i % len(colors)]
+        ax.plot([r["epoch"] for r in rows], [r["iia"] for r in rows], "-o", color=c, ms=3, label=f"IIA {key}")
+        if rows[0].get("iia_full_swap") is not None:
+            ax.plot([r["epoch"] for r in rows], [r["iia_full_swap"] for r in rows], ":", color=c, alpha=0.7,
+                    label=f"full-state swap {key}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy / IIA")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Learning dynamics: task accuracy and alignment")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,149 @@
+"""DASCallback: logging, isolation from training, resume, bf16, wandb, DDP (2 CPU processes)."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from callbacks.das import DASCallback
+from numsym_pl.das import Alignment, SearchSettings, run_alignment
+from numsym_pl.data import NumEquivDataModule
+from numsym_pl.lit_module import NextTokenLM
+from numsym_pl.models import GRULM
+from numsym_pl.tasks import VOCAB
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = SearchSettings(n_train=256, n_val=64, n_test=64, max_steps=8, batch_size=32, eval_every=4, progress=False)
+DATA = dict(variant="single", max_count=8, heldout_counts=(3,), ood_counts=(9, 10), train_size=256, val_size=64,
+            batch_size=32)
+
+
+def _fit(tmp_path, callbacks, max_epochs=3, ckpt_path=None, dropout=0.0, **trainer_kwargs):
+    pl.seed_everything(0)
+    lm = NextTokenLM(GRULM(VOCAB.size, hidden_size=16, dropout=dropout), lr=3e-3, warmup_steps=1)
+    logger = pl.loggers.CSVLogger(tmp_path, name="run", version=0)
+    trainer = pl.Trainer(max_epochs=max_epochs, logger=logger, callbacks=callbacks, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path, deterministic=True, log_every_n_steps=1,
+                         **trainer_kwargs)
+    trainer.fit(lm, NumEquivDataModule(**DATA), ckpt_path=ckpt_path)
+    return trainer, list(csv.DictReader(open(tmp_path / "run" / "version_0" / "metrics.csv")))
+
+
+def _col(rows, key):
+    return [(r["epoch"], float(r[key])) for r in rows if r.get(key)]
+
+
+def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path):
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=2, settings=SETTINGS)
+    trainer, rows = _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
+    iia = _col(rows, "das/up_down.count/state/iia")
+    assert [e for e, _ in iia] == ["1.0", "3.0", "4.0"]  # epochs 1, 3 and the end of fit
+    for key in ("iia_identity", "iia_full_swap", "iia_random", "steps", "seconds"):
+        assert len(_col(rows, f"das/up_down.count/state/{key}")) == 3
+    assert (tmp_path / "run" / "version_0" / "figures" / "learning_dynamics.png").stat().st_size > 10_000
+    assert [r["epoch"] for r in cb.history] == [1, 3, 4] and cb.accuracy
+
+
+def test_training_is_identical_with_and_without_the_callback(tmp_path):
+    """Dropout makes training draw from the global RNG, so DAS touching it would show."""
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS)
+    _, with_das = _fit(tmp_path / "a", [cb], enable_checkpointing=False, dropout=0.3)
+    _, without = _fit(tmp_path / "b", [], enable_checkpointing=False, dropout=0.3)
+    for key in ("train/loss_step", "val/acc_trial", "val/loss", "val/acc_token"):
+        assert _col(with_das, key) == _col(without, key) and _col(without, key)
+
+
+def test_resume_continues_the_history_without_duplicates_or_gaps(tmp_path):
+    def make():
+        return [DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS,
+                            warm_start=True),
+                pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1, save_top_k=-1,
+                                             filename="e{epoch}", auto_insert_metric_name=False)]
+
+    first = make()
+    _fit(tmp_path / "first", first, max_epochs=2)
+    ckpt = tmp_path / "ckpt" / "e1.ckpt"  # written after epoch 1's DAS ran
+    state = torch.load(ckpt, weights_only=True)["callbacks"]
+    assert any("DASCallback" in k for k in state)
+    second = make()
+    _fit(tmp_path / "second", second, max_epochs=4, ckpt_path=str(ckpt))
+    assert [r["epoch"] for r in second[0].history] == [0, 1, 2, 3]
+    assert [r["warm_start"] for r in second[0].history] == [False, True, True, True]
+
+
+def test_bf16_keeps_the_rotation_fp32_and_iia_close_to_fp32(trained_gru):
+    net, task = trained_gru
+    s = SearchSettings(n_train=1000, n_val=200, n_test=500, max_steps=60, batch_size=64, eval_every=30, progress=False)
+    r32, swap32 = run_alignment(net, task, Alignment("up_down", "count", "state", 8), s)
+    s.precision = "bf16"
+    r16, swap16 = run_alignment(net, task, Alignment("up_down", "count", "state", 8), s)
+    assert swap16.weight.dtype == torch.float32
+    assert r32.iia > 0.3  # a real alignment, not two zeros
+    assert abs(r32.iia - r16.iia) <= 0.02, (r32.iia, r16.iia)
+
+
+@pytest.fixture(scope="module")
+def trained_gru(tmp_path_factory):
+    pl.seed_everything(0)
+    dm = NumEquivDataModule(**{**DATA, "train_size": 512})
+    lm = NextTokenLM(GRULM(VOCAB.size, hidden_size=32), lr=3e-3, warmup_steps=10)
+    pl.Trainer(max_epochs=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, default_root_dir=tmp_path_factory.mktemp("g")).fit(lm, dm)
+    return lm.net, dm.task
+
+
+def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS)
+    pl.seed_everything(0)
+    logger = pl.loggers.WandbLogger(project="t", save_dir=str(tmp_path), offline=True)
+    trainer = pl.Trainer(max_epochs=1, logger=logger, callbacks=[cb], enable_progress_bar=False,
+                         enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer.fit(NextTokenLM(GRULM(VOCAB.size, hidden_size=16)), NumEquivDataModule(**DATA))
+    summary = dict(logger.experiment.summary)
+    wandb.finish()
+    assert "das/up_down.count/state/iia" in summary and "das/up_down.count/state/iia_full_swap" in summary
+    assert "figures/learning_dynamics" in summary and "das/history" in summary
+
+
+def _cli_fit(tmp_path, *extra):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cfg = tmp_path / "das.yaml"
+    cfg.write_text("""
+trainer:
+  max_epochs: 2
+  accelerator: cpu
+  enable_progress_bar: false
+  logger: {class_path: lightning.pytorch.loggers.CSVLogger, init_args: {save_dir: runs, name: t, version: 0}}
+  callbacks:
+    - class_path: callbacks.das.DASCallback
+      init_args:
+        every_n_epochs: 1
+        alignments: [{program: up_down, variables: [count], site: state, subspace: 4}]
+        settings: {n_train: 128, n_val: 64, n_test: 64, max_steps: 4, batch_size: 32, eval_every: 2, progress: false}
+model:
+  lr: 0.0
+  net: {class_path: numsym_pl.models.GRULM, init_args: {hidden_size: 16}}
+data: {variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9], train_size: 128, val_size: 32, batch_size: 32}
+""")
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
+    res = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "t" / "version_0" / "metrics.csv")))
+    return _col(rows, "das/up_down.count/state/iia") + _col(rows, "das/up_down.count/state/iia_full_swap")
+
+
+def test_ddp_two_cpu_processes_log_the_single_process_iia(tmp_path):
+    """lr = 0 keeps the weights equal in both runs, so the logged IIA must match exactly; the DDP
+    run takes part in every collective of training and finishes (a hang hits the timeout)."""
+    single = _cli_fit(tmp_path / "single")
+    ddp = _cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2")
+    assert single and ddp == single
