@@ -11,11 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from numsym_pl.data import VAL_SETS as VAL_SET_ORDER  # noqa: E402
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import build_net
 from numsym_pl.tasks import response_target_mask
-
-VAL_SET_ORDER = ("id", "heldout", "ood")
 
 
 def response_correct(logits: torch.Tensor, tokens: torch.Tensor, trigger: torch.Tensor, count: torch.Tensor):
