@@ -25,8 +25,8 @@ from numsym_pl.tasks import VOCAB, Task
 
 
 def step(net, swap, opt, batch, src, method):
-    fn = getattr(net, method)
-    logits = fn(batch.cf[:, :-1], "state", batch.target_pos, lambda h: swap(h, src))
+    kwargs = {"out_mask": batch.loss_mask} if method == "forward_patched" else {}
+    logits = getattr(net, method)(batch.cf[:, :-1], "state", batch.target_pos, lambda h: swap(h, src), **kwargs)
     loss = F.cross_entropy(logits[batch.loss_mask], batch.cf[:, 1:][batch.loss_mask])
     opt.zero_grad(set_to_none=True)
     loss.backward()

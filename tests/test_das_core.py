@@ -152,3 +152,17 @@ def test_up_down_pairs_respond_with_the_source_count_in_the_response_phase():
             rest = cf[b, i + 1:]
             n_resp = int((rest == VOCAB.RESP).sum())
             assert n_resp == int(p.source_value[b]) and rest[n_resp] == VOCAB.EOS
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL_NETS))
+def test_forward_patched_with_out_mask_gives_the_masked_logits(arch):
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]().double()
+    p = make_pairs(Task("multi", p_void=0.2), PROGRAMS["up_down"], ["count"], 64, seed=4)
+    site = next(iter(net.sites))
+    shift = torch.randn(64, net.site_width(site), dtype=torch.float64)
+    patch = lambda h: h * 0.5 + shift
+    full = net.forward_patched(p.cf[:, :-1], site, p.target_pos, patch)
+    masked = net.forward_patched(p.cf[:, :-1], site, p.target_pos, patch, out_mask=p.loss_mask)
+    torch.testing.assert_close(masked[p.loss_mask], full[p.loss_mask], atol=1e-6, rtol=1e-6)
+    assert (masked[~p.loss_mask] == 0).all()

@@ -132,7 +132,7 @@ def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: i
 
 def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, src: torch.Tensor) -> torch.Tensor:
     """Logits [B, Lc-1, V] of the net on the counterfactual inputs, patched at ``i_t``."""
-    return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src))
+    return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src), out_mask=pairs.loss_mask)
 
 
 @torch.no_grad()

@@ -25,7 +25,9 @@ class SequenceModel(nn.Module):
     - ``forward_patched(tokens, site, positions[B], patch_fn) -> logits[B, L, V]``: run the net,
       replace the state at ``(b, positions[b])`` by ``patch_fn(state[B, d])`` and continue from it.
       Logits at positions before ``positions[b]`` are those of the clean run and carry no gradient;
-      gradients reach ``patch_fn``'s parameters only through the patched continuation.
+      gradients reach ``patch_fn``'s parameters only through the patched continuation. An optional
+      ``out_mask`` ([B, L] bool) asks for those logits only (the rest are 0), so work past each
+      row's last needed position and the decoder elsewhere can be skipped (the DAS hot path).
     """
 
     vocab_size: int
@@ -64,7 +66,8 @@ class SequenceModel(nn.Module):
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
+    def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
+                        out_mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 

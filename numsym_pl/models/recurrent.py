@@ -73,9 +73,12 @@ class RecurrentLM(SequenceModel):
             cs.append(c)
         return torch.cat([h, torch.stack(cs, 1)], -1)  # [B, L, 2H]
 
-    def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
+    def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
+                        out_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Prefix (up to each positions[b]) once without grad as a packed sequence; the patched
-        state starts the suffixes, left-aligned so one fused call runs them all."""
+        state starts the suffixes, left-aligned so one fused call runs them all. With ``out_mask``
+        ([B, L] bool) only those logits are computed (others are 0) and each suffix stops at its
+        row's last masked position."""
         self.check_site(site)
         B, L = tokens.shape
         x = self.embed(tokens)  # [B, L, E]
@@ -84,18 +87,36 @@ class RecurrentLM(SequenceModel):
             out, hx = self.rnn(packed)
             prefix_h, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
         state = patch_fn(self._to_site(hx))  # [B, d]
-        S = L - 1 - int(positions.min())  # longest suffix
-        k = torch.arange(S, device=tokens.device)
-        idx = (positions[:, None] + 1 + k).clamp(max=L - 1)  # [B, S]
-        x_suffix = x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
-        suffix_h, _ = self.rnn(x_suffix, self._from_site(state))  # [B, S, H]
         h_patched = state[:, : self.hidden_size]
-        seq = torch.cat([h_patched[:, None], suffix_h], 1)  # [B, S+1, H]; index j <-> position p+j
-        t = torch.arange(L, device=tokens.device)[None, :]
-        rel = (t - positions[:, None]).clamp(0, S)  # [B, L]
-        h = torch.where((t >= positions[:, None])[..., None],
-                        seq.gather(1, rel[..., None].expand(-1, -1, seq.shape[-1])), prefix_h)
-        return self.decoder(h)
+        t = torch.arange(L, device=tokens.device)
+        if out_mask is None:
+            steps = torch.full_like(positions, L - 1) - positions  # suffix steps after each position
+        else:
+            last = torch.where(out_mask, t, -1).amax(1)
+            steps = (last - positions).clamp(min=0)
+        S = int(steps.max())
+        seq = h_patched[:, None]  # [B, 1 + S, H]; index j <-> position p + j
+        if S > 0:
+            idx = (positions[:, None] + 1 + torch.arange(S, device=tokens.device)).clamp(max=L - 1)  # [B, S]
+            x_suffix = x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
+            h0 = self._from_site(state)
+            if out_mask is None:
+                suffix_h, _ = self.rnn(x_suffix, h0)
+            else:  # packed: rows stop at their own last needed step
+                packed = pack_padded_sequence(x_suffix, steps.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+                out, _ = self.rnn(packed, h0)
+                suffix_h, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
+            seq = torch.cat([seq, suffix_h.to(seq.dtype)], 1)
+        if out_mask is None:
+            rel = (t[None, :] - positions[:, None]).clamp(0, S)  # [B, L]
+            h = torch.where((t[None, :] >= positions[:, None])[..., None],
+                            seq.gather(1, rel[..., None].expand(-1, -1, seq.shape[-1])), prefix_h.to(seq.dtype))
+            return self.decoder(h)
+        b, tt = out_mask.nonzero(as_tuple=True)
+        rel = tt - positions[b]
+        h = torch.where((rel >= 0)[:, None], seq[b, rel.clamp(0, S)], prefix_h[b, tt].to(seq.dtype))  # [M, H]
+        logits = self.decoder(h)
+        return logits.new_zeros(B, L, logits.shape[-1]).index_put((b, tt), logits)
 
     def forward_patched_reference(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
         """Per-step loop doing the same as ``forward_patched``; the reference for tests and benchmarks."""

@@ -120,15 +120,28 @@ class TransformerLM(SequenceModel):
         return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
-                        attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
-        """Blocks up to the site run once without grad; only the blocks above it are rerun."""
+                        out_mask: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
+                        mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+        """Blocks up to the site run once without grad; only the blocks above it are rerun. With
+        ``out_mask`` ([B, L] bool) the sequence is cut after the last masked position (attention is
+        causal) and only the masked logits are computed (others are 0)."""
         k = self._layer(site)
+        B, L = tokens.shape
+        if out_mask is not None:
+            cut = int(torch.where(out_mask, torch.arange(L, device=tokens.device), 0).max()) + 1
+            cut = max(cut, int(positions.max()) + 1)
+            tokens = tokens[:, :cut]
+            attn_mask = attn_mask[:, :cut, :cut] if attn_mask is not None else None
         with torch.no_grad():
-            x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L, d]
+            x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L', d]
         b = torch.arange(len(tokens), device=tokens.device)
         patched = patch_fn(x[b, positions])  # [B, d]
         hit = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         hit[b, positions] = True
         x = torch.where(hit[..., None], patched.to(x.dtype)[:, None, :].expand_as(x), x)
         x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
-        return self.head(self.ln_f(x))
+        if out_mask is None:
+            return self.head(self.ln_f(x))
+        rows, cols = out_mask[:, : x.shape[1]].nonzero(as_tuple=True)
+        logits = self.head(self.ln_f(x[rows, cols]))  # [M, V]
+        return logits.new_zeros(B, L, logits.shape[-1]).index_put((rows, cols), logits)
