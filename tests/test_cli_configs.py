@@ -11,6 +11,7 @@ from numsym_pl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH_CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+STUDY_CONFIGS = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs" / "studies").glob("*.yaml"))
 OVERLAYS = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").glob("*/*.yaml")
                   if p.parent.name in ("tasks", "loggers"))
 FAST = ["--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
@@ -29,7 +30,12 @@ def test_every_arch_config_is_covered():
     assert {"gru.yaml", "lstm.yaml", "transformer_rope.yaml", "transformer_nope.yaml"} <= set(ARCH_CONFIGS)
 
 
-@pytest.mark.parametrize("config", ARCH_CONFIGS)
+def test_every_config_file_is_smoke_tested():
+    every = {str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").rglob("*.yaml")}
+    assert every == set(ARCH_CONFIGS) | set(OVERLAYS) | set(STUDY_CONFIGS)
+
+
+@pytest.mark.parametrize("config", ARCH_CONFIGS + STUDY_CONFIGS)
 def test_arch_config_fast_dev_run(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _fit(tmp_path, config)
