@@ -51,6 +51,9 @@ class Program:
     """Base: subclasses define ``variables``, ``components``, ``step`` core, ``predict`` and ``trace``."""
 
     name: str = ""
+    #: Markovian programs carry their state from token to token; a context-distributed one
+    #: recomputes it from the whole context. This decides how a substituted context span is read.
+    markovian: bool = True
     variables: tuple[str, ...] = ()
     components: tuple[str, ...] = ()  # every state component, variables included
 
@@ -147,6 +150,7 @@ class CtxDistr(Program):
     """
 
     name, variables, components = "ctx_distr", ("balance",), ("balance", "context_sum", "phase")
+    markovian = False
 
     def step(self, state, token, kinds):
         is_demo, is_resp, is_trig = kinds.classify(token, state["phase"])

@@ -125,13 +125,19 @@ class Task:
         return counts[~np.isin(counts, self.heldout_counts)]
 
     # ---- sampling -----------------------------------------------------------------------------
-    def sample(self, counts: np.ndarray, rng: np.random.Generator, length: int | None = None) -> Trials:
+    def sample(self, counts: np.ndarray, rng: np.random.Generator, length: int | None = None,
+               voids: np.ndarray | None = None) -> Trials:
         """Sample one trial per entry of ``counts`` (vectorised). ``length`` pads to a fixed width
-        (it must fit the longest trial); by default the batch is padded to its longest trial."""
+        (it must fit the longest trial); by default the batch is padded to its longest trial.
+        ``voids`` fixes the number of void tokens per trial (default: drawn with ``p_void``)."""
         v = self.vocab
         n = np.asarray(counts, dtype=np.int64)
         N = len(n)
-        voids = rng.negative_binomial(n, 1.0 - self.p_void) if self.p_void > 0 else np.zeros(N, np.int64)
+        if voids is None:
+            voids = rng.negative_binomial(n, 1.0 - self.p_void) if self.p_void > 0 else np.zeros(N, np.int64)
+        voids = np.asarray(voids, dtype=np.int64)
+        if (voids > 0).any() and (n < 1).any():
+            raise ValueError("voids: a trial with voids needs at least one demo token")
         m = n + voids  # demo-phase length
         total = m + n + 3  # B, demo phase, T, R×n, E
         L = int(total.max()) if length is None else length
@@ -143,7 +149,7 @@ class Task:
         tokens[:, 0] = v.BOS
         demo_ids = np.asarray(self.demo_tokens)[rng.integers(0, len(self.demo_tokens), size=(N, L))]
         in_demo = (j >= 1) & (j <= m_)
-        if self.p_void > 0:
+        if voids.any():
             # voids are spread uniformly over the first m-1 demo-phase steps (the last is a demo token)
             keys = rng.random((N, L))
             keys[~((j >= 1) & (j < m_))] = np.inf

@@ -70,6 +70,16 @@ class SequenceModel(nn.Module):
                         out_mask: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
+        """Run the net with the site's states at ``mask`` ([B, L] bool, at least one per row)
+        replaced by ``replacement`` ([B, L, d]) and continue; logits [B, L, V]. The default, exact
+        for nets whose future depends on the last state only (recurrent nets), patches each row's
+        last masked position; logits at earlier masked positions are the clean run's."""
+        L = tokens.shape[1]
+        last = torch.where(mask, torch.arange(L, device=tokens.device), -1).amax(1)  # [B]
+        rows = torch.arange(len(tokens), device=tokens.device)
+        return self.forward_patched(tokens, site, last, lambda h: replacement[rows, last].to(h.dtype))
+
 
 def build_net(config: dict) -> SequenceModel:
     """Instantiate a net from ``{"class_path": ..., "init_args": {...}}`` (its ``init_config``)."""

@@ -119,6 +119,17 @@ class TransformerLM(SequenceModel):
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
         return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
 
+    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor,
+                        attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+        """Residual stream at ``site`` replaced by ``replacement`` [B, L, d] where ``mask`` [B, L]
+        is True (context substitution); the blocks above see the spliced stream."""
+        k = self._layer(site)
+        with torch.no_grad():
+            x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)
+            x = torch.where(mask[..., None], replacement.to(x.dtype), x)
+            x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
+        return self.head(self.ln_f(x))
+
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                         out_mask: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
                         mask_layers: Sequence[int] | None = None) -> torch.Tensor:

@@ -1,0 +1,149 @@
+"""Context-distributed (Ctx-Distr) interventions: no learned rotation, a change of the context.
+
+- ``context_substitution``: source and target trials with demo phases of equal length m (they
+  differ in count through void tokens, so the task needs ``p_void > 0``). At a site, the target's
+  states over a span [a, b] of demo-phase positions are replaced by the source's states at the same
+  positions; the net continues. The label depends on the program: a Markovian program (Up-Down,
+  Up-Up) reads the span as if the source's tokens up to b had been read (its state after b is the
+  source's); Ctx-Distr reads it as if only the span's tokens were the source's. The expected
+  response is R × (the program's count at T), then E.
+- ``attention_hiding``: k chosen demo tokens of the target (1 <= k < n) are hidden from attention,
+  as keys, for every query but their own position, in the chosen blocks (default all).
+  Ctx-Distr recomputes the count from what it can see: R × (n - k), then E. Only transformers can
+  be so manipulated and only Ctx-Distr defines a label for it.
+
+Both are scored by the same whole-response ``IIA`` metric as DAS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from numsym_pl.das.iia import IIA
+from numsym_pl.errors import ConfigError
+from numsym_pl.programs import Program, TokenKinds, rollout
+from numsym_pl.tasks import VOCAB, Task
+
+CONTEXT_INTERVENTIONS = ("context_substitution", "attention_hiding")
+
+
+@dataclass
+class ContextPairs:
+    source: torch.Tensor  # [N, L] (the target itself for attention hiding)
+    cf: torch.Tensor  # [N, L] target up to T, then the program's response
+    span: torch.Tensor  # [N, L] bool: substituted or hidden positions
+    loss_mask: torch.Tensor  # [N, L - 1] bool: scored targets (responses and E)
+    label_count: torch.Tensor  # [N] responses the program expects
+
+
+def _response_sequence(tgt_tokens, trigger, counts, kinds, rng, program, state_at_t):
+    """Target up to T, then the program rolled forward from its state after T."""
+    N = len(trigger)
+    cont = rollout(program, state_at_t, counts, kinds, rng, max_steps=int(counts.max()) * 2 + 8)
+    L = int((trigger + 1 + (cont != VOCAB.PAD).sum(1)).max()) + 1
+    j = np.arange(L)[None, :]
+    head = np.take_along_axis(tgt_tokens, np.minimum(j, tgt_tokens.shape[1] - 1), 1)
+    tail = np.take_along_axis(cont, np.clip(j - trigger[:, None] - 1, 0, cont.shape[1] - 1), 1)
+    cf = np.where(j <= trigger[:, None], head, np.where(j - trigger[:, None] - 1 < cont.shape[1], tail, VOCAB.PAD))
+    t = np.arange(L - 1)[None, :]
+    loss_mask = (t >= trigger[:, None]) & np.isin(cf[:, 1:], [kinds.resp, VOCAB.EOS])
+    label = ((cf == kinds.resp) & (j > trigger[:, None])).sum(1)
+    return cf, loss_mask, label, np.arange(N)
+
+
+def _state_after(program, tokens, kinds, counts, pos):
+    state, _ = program.trace(tokens, kinds, counts)
+    b = np.arange(len(pos))
+    return {k: v[b, pos] for k, v in state.items()}
+
+
+def substitution_pairs(task: Task, program: Program, n: int, seed: int, span: Literal["random", "all"] = "random") -> ContextPairs:
+    """Pairs for ``context_substitution`` (see the module docstring)."""
+    if task.p_void <= 0:
+        raise ConfigError("p_void: context substitution needs a void-token task (p_void > 0), so that demo phases of "
+                          "equal length can hold different counts")
+    rng, kinds = np.random.default_rng(seed), TokenKinds.of(task)
+    tgt = task.sample(task.sample_counts("train", n, rng), rng)
+    m = tgt.trigger - 1  # demo-phase length
+    pool = np.sort(task.train_counts)
+    n_ok = np.searchsorted(pool, m, side="right")  # counts <= m are possible for the source
+    n_src = pool[(rng.random(n) * n_ok).astype(int)]
+    src = task.sample(n_src, rng, voids=m - n_src)
+    L = max(tgt.tokens.shape[1], src.tokens.shape[1])
+    pad = lambda x: np.pad(x, ((0, 0), (0, L - x.shape[1])))
+    s_tok, t_tok = pad(src.tokens), pad(tgt.tokens)
+    if span == "all":
+        a, b = np.ones(n, np.int64), m
+    else:
+        a = 1 + (rng.random(n) * m).astype(np.int64)
+        b = a + (rng.random(n) * (m - a + 1)).astype(np.int64)
+    j = np.arange(L)[None, :]
+    in_span = (j >= a[:, None]) & (j <= b[:, None])
+    spliced = np.where(j <= b[:, None] if program.markovian else in_span, s_tok, t_tok)
+    state = _state_after(program, spliced, kinds, tgt.count, tgt.trigger)
+    cf, loss_mask, label, _ = _response_sequence(t_tok, tgt.trigger, tgt.count, kinds, rng, program, state)
+    L2 = cf.shape[1]
+    fit = lambda x: torch.as_tensor(np.pad(x, ((0, 0), (0, max(0, L2 - x.shape[1]))))[:, :L2])
+    return ContextPairs(fit(s_tok), torch.as_tensor(cf), fit(in_span), torch.as_tensor(loss_mask), torch.as_tensor(label))
+
+
+def hiding_pairs(task: Task, program: Program, n: int, seed: int, n_hidden: int | None = None) -> ContextPairs:
+    """Pairs for ``attention_hiding``: ``n_hidden`` (default: uniform in 1..n-1) demo tokens hidden."""
+    if program.markovian:
+        raise ConfigError(f"program: attention hiding has a label under ctx_distr only, not {program.name!r}")
+    rng, kinds = np.random.default_rng(seed), TokenKinds.of(task)
+    counts = task.sample_counts("train", n, rng)
+    counts = np.where(counts < 2, 2, counts)  # at least one token stays visible
+    tgt = task.sample(counts, rng)
+    k = np.minimum(n_hidden, counts - 1) if n_hidden else 1 + (rng.random(n) * (counts - 1)).astype(np.int64)
+    demo = np.isin(tgt.tokens, kinds.demo) & (np.arange(tgt.tokens.shape[1])[None] < tgt.trigger[:, None])
+    keys = np.where(demo, rng.random(demo.shape), np.inf)
+    hidden = np.argsort(np.argsort(keys, 1), 1) < k[:, None]
+    seen = np.where(hidden, VOCAB.VOID, tgt.tokens)  # what Ctx-Distr counts: hidden tokens count for nothing
+    state = _state_after(program, seen, kinds, tgt.count, tgt.trigger)
+    cf, loss_mask, label, _ = _response_sequence(tgt.tokens, tgt.trigger, tgt.count, kinds, rng, program, state)
+    L2 = cf.shape[1]
+    fit = lambda x: torch.as_tensor(np.pad(x, ((0, 0), (0, max(0, L2 - x.shape[1]))))[:, :L2])
+    return ContextPairs(fit(tgt.tokens), torch.as_tensor(cf), fit(hidden), torch.as_tensor(loss_mask), torch.as_tensor(label))
+
+
+def hiding_attn_mask(hidden: torch.Tensor) -> torch.Tensor:
+    """bool [B, L, L], True where query i may attend to key j: hidden keys only to themselves."""
+    L = hidden.shape[1]
+    eye = torch.eye(L, dtype=torch.bool, device=hidden.device)
+    return ~hidden[:, None, :] | eye[None]
+
+
+@torch.no_grad()
+def evaluate_context_intervention(net, task: Task, program: Program, kind: str, site: str, n: int = 1000, seed: int = 0,
+                                  layers: Sequence[int] | None = None, span: str = "random",
+                                  batch_size: int = 500) -> dict:
+    """IIA of one Ctx-Distr intervention under ``program``'s label; also per label count."""
+    if kind not in CONTEXT_INTERVENTIONS:
+        raise ConfigError(f"intervention: unknown {kind!r}; choose one of {CONTEXT_INTERVENTIONS}")
+    device = next(net.parameters()).device
+    if kind == "attention_hiding":
+        if not hasattr(net, "blocks"):
+            raise ConfigError(f"intervention: attention hiding needs a transformer, not {type(net).__name__}")
+        pairs = hiding_pairs(task, program, n, seed)
+    else:
+        net.check_site(site)
+        pairs = substitution_pairs(task, program, n, seed, span)
+    metric = IIA(sync_on_compute=False).to(device)
+    for i in range(0, n, batch_size):
+        sl = slice(i, i + batch_size)
+        cf, span_mask = pairs.cf[sl].to(device), pairs.span[sl].to(device)
+        inputs, mask = cf[:, :-1], span_mask[:, :-1]
+        if kind == "attention_hiding":
+            logits = net(inputs, attn_mask=hiding_attn_mask(mask), mask_layers=layers)
+        else:
+            src = net.states(pairs.source[sl].to(device)[:, :-1], site)  # [B, L-1, d]
+            logits = net.forward_spliced(inputs, site, mask, src)
+        metric.update(logits, cf, pairs.loss_mask[sl].to(device), pairs.label_count[sl].to(device))
+    return {"intervention": kind, "program": program.name, "site": site if kind != "attention_hiding" else None,
+            "layers": list(layers) if layers is not None else None, "iia": metric.compute().item(),
+            "per_count": metric.per_group(), "n": n}

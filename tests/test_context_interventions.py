@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from numsym_pl.das.context import evaluate_context_intervention, hiding_attn_mask, hiding_pairs, substitution_pairs
+from numsym_pl.programs import PROGRAMS, TokenKinds
+from numsym_pl.tasks import VOCAB, Task
+from tests.conftest import SMALL_NETS
+
+VOID_TASK = Task("multi", p_void=0.3)
+
+
+def _demo_count(tokens, lo, hi, kinds):
+    return int(np.isin(tokens[lo: hi + 1], kinds.demo).sum())
+
+
+@pytest.mark.parametrize("name", ["up_down", "ctx_distr"])
+def test_substitution_labels_by_hand(name):
+    kinds = TokenKinds.of(VOID_TASK)
+    p = substitution_pairs(VOID_TASK, PROGRAMS[name], 300, seed=0)
+    cf, src, span = p.cf.numpy(), p.source.numpy(), p.span.numpy()
+    for i in range(len(cf)):
+        t = int(np.flatnonzero(cf[i] == VOCAB.TRIG)[0])
+        assert (src[i, t] == VOCAB.TRIG)  # equal demo-phase lengths
+        a, b = np.flatnonzero(span[i])[[0, -1]]
+        if name == "ctx_distr":
+            want = _demo_count(cf[i], 1, a - 1, kinds) + _demo_count(src[i], a, b, kinds) + _demo_count(cf[i], b + 1, t - 1, kinds)
+        else:
+            want = _demo_count(src[i], 1, b, kinds) + _demo_count(cf[i], b + 1, t - 1, kinds)
+        assert p.label_count[i] == want
+        assert cf[i, t + 1: t + 1 + want].tolist() == [VOCAB.RESP] * want and cf[i, t + 1 + want] == VOCAB.EOS
+
+
+def test_substitution_needs_voids():
+    with pytest.raises(ValueError, match="^p_void:"):
+        substitution_pairs(Task("multi"), PROGRAMS["ctx_distr"], 10, 0)
+
+
+def test_hiding_labels_and_mask():
+    p = hiding_pairs(Task("single"), PROGRAMS["ctx_distr"], 200, seed=1)
+    hidden = p.span
+    k = hidden.sum(1)
+    n = (p.cf == VOCAB.D0).sum(1)
+    assert (k >= 1).all() and torch.equal(p.label_count, n - k)
+    assert (p.cf[hidden] == VOCAB.D0).all()
+    m = hiding_attn_mask(hidden[:2, :6])
+    for b in range(2):
+        for i in range(6):
+            for j in range(6):
+                assert m[b, i, j] == (not hidden[b, j] or i == j)
+    with pytest.raises(ValueError, match="^program:"):
+        hiding_pairs(Task("single"), PROGRAMS["up_down"], 10, 0)
+
+
+def test_transformer_splice_equals_hooked_reference():
+    torch.manual_seed(0)
+    net = SMALL_NETS["rope"]().double()
+    tokens = torch.randint(1, VOCAB.size, (3, 10))
+    mask = torch.rand(3, 10) < 0.3
+    mask[:, 2] = True
+    repl = torch.randn(3, 10, 16, dtype=torch.float64)
+    got = net.forward_spliced(tokens, "resid.1", mask, repl)
+    handle = net.blocks[0].register_forward_hook(lambda m, i, o: torch.where(mask[..., None], repl, o))
+    try:
+        ref = net(tokens)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(got, ref)
+
+
+def test_recurrent_splice_patches_the_last_masked_state():
+    torch.manual_seed(0)
+    net = SMALL_NETS["gru"]()
+    tokens = torch.randint(1, VOCAB.size, (2, 9))
+    mask = torch.zeros(2, 9, dtype=torch.bool)
+    mask[0, 2:5] = True
+    mask[1, 1:3] = True
+    repl = torch.randn(2, 9, 16)
+    got = net.forward_spliced(tokens, "state", mask, repl)
+    ref = net.forward_patched(tokens, "state", torch.tensor([4, 2]), lambda h: repl[torch.arange(2), torch.tensor([4, 2])])
+    torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.parametrize("arch, kind, site", [("rope", "attention_hiding", "resid.1"), ("nope", "context_substitution", "resid.1"),
+                                              ("gru", "context_substitution", "state")])
+def test_evaluate_runs_through_the_iia_metric(arch, kind, site):
+    net = SMALL_NETS[arch]()
+    out = evaluate_context_intervention(net, VOID_TASK, PROGRAMS["ctx_distr"], kind, site, n=64, seed=0)
+    assert 0 <= out["iia"] <= 1 and out["n"] == 64
+
+
+def test_hiding_on_a_recurrent_net_is_refused():
+    with pytest.raises(ValueError, match="^intervention:"):
+        evaluate_context_intervention(SMALL_NETS["gru"](), VOID_TASK, PROGRAMS["ctx_distr"], "attention_hiding", "state", n=8)
