@@ -10,7 +10,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from numsym_pl.analysis.figures import learning_dynamics
-from numsym_pl.das.search import Alignment, SearchSettings, run_alignment
+from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
 from numsym_pl.tasks import Task
 
@@ -55,6 +56,8 @@ class DASCallback(pl.Callback):
     # ---- hooks ----------------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
         for a in self.alignments:
+            if a.intervention != "das":
+                continue
             pl_module.net.check_site(a.site)
             width = pl_module.net.site_width(a.site)
             if a.subspace * len(a.variables) > width:
@@ -110,7 +113,8 @@ class DASCallback(pl.Callback):
             for a in self.alignments:
                 init = self.rotations.get(a.key) if self.warm_start else None
                 result, swap = run_alignment(pl_module.net, task, a, settings, init_rotation=init)
-                self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
+                if swap is not None:
+                    self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
                 row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "iia": result.iia,
                        **{b: getattr(result, b) for b in BASELINES}, "steps": result.steps,
                        "seconds": result.seconds, "warm_start": init is not None}

@@ -103,3 +103,23 @@ def test_das_command_truncated_checkpoint(tiny_ckpt, tmp_path):
     bad.write_bytes(tiny_ckpt.read_bytes()[:1000])
     res = _das("--ckpt_path", str(bad), *SMALL, cwd=tmp_path)
     assert res.returncode != 0 and "bad.ckpt" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_context_interventions_go_through_run_alignment():
+    net = SMALL_NETS["rope"]()
+    task = Task("multi", p_void=0.2)
+    for kind, site in [("attention_hiding", "resid.1"), ("context_substitution", "resid.2")]:
+        a = Alignment("ctx_distr", None, site, intervention=kind)
+        result, swap = run_alignment(net, task, a, TINY)
+        assert swap is None and result.steps == 0 and 0 <= result.iia <= 1
+        assert a.key.startswith(kind) and a.variables == ("balance",)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--intervention", "context_substitution", "--program", "ctx_distr"], "p_void:"),
+    (["--intervention", "attention_hiding", "--program", "ctx_distr"], "intervention:"),
+    (["--intervention", "attention_hiding", "--program", "up_down"], "program:"),
+])
+def test_das_command_context_intervention_errors_are_named(tiny_ckpt, tmp_path, args, needle):
+    res = _das("--ckpt_path", str(tiny_ckpt), *SMALL, *args, cwd=tmp_path)
+    assert res.returncode != 0 and needle in res.stderr and "Traceback" not in res.stderr

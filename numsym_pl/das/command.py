@@ -2,6 +2,7 @@
 
     numsym_pl das --ckpt_path RUN/checkpoints/last.ckpt --program up_down --variables count \\
         --site state --subspace 16 [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
+    numsym_pl das --ckpt_path ... --intervention attention_hiding --program ctx_distr
 
 Prints a short table and writes ``das_result.json`` next to the checkpoint (or into ``--out``).
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 import torch
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from numsym_pl.das.search import Alignment, SearchSettings, run_alignment
+from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.tasks import Task
@@ -50,7 +52,7 @@ def build_parser() -> ArgumentParser:
 
 
 def format_table(result: dict) -> str:
-    rows = [("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
+    rows = [("intervention", result["intervention"]), ("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
             ("subspace", result["subspace"]), ("IIA (held-out pairs)", result["iia"]),
             ("IIA identity (raw neurons)", result["iia_identity"]), ("IIA full-state swap", result["iia_full_swap"]),
             ("IIA random rotation", result["iia_random"]), ("steps", result["steps"]),
@@ -68,12 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
     if not os.access(out_dir, os.W_OK):
         raise ConfigError(f"out: cannot write to {out_dir}")
     lm, task = load_checkpoint(cfg.ckpt_path)
-    alignment = Alignment(cfg.program, cfg.variables, cfg.site, cfg.subspace)
-    lm.net.check_site(alignment.site)
+    alignment = Alignment(cfg.program, cfg.variables, cfg.site, cfg.subspace, cfg.intervention, cfg.layers, cfg.span)
+    if alignment.intervention != "attention_hiding":
+        lm.net.check_site(alignment.site)
     lm.net.eval()
     settings = SearchSettings(**cfg.settings.as_dict())
     result, _ = run_alignment(lm.net, task, alignment, settings)
-    record = {**result.as_dict(), "ckpt_path": str(cfg.ckpt_path), "task": task.variant, "settings": cfg.settings.as_dict()}
+    record = {**result.as_dict(), "intervention": alignment.intervention, "ckpt_path": str(cfg.ckpt_path), "task": task.variant, "settings": cfg.settings.as_dict()}
     print(format_table(record))
     path = out_dir / "das_result.json"
     tmp = path.with_suffix(".json.tmp")

@@ -127,6 +127,8 @@ def evaluate_context_intervention(net, task: Task, program: Program, kind: str, 
         raise ConfigError(f"intervention: unknown {kind!r}; choose one of {CONTEXT_INTERVENTIONS}")
     device = next(net.parameters()).device
     if kind == "attention_hiding":
+        if program.markovian:
+            raise ConfigError(f"program: attention hiding has a label under ctx_distr only, not {program.name!r}")
         if not hasattr(net, "blocks"):
             raise ConfigError(f"intervention: attention hiding needs a transformer, not {type(net).__name__}")
         pairs = hiding_pairs(task, program, n, seed)

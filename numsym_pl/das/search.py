@@ -11,12 +11,13 @@ import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.context import evaluate_context_intervention
 from numsym_pl.das.iia import IIA
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import PairBatch, make_pairs
@@ -24,34 +25,6 @@ from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import Task
-
-
-@dataclass
-class Alignment:
-    """A hypothesis to test: a program's variable(s) at a site of the net, in a subspace.
-
-    Args:
-        program: ``up_down``, ``up_up`` or ``ctx_distr``.
-        variables: the program variable(s) intervened on (a list, or names joined by ``+``);
-            several get disjoint blocks.
-        site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers).
-        subspace: coordinates per variable.
-    """
-
-    program: str = "up_down"
-    variables: Union[str, Sequence[str]] = ("count",)
-    site: str = "state"
-    subspace: int = 16
-
-    def __post_init__(self):
-        if isinstance(self.variables, str):
-            self.variables = self.variables.replace(",", "+").split("+")
-        self.variables = get_program(self.program).check_variables(self.variables)
-
-    @property
-    def key(self) -> str:
-        """``<program>.<var>[+<var>]/<site>``, the metric namespace under ``das/``."""
-        return f"{self.program}.{'+'.join(self.variables)}/{self.site}"
 
 
 @dataclass
@@ -202,6 +175,14 @@ def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings
     settings = settings or SearchSettings()
     t0 = time.perf_counter()
     frozen = copy.deepcopy(net).eval().requires_grad_(False)
+    if alignment.intervention != "das":  # a change of context: nothing to fit
+        out = evaluate_context_intervention(frozen, task, get_program(alignment.program), alignment.intervention,
+                                            alignment.site, settings.n_test, settings.seed, alignment.layers,
+                                            alignment.span)
+        return DASResult(program=alignment.program, variables=list(alignment.variables), site=alignment.site,
+                         subspace=0, iia=out["iia"], iia_identity=None, iia_full_swap=None, iia_random=None,
+                         iia_val=out["iia"], steps=0, seconds=time.perf_counter() - t0,
+                         per_count=out["per_count"]), None
     width = frozen.site_width(alignment.site)
     device = next(frozen.parameters()).device
     n_blocks = len(alignment.variables)
