@@ -47,8 +47,14 @@ def _das_main(args: list[str]) -> None:
     das_main(args)
 
 
+def _probe_main(args: list[str]) -> None:
+    from numsym_pl.analysis.probe_command import main as probe_main
+
+    probe_main(args)
+
+
 #: subcommands beyond LightningCLI's, name -> function(argv)
-EXTRA_COMMANDS = {"das": _das_main}
+EXTRA_COMMANDS = {"das": _das_main, "probe": _probe_main}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,3 +23,24 @@ SMALL_NETS = {
 def small_net(request):
     torch.manual_seed(0)
     return SMALL_NETS[request.param]()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fit")
+    cwd = os.getcwd()
+    os.chdir(d)
+    from numsym_pl.cli import main
+
+    try:
+        main(["fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--trainer.max_epochs", "1",
+              "--trainer.limit_train_batches", "2", "--trainer.enable_progress_bar", "false",
+              "--data.val_size", "16", "--data.train_size", "64", "--model.net.init_args.hidden_size", "16"])
+    finally:
+        os.chdir(cwd)
+    return next(d.glob("runs/gru/*/checkpoints/last.ckpt"))
+
+

@@ -43,22 +43,6 @@ def test_alignment_rejects_unknown_variables():
     assert Alignment("up_down", "count+phase").variables == ("count", "phase")
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fit")
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(d)
-    try:
-        main(["fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--trainer.max_epochs", "1",
-              "--trainer.limit_train_batches", "2", "--trainer.enable_progress_bar", "false",
-              "--data.val_size", "16", "--data.train_size", "64", "--model.net.init_args.hidden_size", "16"])
-    finally:
-        os.chdir(cwd)
-    return next(d.glob("runs/gru/*/checkpoints/last.ckpt"))
-
-
 def _das(*args, cwd):
     return subprocess.run([sys.executable, "-m", "numsym_pl", "das", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300)

@@ -45,3 +45,24 @@ def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def pca_scatter(Z, count, phase, title: str, path: str | Path) -> Path:
+    """Two panels of the same 2-D projection ``Z`` [M, 2]: coloured by count, and by phase."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    sc = axes[0].scatter(Z[:, 0], Z[:, 1], c=count, cmap="viridis", s=4)
+    fig.colorbar(sc, ax=axes[0], label="Up-Down count")
+    for ph, color, label in ((0, "tab:blue", "demo phase"), (1, "tab:red", "response phase")):
+        sel = phase == ph
+        axes[1].scatter(Z[sel, 0], Z[sel, 1], s=4, color=color, label=label, alpha=0.6)
+    axes[1].legend(markerscale=3, fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

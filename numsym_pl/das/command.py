@@ -41,6 +41,18 @@ def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, Task]:
     return lm, Task(**{k: dm[k] for k in TASK_FIELDS if k in dm})
 
 
+def writable_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and make sure we can write there (a clear error otherwise)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"out: cannot create {path} ({err.strerror})") from err
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"out: cannot write to {path}")
+    return path
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="numsym_pl das", description="Fit DAS on a trained checkpoint and report IIA.")
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below.")
@@ -65,10 +77,7 @@ def format_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     cfg = parser.parse_args(argv)
-    out_dir = Path(cfg.out) if cfg.out else Path(cfg.ckpt_path).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise ConfigError(f"out: cannot write to {out_dir}")
+    out_dir = writable_dir(cfg.out or Path(cfg.ckpt_path).parent)
     lm, task = load_checkpoint(cfg.ckpt_path)
     alignment = Alignment(cfg.program, cfg.variables, cfg.site, cfg.subspace, cfg.intervention, cfg.layers, cfg.span)
     if alignment.intervention != "attention_hiding":
