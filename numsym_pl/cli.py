@@ -4,11 +4,20 @@ subcommands registered in ``EXTRA_COMMANDS``."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+import torch
 
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from numsym_pl.data import NumEquivDataModule
-from numsym_pl.errors import ConfigError
+from numsym_pl.errors import ConfigError, NumSymError
+from numsym_pl.preflight import (
+    check_output_dirs,
+    check_resume_checkpoint,
+    fall_back_from_unreachable_loggers,
+    keep_csv_history_on_resume,
+)
 from numsym_pl.lit_module import NextTokenLM
 
 
@@ -23,14 +32,50 @@ class SaveConfigToLoggers(SaveConfigCallback):
 
 
 class NumSymCLI(LightningCLI):
-    """LightningCLI whose model's ``vocab_size`` and ``pad_id`` come from the data module."""
+    """LightningCLI whose model's ``vocab_size`` and ``pad_id`` come from the data module, and
+    which checks outputs, the checkpoint to resume from and the loggers before a fit starts."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.vocab_size", "model.net.init_args.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_id", "model.pad_id", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI replaces the model config by the checkpoint's; refuse, by name, a
+        checkpoint whose net differs from the one the config asks for."""
+        sub = self.config.get("subcommand")
+        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            theirs = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}).get("net")
+            ours = self.config[sub]["model"]["net"]
+            ours = ours.as_dict() if hasattr(ours, "as_dict") else ours
+            if isinstance(theirs, dict) and isinstance(ours, dict):
+                a, b = theirs.get("init_args", {}), ours.get("init_args") or {}
+                differs = {k for k in a.keys() & b.keys() if a[k] != b[k] and b[k] is not None}
+                if theirs.get("class_path", "").rsplit(".", 1)[-1] != ours.get("class_path", "").rsplit(".", 1)[-1] or differs:
+                    raise ConfigError(f"ckpt_path: {ckpt_path} holds a {theirs.get('class_path')} with {a}, but the "
+                                      f"config asks for a {ours.get('class_path')} with {b}")
+        super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
+        check_output_dirs(self.trainer)
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        check_resume_checkpoint(ckpt_path)  # again: it may come from a config file
+        fall_back_from_unreachable_loggers(self.trainer)
+        keep_csv_history_on_resume(self.trainer, ckpt_path)
+
+
+def _ckpt_path_arg(args: list[str]) -> str | None:
+    for i, a in enumerate(args):
+        if a == "--ckpt_path" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--ckpt_path="):
+            return a.split("=", 1)[1]
+    return None
+
 
 def lightning_main(args: list[str] | None = None) -> NumSymCLI:
+    # LightningCLI reads the checkpoint while parsing: check it first, for a clear error
+    check_resume_checkpoint(_ckpt_path_arg(sys.argv[1:] if args is None else args))
     return NumSymCLI(
         NextTokenLM,
         NumEquivDataModule,
@@ -64,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
             EXTRA_COMMANDS[args[0]](args[1:])
         else:
             lightning_main(argv)
-    except ConfigError as err:  # names its field or file: no traceback needed
+    except NumSymError as err:  # names its field, file, epoch or step: no traceback needed
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Sequence
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from numsym_pl.errors import ConfigError
 from numsym_pl.tasks import Task, Trials, Variant
@@ -37,6 +37,24 @@ class TrialDataset(Dataset):
 
 def _identity_collate(batch):
     return batch
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with a permutation that depends on (seed, epoch) only, so a run resumed from a
+    checkpoint sees the same batches as an uninterrupted one (Lightning calls ``set_epoch``)."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=gen).tolist())
 
 
 class NumEquivDataModule(pl.LightningDataModule):
@@ -111,10 +129,10 @@ class NumEquivDataModule(pl.LightningDataModule):
             if len(counts):
                 self.val_sets[name] = TrialDataset(self.task.sample(counts, rng))
 
-    def _loader(self, ds: TrialDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-        gen = torch.Generator().manual_seed(seed)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
-                          collate_fn=_identity_collate, num_workers=self.hparams.num_workers)
+    def _loader(self, ds: TrialDataset, batch_size: int, shuffle: bool) -> DataLoader:
+        sampler = EpochShuffleSampler(len(ds), self.hparams.seed) if shuffle else None
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=_identity_collate,
+                          num_workers=self.hparams.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         epoch = 0
@@ -122,7 +140,7 @@ class NumEquivDataModule(pl.LightningDataModule):
             if self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
                 raise ConfigError("data.fresh_samples: needs trainer.reload_dataloaders_every_n_epochs: 1")
             epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return self._loader(self.train_pool(epoch), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed)
+        return self._loader(self.train_pool(epoch), self.hparams.batch_size, shuffle=True)
 
     def val_dataloader(self) -> list[DataLoader]:
         self.setup()

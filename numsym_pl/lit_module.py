@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from numsym_pl.data import VAL_SETS as VAL_SET_ORDER  # noqa: E402
-from numsym_pl.errors import ConfigError
+from numsym_pl.errors import ConfigError, TrainingDiverged
 from numsym_pl.models.interface import build_net
 from numsym_pl.tasks import response_target_mask
 
@@ -84,7 +84,7 @@ class NextTokenLM(pl.LightningModule):
             net = build_net(net)
         # the net goes into the checkpoint as plain data (class path + arguments), never pickled
         self.save_hyperparameters(ignore=["net"])
-        self.hparams["net"] = net.init_config
+        self.hparams["net"] = getattr(net, "init_config", None)  # None: a net outside SequenceModel
         self.net = net
         self.val_metrics = nn.ModuleDict({
             f"{name}_{kind}": MeanMetric() for name in VAL_SET_ORDER for kind in ("acc_trial", "acc_token", "loss")
@@ -92,6 +92,15 @@ class NextTokenLM(pl.LightningModule):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.net(tokens)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse, by name, a checkpoint of another architecture or size before loading weights."""
+        theirs = checkpoint.get("hyper_parameters", {}).get("net", {})
+        ours = self.hparams["net"]
+        if isinstance(theirs, dict) and theirs and ours and (theirs.get("class_path") != ours["class_path"] or
+                                                    theirs.get("init_args") != ours["init_args"]):
+            name = lambda c: f"{c.get('class_path', '?').rsplit('.', 1)[-1]}({c.get('init_args', {})})"
+            raise ConfigError(f"ckpt_path: the checkpoint holds {name(theirs)}, this run builds {name(ours)}")
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         tokens = batch["tokens"]
@@ -105,6 +114,9 @@ class NextTokenLM(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self.net(batch["tokens"][:, :-1])  # [B, L-1, V]
         loss = self.loss(logits, batch)
+        if not torch.isfinite(loss):  # stop before the optimizer writes NaNs into the weights
+            raise TrainingDiverged(f"loss: {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
+                                   "training stopped, the last checkpoint written before it is kept")
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["tokens"]))
         return loss
 

@@ -1,0 +1,90 @@
+"""Checks made before a run starts, so that bad input fails at once with a clear message and a
+flaky logger never takes a run down."""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from numsym_pl.errors import ConfigError
+
+
+def check_writable(path: str | Path, field: str) -> None:
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{field}: cannot create {path} ({err.strerror})") from err
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{field}: cannot write to {path}")
+
+
+def check_output_dirs(trainer) -> None:
+    check_writable(trainer.default_root_dir, "trainer.default_root_dir")
+    for logger in trainer.loggers:
+        if logger.save_dir:
+            check_writable(logger.save_dir, "trainer.logger.init_args.save_dir")
+
+
+def check_resume_checkpoint(ckpt_path: str | None) -> None:
+    """A checkpoint to resume from must be a readable checkpoint file ('last'/'best' are resolved
+    by Lightning)."""
+    if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
+        return
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__})") from err
+    if "state_dict" not in ckpt:
+        raise ConfigError(f"ckpt_path: {path} holds no model state")
+
+
+def fall_back_from_unreachable_loggers(trainer) -> None:
+    """Start every wandb run now; one that cannot start (misconfigured, unreachable) is replaced by
+    a CSV logger in the same save_dir, with a warning, instead of failing the run later."""
+    loggers = []
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            try:
+                _ = logger.experiment
+            except Exception as err:  # noqa: BLE001 - any wandb failure must not end training
+                save_dir = logger.save_dir or trainer.default_root_dir
+                warnings.warn(f"wandb could not start ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                              f"logging to CSV in {save_dir}/wandb_fallback instead", stacklevel=2)
+                logger = CSVLogger(save_dir, name="wandb_fallback")
+        loggers.append(logger)
+    trainer.loggers = loggers
+
+
+def keep_csv_history_on_resume(trainer, ckpt_path: str | None) -> None:
+    """Lightning's CSV writer deletes an existing metrics.csv; on resume, keep its rows up to the
+    checkpoint's epoch (later rows are logged again by the resumed run) and append after them."""
+    if ckpt_path is None:
+        return
+    for logger in trainer.loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        if not path.is_file():
+            continue
+        ckpt = Path(logger.log_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+        epoch = torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] if ckpt.is_file() else None
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header, rows = list(reader.fieldnames or []), list(reader)
+        if epoch is not None:
+            rows = [r for r in rows if not r.get("epoch") or float(r["epoch"]) <= epoch]
+        writer = logger.experiment  # creating the writer removes the old file
+        with open(path, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=header)
+            out.writeheader()
+            out.writerows(rows)
+        writer.metrics_keys = sorted(header)
