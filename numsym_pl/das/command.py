@@ -10,7 +10,6 @@ Prints a short table and writes ``das_result.json`` next to the checkpoint (or i
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
 from numsym_pl.lit_module import NextTokenLM
+from numsym_pl.preflight import check_writable
 from numsym_pl.tasks import Task
 
 TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_counts", "p_void")
@@ -42,15 +42,9 @@ def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, Task]:
 
 
 def writable_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and make sure we can write there (a clear error otherwise)."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"out: cannot create {path} ({err.strerror})") from err
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"out: cannot write to {path}")
-    return path
+    """``path``, created if needed, after making sure it can be written (``out:`` error otherwise)."""
+    check_writable(path, "out")
+    return Path(path)
 
 
 def build_parser() -> ArgumentParser:
