@@ -108,8 +108,8 @@ class DASCallback(pl.Callback):
         epoch = trainer.current_epoch if epoch is None else epoch
         self.history = [r for r in self.history if r["epoch"] != epoch]  # re-run of an epoch replaces it
         task, settings, rows = self._task(trainer), self._settings(trainer, epoch), []
-        was_training = pl_module.training
-        with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
+        cuda = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.inference_mode(False), torch.enable_grad():
             for a in self.alignments:
                 init = self.rotations.get(a.key) if self.warm_start else None
                 result, swap = run_alignment(pl_module.net, task, a, settings, init_rotation=init)
@@ -119,9 +119,9 @@ class DASCallback(pl.Callback):
                        **{b: getattr(result, b) for b in BASELINES}, "steps": result.steps,
                        "seconds": result.seconds, "warm_start": init is not None}
                 rows.append(row)
-                rank_zero_info(f"[DAS] epoch {epoch} {a.key}: IIA {result.iia:.3f} "
-                               f"(full swap {result.iia_full_swap}, {result.steps} steps, {result.seconds:.1f}s)")
-        pl_module.train(was_training)
+                full = "-" if result.iia_full_swap is None else f"{result.iia_full_swap:.3f}"
+                rank_zero_info(f"[DAS] epoch {epoch} {a.key}: IIA {result.iia:.3f} (full swap {full}, "
+                               f"{result.steps} steps, {result.seconds:.1f}s)")
         self.history.extend(rows)
         metrics = {"epoch": float(epoch)}
         for r in rows:

@@ -28,3 +28,27 @@ def test_recurrent_net_trains_and_aligns_with_up_down(arch, tmp_path, monkeypatc
     assert up_down["iia_identity"] < up_down["iia"] - 0.2 and up_down["iia_full_swap"] < up_down["iia"] - 0.2
     assert up_up["iia"] < up_down["iia"]
     assert json.loads((tmp_path / "ud" / "das_result.json").read_text())["iia"] == up_down["iia"]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_train_the_gru_config_like_one(tmp_path, monkeypatch):
+    """2 CPU processes (gloo) with half the batch each vs one process: same global batch, same
+    epochs; both must train (>= 0.99) and end within 0.01 of each other."""
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for name, extra in (("single", []), ("ddp", ["--trainer.strategy", "ddp_spawn", "--trainer.devices", "2",
+                                                 "--data.batch_size", "64"])):
+        d = tmp_path / name
+        d.mkdir()
+        res = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(ROOT / "configs" / "gru.yaml"),
+                              "--trainer.max_epochs", "100", "--trainer.enable_progress_bar", "false",
+                              "--trainer.accelerator", "cpu", "--trainer.callbacks", "null", *extra],
+                             cwd=d, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                             timeout=1800)
+        assert res.returncode == 0, res.stderr[-2000:]
+        rows = [r for r in csv.DictReader(open(next(d.glob("runs/gru/*/metrics.csv")))) if r.get("val/acc_trial")]
+        results[name] = float(rows[-1]["val/acc_trial"])
+    assert min(results.values()) >= 0.99 and abs(results["single"] - results["ddp"]) <= 0.01, results

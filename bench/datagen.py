@@ -1,0 +1,86 @@
+"""Data generation speed: trials/s and counterfactual pairs/s, and their share of a training step
+and of a DAS step (GRU d=128, batch 128), measured in one process.
+
+    python bench/datagen.py [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.search import patched_logits, source_states
+from numsym_pl.models import GRULM
+from numsym_pl.programs import get_program
+from numsym_pl.tasks import VOCAB, Task
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    task, B = Task("multi", p_void=0.2), 128
+    rng = np.random.default_rng(0)
+    t_trials = median_time(lambda: task.sample(task.sample_counts("train", B, rng), rng), args.repeats)
+    program = get_program("up_down")
+    t_pairs = median_time(lambda: make_pairs(task, program, ["count"], B, seed=1), args.repeats)
+    t_pairs_10k = median_time(lambda: make_pairs(task, program, ["count"], 10_000, seed=1), 3)
+
+    torch.manual_seed(0)
+    net = GRULM(VOCAB.size, 128)
+    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    tr = task.sample(task.sample_counts("train", B, rng), rng)
+    tokens = torch.as_tensor(tr.tokens)
+
+    def train_step():
+        logits = net(tokens[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    t_train = median_time(train_step, args.repeats)
+    frozen = GRULM(VOCAB.size, 128).requires_grad_(False)
+    pairs = make_pairs(task, program, ["count"], B, seed=2)
+    src = source_states(frozen, pairs, "state")
+    swap = SubspaceSwap(128, 16)
+    dopt = torch.optim.Adam(swap.parameters(), lr=1e-3)
+
+    def das_step():
+        logits = patched_logits(frozen, swap, "state", pairs, src)
+        loss = F.cross_entropy(logits[pairs.loss_mask], pairs.cf[:, 1:][pairs.loss_mask])
+        dopt.zero_grad()
+        loss.backward()
+        dopt.step()
+
+    t_das = median_time(das_step, args.repeats)
+    print(f"threads {torch.get_num_threads()}, batch {B}, Multi-Object with p_void 0.2")
+    print(f"{'what':<34}{'median s':>10}{'per second':>14}")
+    print(f"{'sample 128 trials':<34}{t_trials:>10.5f}{B / t_trials:>12.0f}/s")
+    print(f"{'make 128 pairs (Up-Down count)':<34}{t_pairs:>10.5f}{B / t_pairs:>12.0f}/s")
+    print(f"{'make 10,000 pairs (once per DAS)':<34}{t_pairs_10k:>10.5f}{1e4 / t_pairs_10k:>12.0f}/s")
+    print(f"{'GRU training step':<34}{t_train:>10.5f}")
+    print(f"{'GRU DAS step':<34}{t_das:>10.5f}")
+    print(f"share of a training step (trials): {t_trials / (t_trials + t_train):.1%}; "
+          f"share of a DAS step if pairs were made per step: {t_pairs / (t_pairs + t_das):.1%}")
+
+
+if __name__ == "__main__":
+    main()
