@@ -42,7 +42,6 @@ class ContextPairs:
 
 def _response_sequence(tgt_tokens, trigger, counts, kinds, rng, program, state_at_t):
     """Target up to T, then the program rolled forward from its state after T."""
-    N = len(trigger)
     cont = rollout(program, state_at_t, counts, kinds, rng, max_steps=int(counts.max()) * 2 + 8)
     L = int((trigger + 1 + (cont != VOCAB.PAD).sum(1)).max()) + 1
     j = np.arange(L)[None, :]
@@ -52,7 +51,12 @@ def _response_sequence(tgt_tokens, trigger, counts, kinds, rng, program, state_a
     t = np.arange(L - 1)[None, :]
     loss_mask = (t >= trigger[:, None]) & np.isin(cf[:, 1:], [kinds.resp, VOCAB.EOS])
     label = ((cf == kinds.resp) & (j > trigger[:, None])).sum(1)
-    return cf, loss_mask, label, np.arange(N)
+    return cf, loss_mask, label
+
+
+def _to_length(x: np.ndarray, length: int) -> torch.Tensor:
+    """Right-pad with 0 (PAD / False) or cut ``x`` [N, L] to ``length`` columns."""
+    return torch.as_tensor(np.pad(x, ((0, 0), (0, max(0, length - x.shape[1]))))[:, :length])
 
 
 def _state_after(program, tokens, kinds, counts, pos):
@@ -85,9 +89,8 @@ def substitution_pairs(task: Task, program: Program, n: int, seed: int, span: Li
     in_span = (j >= a[:, None]) & (j <= b[:, None])
     spliced = np.where(j <= b[:, None] if program.markovian else in_span, s_tok, t_tok)
     state = _state_after(program, spliced, kinds, tgt.count, tgt.trigger)
-    cf, loss_mask, label, _ = _response_sequence(t_tok, tgt.trigger, tgt.count, kinds, rng, program, state)
-    L2 = cf.shape[1]
-    fit = lambda x: torch.as_tensor(np.pad(x, ((0, 0), (0, max(0, L2 - x.shape[1]))))[:, :L2])
+    cf, loss_mask, label = _response_sequence(t_tok, tgt.trigger, tgt.count, kinds, rng, program, state)
+    fit = lambda x: _to_length(x, cf.shape[1])
     return ContextPairs(fit(s_tok), torch.as_tensor(cf), fit(in_span), torch.as_tensor(loss_mask), torch.as_tensor(label))
 
 
@@ -105,9 +108,8 @@ def hiding_pairs(task: Task, program: Program, n: int, seed: int, n_hidden: int 
     hidden = np.argsort(np.argsort(keys, 1), 1) < k[:, None]
     seen = np.where(hidden, VOCAB.VOID, tgt.tokens)  # what Ctx-Distr counts: hidden tokens count for nothing
     state = _state_after(program, seen, kinds, tgt.count, tgt.trigger)
-    cf, loss_mask, label, _ = _response_sequence(tgt.tokens, tgt.trigger, tgt.count, kinds, rng, program, state)
-    L2 = cf.shape[1]
-    fit = lambda x: torch.as_tensor(np.pad(x, ((0, 0), (0, max(0, L2 - x.shape[1]))))[:, :L2])
+    cf, loss_mask, label = _response_sequence(tgt.tokens, tgt.trigger, tgt.count, kinds, rng, program, state)
+    fit = lambda x: _to_length(x, cf.shape[1])
     return ContextPairs(fit(tgt.tokens), torch.as_tensor(cf), fit(hidden), torch.as_tensor(loss_mask), torch.as_tensor(label))
 
 
