@@ -4,15 +4,13 @@ subcommands registered in ``EXTRA_COMMANDS``."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-import torch
 
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from numsym_pl.data import NumEquivDataModule
-from numsym_pl.errors import ConfigError, NumSymError
+from numsym_pl.errors import NumSymError
 from numsym_pl.preflight import (
+    check_checkpoint_net,
     check_output_dirs,
     check_resume_checkpoint,
     fall_back_from_unreachable_loggers,
@@ -43,17 +41,9 @@ class NumSymCLI(LightningCLI):
         """LightningCLI replaces the model config by the checkpoint's; refuse, by name, a
         checkpoint whose net differs from the one the config asks for."""
         sub = self.config.get("subcommand")
-        ckpt_path = self.config[sub].get("ckpt_path") if sub else None
-        if ckpt_path and Path(ckpt_path).is_file():
-            theirs = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}).get("net")
-            ours = self.config[sub]["model"]["net"]
-            ours = ours.as_dict() if hasattr(ours, "as_dict") else ours
-            if isinstance(theirs, dict) and isinstance(ours, dict):
-                a, b = theirs.get("init_args", {}), ours.get("init_args") or {}
-                differs = {k for k in a.keys() & b.keys() if a[k] != b[k] and b[k] is not None}
-                if theirs.get("class_path", "").rsplit(".", 1)[-1] != ours.get("class_path", "").rsplit(".", 1)[-1] or differs:
-                    raise ConfigError(f"ckpt_path: {ckpt_path} holds a {theirs.get('class_path')} with {a}, but the "
-                                      f"config asks for a {ours.get('class_path')} with {b}")
+        if sub:
+            net = self.config[sub]["model"]["net"]
+            check_checkpoint_net(self.config[sub].get("ckpt_path"), net.as_dict() if hasattr(net, "as_dict") else net)
         super()._parse_ckpt_path()
 
     def before_fit(self) -> None:

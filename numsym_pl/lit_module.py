@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric
 from numsym_pl.data import VAL_SETS as VAL_SET_ORDER  # noqa: E402
 from numsym_pl.errors import ConfigError, TrainingDiverged
 from numsym_pl.models.interface import build_net
+from numsym_pl.preflight import net_mismatch
 from numsym_pl.tasks import response_target_mask
 
 
@@ -95,12 +96,9 @@ class NextTokenLM(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse, by name, a checkpoint of another architecture or size before loading weights."""
-        theirs = checkpoint.get("hyper_parameters", {}).get("net", {})
-        ours = self.hparams["net"]
-        if isinstance(theirs, dict) and theirs and ours and (theirs.get("class_path") != ours["class_path"] or
-                                                    theirs.get("init_args") != ours["init_args"]):
-            name = lambda c: f"{c.get('class_path', '?').rsplit('.', 1)[-1]}({c.get('init_args', {})})"
-            raise ConfigError(f"ckpt_path: the checkpoint holds {name(theirs)}, this run builds {name(ours)}")
+        why = net_mismatch(checkpoint.get("hyper_parameters", {}).get("net"), self.hparams["net"])
+        if why:
+            raise ConfigError(f"ckpt_path: {why}")
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         tokens = batch["tokens"]

@@ -88,3 +88,25 @@ def keep_csv_history_on_resume(trainer, ckpt_path: str | None) -> None:
             out.writeheader()
             out.writerows(rows)
         writer.metrics_keys = sorted(header)
+
+
+def net_mismatch(theirs: dict | None, ours: dict | None) -> str | None:
+    """Why a checkpoint's net (``{"class_path", "init_args"}``) cannot be loaded into ours, or None.
+    Arguments ours leaves unset (None, e.g. a vocab_size linked later) do not count."""
+    if not isinstance(theirs, dict) or not isinstance(ours, dict) or not theirs or not ours:
+        return None
+    a, b = theirs.get("init_args") or {}, ours.get("init_args") or {}
+    differs = {k for k in a.keys() & b.keys() if b[k] is not None and a[k] != b[k]}
+    name = lambda c: c.get("class_path", "?").rsplit(".", 1)[-1]
+    if name(theirs) != name(ours) or differs:
+        return f"it holds a {name(theirs)} with {a}, but this run builds a {name(ours)} with {b}"
+    return None
+
+
+def check_checkpoint_net(ckpt_path: str | None, ours: dict | None) -> None:
+    """Refuse, by name, a checkpoint file whose net differs from the configured one."""
+    if ckpt_path and Path(ckpt_path).is_file():
+        theirs = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}).get("net")
+        why = net_mismatch(theirs, ours)
+        if why:
+            raise ConfigError(f"ckpt_path: {ckpt_path}: {why}")

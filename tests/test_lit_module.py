@@ -94,3 +94,14 @@ def test_trains_and_validates_every_arch(small_net, precision, tmp_path):
         assert key in metrics and torch.isfinite(metrics[key])
     assert any(not torch.equal(a, b) for a, b in zip(before, lm.parameters()))
     assert all(p.dtype == torch.float32 for p in lm.parameters())
+
+
+def test_loading_a_checkpoint_of_another_net_is_refused_by_name():
+    from numsym_pl.models import GRULM, LSTMLM
+
+    gru = NextTokenLM(GRULM(VOCAB.size, 16))
+    ckpt = {"hyper_parameters": dict(gru.hparams), "state_dict": gru.state_dict()}
+    NextTokenLM(GRULM(VOCAB.size, 16)).on_load_checkpoint(ckpt)  # same net: fine
+    for other in (LSTMLM(VOCAB.size, 16), GRULM(VOCAB.size, 32)):
+        with pytest.raises(ValueError, match="^ckpt_path: it holds a GRULM"):
+            NextTokenLM(other).on_load_checkpoint(ckpt)
