@@ -147,3 +147,18 @@ def test_ddp_two_cpu_processes_log_the_single_process_iia(tmp_path):
     single = _cli_fit(tmp_path / "single")
     ddp = _cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2")
     assert single and ddp == single
+
+
+def test_context_interventions_run_from_the_callback(tmp_path):
+    from numsym_pl.models import TransformerLM
+
+    cb = DASCallback([Alignment("ctx_distr", None, "resid.1", intervention="attention_hiding"),
+                      Alignment("up_down", "count", "resid.1", 4)], every_n_epochs=1, settings=SETTINGS)
+    pl.seed_everything(0)
+    logger = pl.loggers.CSVLogger(tmp_path, name="run", version=0)
+    trainer = pl.Trainer(max_epochs=1, logger=logger, callbacks=[cb], enable_progress_bar=False,
+                         enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer.fit(NextTokenLM(TransformerLM(VOCAB.size, d_model=16)), NumEquivDataModule(**DATA))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "version_0" / "metrics.csv")))
+    assert _col(rows, "das/attention_hiding.ctx_distr/attn/iia") and _col(rows, "das/up_down.count/resid.1/iia")
+    assert list(cb.rotations) == ["up_down.count/resid.1"]
