@@ -176,7 +176,7 @@ class Task:
         return 2 * c + 3
 
 
-def response_target_mask(trigger: np.ndarray | "torch.Tensor", count, length: int):
+def response_target_mask(trigger, count, length: int):
     """[N, length-1] bool mask over next-token *targets* (target t is token t+1) that belong to the
     response phase: the ``count`` responses and the E. Works on numpy arrays and torch tensors."""
     import torch

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from numsym_pl.cli import main
 from numsym_pl.das import IIA, Alignment, SearchSettings, run_alignment
 from numsym_pl.tasks import Task
 from tests.conftest import SMALL_NETS

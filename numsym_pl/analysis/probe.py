@@ -60,6 +60,3 @@ def pca_figure(net, task: Task, site: str, path: str | Path, n_trials: int = 300
     explained = (S[:2] ** 2 / (S**2).sum()).numpy()
     title = f"{type(net).__name__} {site} on {task.variant}-object (PC1 {explained[0]:.0%}, PC2 {explained[1]:.0%})"
     return pca_scatter(Z, count, phase, title, path)
-
-
-
