@@ -25,7 +25,8 @@ import torch
 
 from numsym_pl.das.iia import IIA
 from numsym_pl.errors import ConfigError
-from numsym_pl.programs import Program, TokenKinds, rollout
+from numsym_pl.das.pairs import counterfactual
+from numsym_pl.programs import Program, TokenKinds
 from numsym_pl.tasks import VOCAB, Task
 
 CONTEXT_INTERVENTIONS = ("context_substitution", "attention_hiding")
@@ -40,17 +41,11 @@ class ContextPairs:
     label_count: torch.Tensor  # [N] responses the program expects
 
 
-def _response_sequence(tgt_tokens, trigger, counts, kinds, rng, program, state_at_t):
-    """Target up to T, then the program rolled forward from its state after T."""
-    cont = rollout(program, state_at_t, counts, kinds, rng, max_steps=int(counts.max()) * 2 + 8)
-    L = int((trigger + 1 + (cont != VOCAB.PAD).sum(1)).max()) + 1
-    j = np.arange(L)[None, :]
-    head = np.take_along_axis(tgt_tokens, np.minimum(j, tgt_tokens.shape[1] - 1), 1)
-    tail = np.take_along_axis(cont, np.clip(j - trigger[:, None] - 1, 0, cont.shape[1] - 1), 1)
-    cf = np.where(j <= trigger[:, None], head, np.where(j - trigger[:, None] - 1 < cont.shape[1], tail, VOCAB.PAD))
-    t = np.arange(L - 1)[None, :]
-    loss_mask = (t >= trigger[:, None]) & np.isin(cf[:, 1:], [kinds.resp, VOCAB.EOS])
-    label = ((cf == kinds.resp) & (j > trigger[:, None])).sum(1)
+def _response_sequence(program, tokens, trigger, counts, state_after_t, kinds, rng):
+    """Target up to T, then the program's response from its state after T: (cf, scored, label)."""
+    cf, loss_mask = counterfactual(program, tokens, trigger, state_after_t, counts, kinds, rng,
+                                   max_steps=2 * int(counts.max()) + 8)
+    label = ((cf == kinds.resp) & (np.arange(cf.shape[1])[None] > trigger[:, None])).sum(1)
     return cf, loss_mask, label
 
 
@@ -89,7 +84,7 @@ def substitution_pairs(task: Task, program: Program, n: int, seed: int, span: Li
     in_span = (j >= a[:, None]) & (j <= b[:, None])
     spliced = np.where(j <= b[:, None] if program.markovian else in_span, s_tok, t_tok)
     state = _state_after(program, spliced, kinds, tgt.count, tgt.trigger)
-    cf, loss_mask, label = _response_sequence(t_tok, tgt.trigger, tgt.count, kinds, rng, program, state)
+    cf, loss_mask, label = _response_sequence(program, t_tok, tgt.trigger, tgt.count, state, kinds, rng)
     fit = lambda x: _to_length(x, cf.shape[1])
     return ContextPairs(fit(s_tok), torch.as_tensor(cf), fit(in_span), torch.as_tensor(loss_mask), torch.as_tensor(label))
 
@@ -108,7 +103,7 @@ def hiding_pairs(task: Task, program: Program, n: int, seed: int, n_hidden: int 
     hidden = np.argsort(np.argsort(keys, 1), 1) < k[:, None]
     seen = np.where(hidden, VOCAB.VOID, tgt.tokens)  # what Ctx-Distr counts: hidden tokens count for nothing
     state = _state_after(program, seen, kinds, tgt.count, tgt.trigger)
-    cf, loss_mask, label = _response_sequence(tgt.tokens, tgt.trigger, tgt.count, kinds, rng, program, state)
+    cf, loss_mask, label = _response_sequence(program, tgt.tokens, tgt.trigger, tgt.count, state, kinds, rng)
     fit = lambda x: _to_length(x, cf.shape[1])
     return ContextPairs(fit(tgt.tokens), torch.as_tensor(cf), fit(hidden), torch.as_tensor(loss_mask), torch.as_tensor(label))
 
@@ -129,11 +124,9 @@ def evaluate_context_intervention(net, task: Task, program: Program, kind: str, 
         raise ConfigError(f"intervention: unknown {kind!r}; choose one of {CONTEXT_INTERVENTIONS}")
     device = next(net.parameters()).device
     if kind == "attention_hiding":
-        if program.markovian:
-            raise ConfigError(f"program: attention hiding has a label under ctx_distr only, not {program.name!r}")
-        if not hasattr(net, "blocks"):
+        pairs = hiding_pairs(task, program, n, seed)  # refuses programs without a label for it
+        if not net.attention_hook:
             raise ConfigError(f"intervention: attention hiding needs a transformer, not {type(net).__name__}")
-        pairs = hiding_pairs(task, program, n, seed)
     else:
         net.check_site(site)
         pairs = substitution_pairs(task, program, n, seed, span)

@@ -51,6 +51,26 @@ def _intervenable_positions(tokens: np.ndarray, trigger: np.ndarray, count: np.n
     return keys.argmax(1)
 
 
+def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state: dict, counts: np.ndarray,
+                   kinds: TokenKinds, rng: np.random.Generator, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``tokens[b, : pos[b] + 1]`` followed by the program rolled forward from ``state`` (its state
+    after ``pos``) to E, built with one gather: (cf [N, L], scored mask [N, L - 1]). Scored are the
+    response-phase targets (R, E) at next-token positions t >= pos; the response phase starts at a
+    T, or at ``pos`` itself when ``state`` is already in it."""
+    cont = rollout(program, state, counts, kinds, rng, max_steps)  # [N, S]
+    L = int((pos + 1 + (cont != VOCAB.PAD).sum(1)).max())
+    j = np.arange(L)[None, :]
+    rel = j - pos[:, None] - 1  # index into the continuation
+    head = np.take_along_axis(tokens, np.minimum(j, tokens.shape[1] - 1), 1)
+    tail = np.where(rel < cont.shape[1], np.take_along_axis(cont, np.clip(rel, 0, cont.shape[1] - 1), 1), VOCAB.PAD)
+    cf = np.where(rel >= 0, tail, head)
+    nxt = cf[:, 1:]
+    phase_after = (np.cumsum(cf == VOCAB.TRIG, 1)[:, :-1] > 0) | (state["phase"][:, None] == 1)
+    t = np.arange(L - 1)[None, :]
+    loss_mask = phase_after & ((nxt == kinds.resp) | (nxt == VOCAB.EOS)) & (t >= pos[:, None])
+    return cf, loss_mask
+
+
 def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, seed: int,
                source_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train",
                target_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train") -> PairBatch:
@@ -74,24 +94,7 @@ def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, s
     for var in variables:
         state[var] = src_state[var][b, i_s]
     max_steps = 2 * int(max(src.count.max(), tgt.count.max())) + 4
-    cont = rollout(program, state, tgt.count, kinds, rng, max_steps)  # [N, S]
-
-    # counterfactual = target[: i_t + 1] ++ continuation, built with one gather
-    L = int((i_t + 1 + (cont != VOCAB.PAD).sum(1)).max())
-    j = np.arange(L)[None, :]
-    from_cont = j > i_t[:, None]
-    cont_idx = np.clip(j - i_t[:, None] - 1, 0, cont.shape[1] - 1)
-    tgt_idx = np.minimum(j, tgt.tokens.shape[1] - 1)
-    cf = np.where(from_cont, np.take_along_axis(cont, cont_idx, 1), np.take_along_axis(tgt.tokens, tgt_idx, 1))
-    cf = np.where(from_cont & (j - i_t[:, None] - 1 >= cont.shape[1]), VOCAB.PAD, cf)
-
-    # scored targets: response-phase tokens (R, E) at next-token positions t >= i_t; the response
-    # phase starts at a T, or at i_t itself when the intervention set the program's phase to 1
-    nxt = cf[:, 1:]
-    phase_after = (np.cumsum(cf == VOCAB.TRIG, 1)[:, :-1] > 0) | (state["phase"][:, None] == 1)
-    t = np.arange(L - 1)[None, :]
-    resp_target = phase_after & ((nxt == kinds.resp) | (nxt == VOCAB.EOS))
-    loss_mask = resp_target & (t >= i_t[:, None])
+    cf, loss_mask = counterfactual(program, tgt.tokens, i_t, state, tgt.count, kinds, rng, max_steps)
     if not loss_mask.any(1).all():
         raise RuntimeError("make_pairs: a counterfactual without a scored response token")
 

@@ -31,6 +31,8 @@ class SequenceModel(nn.Module):
     """
 
     vocab_size: int
+    #: True when ``forward`` takes ``attn_mask`` / ``mask_layers`` (attention manipulation)
+    attention_hook: bool = False
     init_config: dict  # {"class_path", "init_args"}: how to build this net again (set on construction)
 
     def __init_subclass__(cls, **kwargs):

@@ -77,6 +77,8 @@ class TransformerLM(SequenceModel):
         dropout: dropout in attention and FFN (default 0).
     """
 
+    attention_hook = True
+
     def __init__(self, vocab_size: int, d_model: int = 128, n_layers: int = 2, n_heads: int = 1,
                  ffn_mult: int = 4, positional: Literal["rope", "nope"] = "rope", rope_base: float = 10000.0,
                  dropout: float = 0.0):
