@@ -97,10 +97,8 @@ class DASCallback(pl.Callback):
         s.seed = self.settings.seed * 100_003 + epoch
         if trainer.fast_dev_run:  # a smoke run exercises the DAS path, it does not measure anything
             s.n_train, s.n_val, s.n_test, s.max_steps, s.eval_every = 64, 32, 32, 2, 1
-        if s.precision in ("32", "32-true") and "bf16" in str(trainer.precision):
-            s.precision = "bf16"
-        elif s.precision in ("32", "32-true") and str(trainer.precision).startswith("16"):
-            s.precision = "16"
+        if s.precision in ("32", "32-true") and str(trainer.precision).startswith(("bf16", "16")):
+            s.precision = str(trainer.precision)  # the net runs under the trainer's autocast; the rotation stays fp32
         return s
 
     def run(self, trainer, pl_module, epoch: int | None = None) -> list[dict]:

@@ -169,9 +169,10 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
 
 
 def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings: SearchSettings | None = None,
-                  init_rotation: dict | None = None) -> tuple[DASResult, SubspaceSwap]:
+                  init_rotation: dict | None = None) -> tuple[DASResult, SubspaceSwap | None]:
     """Fit DAS for ``alignment`` on a frozen copy of ``net`` and score it on held-out pairs.
-    ``init_rotation`` (a ``SubspaceSwap`` state_dict) warm-starts the rotation."""
+    ``init_rotation`` (a ``SubspaceSwap`` state_dict) warm-starts the rotation. Context
+    interventions have nothing to fit: they are scored directly and return no swap."""
     settings = settings or SearchSettings()
     t0 = time.perf_counter()
     frozen = copy.deepcopy(net).eval().requires_grad_(False)
@@ -199,10 +200,12 @@ def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings
         for kind in ("identity", "full", "random"):
             b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=settings.seed + 1).to(device)
             base[kind] = test(b).compute().item()
-    val = evaluate(frozen, swap, alignment.site, sets.pairs["val"], sets.src["val"], precision=settings.precision)
+    # the fit always ends on a check, so the last history row already holds the final validation IIA
+    iia_val = history[-1]["iia_val"] if history else evaluate(
+        frozen, swap, alignment.site, sets.pairs["val"], sets.src["val"], precision=settings.precision).compute().item()
     result = DASResult(
         program=alignment.program, variables=list(alignment.variables), site=alignment.site,
         subspace=alignment.subspace, iia=metric.compute().item(), iia_identity=base.get("identity"),
-        iia_full_swap=base.get("full"), iia_random=base.get("random"), iia_val=val.compute().item(),
+        iia_full_swap=base.get("full"), iia_random=base.get("random"), iia_val=iia_val,
         steps=steps, seconds=seconds, per_count=metric.per_group(), history=history)
     return result, swap
