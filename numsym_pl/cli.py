@@ -10,7 +10,6 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from numsym_pl.data import NumEquivDataModule
 from numsym_pl.errors import NumSymError
 from numsym_pl.preflight import (
-    check_checkpoint_net,
     check_output_dirs,
     check_resume_checkpoint,
     fall_back_from_unreachable_loggers,
@@ -38,34 +37,23 @@ class NumSymCLI(LightningCLI):
         parser.link_arguments("data.pad_id", "model.pad_id", apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI replaces the model config by the checkpoint's; refuse, by name, a
-        checkpoint whose net differs from the one the config asks for."""
+        """Where LightningCLI first reads the checkpoint (from the command line or a config file)
+        and replaces the model config by the checkpoint's: refuse, by name, a checkpoint that is
+        missing, unreadable or holds another net than the config asks for."""
         sub = self.config.get("subcommand")
         if sub:
             net = self.config[sub]["model"]["net"]
-            check_checkpoint_net(self.config[sub].get("ckpt_path"), net.as_dict() if hasattr(net, "as_dict") else net)
+            check_resume_checkpoint(self.config[sub].get("ckpt_path"), net.as_dict() if hasattr(net, "as_dict") else net)
         super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
         check_output_dirs(self.trainer)
         ckpt_path = self.config[self.subcommand].get("ckpt_path")
-        check_resume_checkpoint(ckpt_path)  # again: it may come from a config file
         fall_back_from_unreachable_loggers(self.trainer)
         keep_csv_history_on_resume(self.trainer, ckpt_path)
 
 
-def _ckpt_path_arg(args: list[str]) -> str | None:
-    for i, a in enumerate(args):
-        if a == "--ckpt_path" and i + 1 < len(args):
-            return args[i + 1]
-        if a.startswith("--ckpt_path="):
-            return a.split("=", 1)[1]
-    return None
-
-
 def lightning_main(args: list[str] | None = None) -> NumSymCLI:
-    # LightningCLI reads the checkpoint while parsing: check it first, for a clear error
-    check_resume_checkpoint(_ckpt_path_arg(sys.argv[1:] if args is None else args))
     return NumSymCLI(
         NextTokenLM,
         NumEquivDataModule,

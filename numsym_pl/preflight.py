@@ -31,20 +31,30 @@ def check_output_dirs(trainer) -> None:
             check_writable(logger.save_dir, "trainer.logger.init_args.save_dir")
 
 
-def check_resume_checkpoint(ckpt_path: str | None) -> None:
-    """A checkpoint to resume from must be a readable checkpoint file ('last'/'best' are resolved
-    by Lightning)."""
-    if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
-        return
-    path = Path(ckpt_path)
+def read_checkpoint(path: str | Path, field: str = "ckpt_path") -> dict:
+    """A checkpoint file loaded with ``weights_only=True``; a missing, truncated or foreign file
+    raises a ConfigError naming ``field`` and the file."""
+    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
+        raise ConfigError(f"{field}: no checkpoint file at {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__})") from err
-    if "state_dict" not in ckpt:
-        raise ConfigError(f"ckpt_path: {path} holds no model state")
+        raise ConfigError(f"{field}: {path} is not a readable checkpoint ({type(err).__name__})") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ConfigError(f"{field}: {path} holds no model state")
+    return ckpt
+
+
+def check_resume_checkpoint(ckpt_path: str | None, net_config: dict | None = None) -> None:
+    """The checkpoint to resume from must be readable and hold the configured net ('last' and
+    'best' are resolved later by Lightning)."""
+    if ckpt_path is None or ckpt_path in ("last", "best", "hpc", "registry"):
+        return
+    theirs = read_checkpoint(ckpt_path).get("hyper_parameters", {}).get("net")
+    why = net_mismatch(theirs, net_config)
+    if why:
+        raise ConfigError(f"ckpt_path: {ckpt_path}: {why}")
 
 
 def fall_back_from_unreachable_loggers(trainer) -> None:
@@ -101,12 +111,3 @@ def net_mismatch(theirs: dict | None, ours: dict | None) -> str | None:
     if name(theirs) != name(ours) or differs:
         return f"it holds a {name(theirs)} with {a}, but this run builds a {name(ours)} with {b}"
     return None
-
-
-def check_checkpoint_net(ckpt_path: str | None, ours: dict | None) -> None:
-    """Refuse, by name, a checkpoint file whose net differs from the configured one."""
-    if ckpt_path and Path(ckpt_path).is_file():
-        theirs = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}).get("net")
-        why = net_mismatch(theirs, ours)
-        if why:
-            raise ConfigError(f"ckpt_path: {ckpt_path}: {why}")

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
 from numsym_pl.lit_module import NextTokenLM
-from numsym_pl.preflight import check_writable
+from numsym_pl.preflight import check_writable, read_checkpoint
 from numsym_pl.tasks import Task
 
 TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_counts", "p_void")
@@ -27,13 +26,7 @@ TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_count
 
 def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, Task]:
     """The trained module and the task it was trained on, from a checkpoint written by ``fit``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: no checkpoint file at {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated or not a checkpoint
-        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({type(err).__name__}: {err})") from err
+    ckpt = read_checkpoint(path)
     hp, dm = ckpt.get("hyper_parameters", {}), ckpt.get("datamodule_hyper_parameters")
     if not isinstance(hp.get("net"), dict) or dm is None:
         raise ConfigError(f"ckpt_path: {path} lacks the model/data configuration; was it written by `numsym_pl fit`?")
