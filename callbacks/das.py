@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from numsym_pl.analysis.figures import learning_dynamics
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
 from numsym_pl.tasks import Task
@@ -58,11 +59,8 @@ class DASCallback(pl.Callback):
         for a in self.alignments:
             if a.intervention != "das":
                 continue
-            pl_module.net.check_site(a.site)
-            width = pl_module.net.site_width(a.site)
-            if a.subspace * len(a.variables) > width:
-                raise ConfigError(f"subspace: {len(a.variables)} x {a.subspace} coordinates exceed site {a.site!r} "
-                                  f"of width {width}")
+            # fail now, not after N epochs of training: the swap checks that the blocks fit the site
+            SubspaceSwap(pl_module.net.site_width(a.site), a.subspace, len(a.variables), kind="identity")
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":

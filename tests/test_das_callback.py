@@ -162,3 +162,9 @@ def test_context_interventions_run_from_the_callback(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "run" / "version_0" / "metrics.csv")))
     assert _col(rows, "das/attention_hiding.ctx_distr/attn/iia") and _col(rows, "das/up_down.count/resid.1/iia")
     assert list(cb.rotations) == ["up_down.count/resid.1"]
+
+
+def test_a_subspace_too_wide_for_the_site_fails_before_training(tmp_path):
+    cb = DASCallback([Alignment("up_down", "count+phase", "state", 12)], every_n_epochs=5, settings=SETTINGS)
+    with pytest.raises(ValueError, match="^subspace:"):
+        _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
