@@ -4,17 +4,22 @@
         --site state --subspace 16 [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
     numsym_pl das --ckpt_path ... --intervention attention_hiding --program ctx_distr
 
-Prints a short table and writes ``das_result.json`` next to the checkpoint (or into ``--out``).
+Prints a short table and writes ``das_result.json`` (and the learned rotation, ``rotation.pt``)
+next to the checkpoint (or into ``--out``).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
+
+import torch
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
 from numsym_pl.lit_module import NextTokenLM
@@ -61,22 +66,45 @@ def format_table(result: dict) -> str:
     return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in rows)
 
 
+def save_result(record: dict, out_dir: Path, swap: SubspaceSwap | None = None) -> Path:
+    """Write ``das_result.json`` (and the learned rotation, ``rotation.pt``) atomically into ``out_dir``."""
+    if swap is not None:
+        torch.save({"width": swap.width, "subspace": swap.subspace, "n_blocks": swap.n_blocks,
+                    "state_dict": swap.state_dict()}, out_dir / "rotation.pt")
+    path = out_dir / "das_result.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)  # atomic: a crash never leaves half a result
+    return path
+
+
+def load_rotation(path: str | Path) -> SubspaceSwap:
+    """The rotation ``numsym_pl das`` saved as ``rotation.pt``."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    swap = SubspaceSwap(saved["width"], saved["subspace"], saved["n_blocks"], "rotation")
+    swap.load_state_dict(saved["state_dict"])
+    return swap
+
+
+def align(lm: NextTokenLM, task: Task, alignment: Alignment, settings: SearchSettings,
+          ckpt_path: str | Path = "") -> tuple[dict, SubspaceSwap | None]:
+    """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap)."""
+    if alignment.intervention != "attention_hiding":
+        lm.net.check_site(alignment.site)
+    lm.net.eval()
+    result, swap = run_alignment(lm.net, task, alignment, settings)
+    record = {**result.as_dict(), "key": alignment.key, "intervention": alignment.intervention,
+              "ckpt_path": str(ckpt_path), "task": task.variant, "settings": asdict(settings)}
+    return record, swap
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     cfg = parser.parse_args(argv)
     out_dir = writable_dir(cfg.out or Path(cfg.ckpt_path).parent)
     lm, task = load_checkpoint(cfg.ckpt_path)
     alignment = Alignment(cfg.program, cfg.variables, cfg.site, cfg.subspace, cfg.intervention, cfg.layers, cfg.span)
-    if alignment.intervention != "attention_hiding":
-        lm.net.check_site(alignment.site)
-    lm.net.eval()
-    settings = SearchSettings(**cfg.settings.as_dict())
-    result, _ = run_alignment(lm.net, task, alignment, settings)
-    record = {**result.as_dict(), "intervention": alignment.intervention, "ckpt_path": str(cfg.ckpt_path), "task": task.variant, "settings": cfg.settings.as_dict()}
+    record, swap = align(lm, task, alignment, SearchSettings(**cfg.settings.as_dict()), cfg.ckpt_path)
     print(format_table(record))
-    path = out_dir / "das_result.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)  # atomic: a crash never leaves half a result
-    print(f"wrote {path}")
+    print(f"wrote {save_result(record, out_dir, swap)}")
     return record
