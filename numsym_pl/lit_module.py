@@ -38,16 +38,18 @@ def response_correct(logits: torch.Tensor, tokens: torch.Tensor, trigger: torch.
 
 
 @torch.no_grad()
-def greedy_decode(net: nn.Module, tokens: torch.Tensor, trigger: torch.Tensor, steps: int) -> torch.Tensor:
+def greedy_decode(net: nn.Module, tokens: torch.Tensor, trigger: torch.Tensor, steps: int, forward=None) -> torch.Tensor:
     """Free-running greedy decoding: keep each trial up to its trigger, then let the model write
-    ``steps`` tokens, each fed back as the next input. Returns the written tokens [B, steps]."""
+    ``steps`` tokens, each fed back as the next input. Returns the written tokens [B, steps].
+    ``forward(tokens) -> logits`` replaces ``net(tokens)`` (e.g. a patched run)."""
+    forward = forward or net
     B = len(tokens)
     buf = torch.cat([tokens, tokens.new_zeros(B, steps + 1)], 1)
     b = torch.arange(B, device=tokens.device)
     out = []
     for k in range(steps):
         pos = trigger + k
-        nxt = net(buf[:, : int(pos.max()) + 1])[b, pos].argmax(-1)
+        nxt = forward(buf[:, : int(pos.max()) + 1])[b, pos].argmax(-1)
         buf[b, pos + 1] = nxt
         out.append(nxt)
     return torch.stack(out, 1)

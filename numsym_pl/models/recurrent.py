@@ -120,6 +120,12 @@ class RecurrentLM(SequenceModel):
 
     def forward_patched_reference(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
         """Per-step loop doing the same as ``forward_patched``; the reference for tests and benchmarks."""
+        return self.forward_patched_many(tokens, site, [(positions, patch_fn)])
+
+    def forward_patched_many(self, tokens: torch.Tensor, site: str, patches: list[tuple[torch.Tensor, PatchFn]]) -> torch.Tensor:
+        """Logits [B, L, V] with several patches in one sequence, applied in time order: each
+        ``(positions[B], patch_fn)`` replaces the state at ``(b, positions[b])`` (-1: no patch in
+        row b) by ``patch_fn(state)`` and the net continues from it (a per-step loop)."""
         self.check_site(site)
         B, L = tokens.shape
         x = self.embed(tokens)
@@ -128,9 +134,10 @@ class RecurrentLM(SequenceModel):
         for t in range(L):
             _, hx = self.rnn(x[:, t: t + 1], self._from_site(s))
             s = self._to_site(hx)
-            hit = (positions == t)[:, None]
-            if hit.any():
-                s = torch.where(hit, patch_fn(s), s)
+            for positions, patch_fn in patches:
+                hit = (positions == t)[:, None]
+                if hit.any():
+                    s = torch.where(hit, patch_fn(s), s)
             hs.append(s[:, : self.hidden_size])
         return self.decoder(torch.stack(hs, 1))
 
