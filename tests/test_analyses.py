@@ -1,0 +1,119 @@
+"""Post-hoc analyses: OOD interventions, gradience, phase flips, and the multi-patch forward they use."""
+
+import numpy as np
+import torch
+
+from numsym_pl.analysis.gradience import count_direction, gradience, greedy_response_length
+from numsym_pl.analysis.ood_interventions import ood_interventions, pair_correct
+from numsym_pl.analysis.phase_flips import flip_sequences, phase_flips
+from numsym_pl.das import Alignment
+from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.search import evaluate, source_states
+from numsym_pl.lit_module import greedy_decode
+from numsym_pl.programs import TokenKinds, get_program
+from numsym_pl.tasks import VOCAB, Task
+from tests.conftest import SMALL_NETS
+
+
+def _gru():
+    torch.manual_seed(0)
+    return SMALL_NETS["gru"]().eval()
+
+
+def test_pair_correct_agrees_with_the_iia_metric():
+    net, task = _gru(), Task("multi")
+    swap = SubspaceSwap(16, 4, 1, "random", seed=3)
+    pairs = make_pairs(task, get_program("up_down"), ["count"], 200, seed=1)
+    metric = evaluate(net, swap, "state", pairs, source_states(net, pairs, "state"))
+    assert abs(pair_correct(net, swap, "state", pairs).float().mean().item() - metric.compute().item()) < 1e-6
+
+
+def test_ood_interventions_split_by_source_set_and_carried_value():
+    net, task = _gru(), Task("multi")
+    out = ood_interventions(net, task, Alignment("up_down", "count", "state", 4), SubspaceSwap(16, 4), n=120)
+    assert set(out["iia"]) == {"train", "heldout", "ood"}
+    assert set(out["iia_by_value"]) <= {"trained", "heldout", "above_range"} and "above_range" in out["iia_by_value"]
+    assert max(out["per_value"]) > task.max_count  # OOD sources do carry values above the range
+
+
+def test_forward_patched_many_applies_patches_in_time_order():
+    net = _gru()
+    tokens = torch.as_tensor(Task("multi").sample(np.full(4, 6), np.random.default_rng(0)).tokens)
+    p1, p2 = torch.full((4,), 2), torch.full((4,), 5)
+    const = torch.randn(16)
+    one = net.forward_patched_many(tokens, "state", [(p2, lambda h: const.expand_as(h))])
+    two = net.forward_patched_many(tokens, "state", [(p1, lambda h: h * 3), (p2, lambda h: const.expand_as(h))])
+    assert torch.allclose(one[:, 5:], two[:, 5:], atol=1e-6)  # after the second patch only it matters
+    assert not torch.allclose(one[:, 2:5], two[:, 2:5])  # between the patches the first one shows
+    ref = net.forward_patched(tokens, "state", p1, lambda h: h * 3)
+    assert torch.allclose(net.forward_patched_many(tokens, "state", [(p1, lambda h: h * 3)]), ref, atol=1e-5)
+
+
+def _up_down_labels(tokens, flips):
+    """Up-Down stepped token by token with its phase overwritten after each flip position."""
+    program, kinds = get_program("up_down"), TokenKinds.of(Task("multi"))
+    state, preds = program.init(), []
+    for t, tok in enumerate(tokens):
+        state = program.step(state, np.int64(tok), kinds)
+        for pos, phase in flips:
+            if pos == t:
+                state = {**state, "phase": np.int64(phase)}
+        preds.append(int(program.predict(state, np.int64(99), kinds)))
+    return preds
+
+
+def test_phase_flip_sequences_follow_up_down():
+    task = Task("multi")
+    for flips in (1, 2):
+        seq = flip_sequences(task, 50, np.random.default_rng(flips), flips)
+        for b in range(50):
+            tokens = seq["tokens"][b].tolist()
+            preds = _up_down_labels(tokens, [(int(pos[b]), phase) for pos, phase in seq["patches"]])
+            scored = seq["scored"][b].nonzero().flatten().tolist()
+            assert scored and all(preds[t] == tokens[t + 1] for t in scored)
+            assert all(tokens[t + 1] in (task.response_token, VOCAB.EOS) for t in scored)
+
+
+def test_phase_flips_and_gradience_run_on_a_recurrent_net():
+    net, task = _gru(), Task("multi")
+    swap = SubspaceSwap(16, 4, 2, "rotation", seed=0)
+    out = phase_flips(net, task, Alignment("up_down", ["count", "phase"], "state", 4), swap, n=40)
+    assert set(out) == {"n", "one_flip", "two_flips", "two_flips_unpatched"}
+    g = gradience(net, task, Alignment("up_down", ["count", "phase"], "state", 4), swap, n=60)
+    m = g["magnitude"]
+    assert len(m["alphas"]) == len(m["shift_mean"]) == len(m["exact"]) and max(map(int, m["own"])) == 30
+    assert g["per_source_value"] and g["per_target_count"]
+
+
+def test_phase_flips_skip_nets_without_multi_patching():
+    torch.manual_seed(0)
+    net = SMALL_NETS["nope"]().eval()
+    out = phase_flips(net, Task("multi"), Alignment("up_down", ["count", "phase"], "resid.1", 4), SubspaceSwap(16, 4, 2))
+    assert "skipped" in out
+
+
+def test_response_length_matches_free_running_decoding():
+    net, task = _gru(), Task("multi")
+    trials = task.sample(np.arange(1, 9), np.random.default_rng(0))
+    tokens, trigger = torch.as_tensor(trials.tokens), torch.as_tensor(trials.trigger)
+    written = greedy_decode(net, tokens, trigger, 12)
+    expected = (written == task.response_token).long().cumprod(1).sum(1)
+    assert torch.equal(greedy_response_length(net, tokens, trigger, "state", lambda h: h, 12), expected)
+
+
+def test_count_direction_recovers_a_planted_linear_code():
+    class Planted(torch.nn.Module):  # state at T = count * v + noise, a known direction
+        def __init__(self):
+            super().__init__()
+            self.v = torch.randn(8)
+
+        def states(self, tokens, site):
+            count = (tokens >= VOCAB.D0).sum(1).float()
+            return (count[:, None, None] * self.v + 0.01 * torch.randn(len(tokens), tokens.shape[1], 8))
+
+    torch.manual_seed(0)
+    net = Planted()
+    swap = SubspaceSwap(8, 8, 1, "random", seed=1)  # the whole space: the direction must be v itself
+    d = count_direction(net, Task("multi"), "state", swap, n=300)
+    assert torch.allclose(d, net.v, atol=0.01)
