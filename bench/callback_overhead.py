@@ -1,8 +1,9 @@
 """Wall time of the learning-dynamics study with the DAS callback off, on, and on with warm start.
 
-    python bench/callback_overhead.py [--config configs/studies/learning_dynamics.yaml] [--max_epochs N]
+    python bench/callback_overhead.py [--config configs/gru.yaml] [--callbacks configs/callbacks/dynamics_recurrent.yaml] [--max_epochs 100]
 
-Each variant is one `numsym_pl fit` subprocess of the same config and seed; prints wall seconds,
+The cell of `configs/studies/learning_dynamics.yaml --quick`: the config with the callbacks of the
+overlay. Each variant is one `numsym_pl fit` subprocess of the same config and seed; prints wall seconds,
 the ratio to the run without DAS, DAS's share of the wall time, and the IIA curve each gives.
 """
 
@@ -37,12 +38,13 @@ def variant_config(base: dict, variant: str, out: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default=str(ROOT / "configs" / "studies" / "learning_dynamics.yaml"))
-    ap.add_argument("--max_epochs", type=int, default=None)
+    ap.add_argument("--config", default=str(ROOT / "configs" / "gru.yaml"))
+    ap.add_argument("--callbacks", default=str(ROOT / "configs" / "callbacks" / "dynamics_recurrent.yaml"))
+    ap.add_argument("--max_epochs", type=int, default=100)
     args = ap.parse_args()
     base = yaml.safe_load(Path(args.config).read_text())
-    if args.max_epochs:
-        base["trainer"]["max_epochs"] = args.max_epochs
+    base["trainer"]["callbacks"] = yaml.safe_load(Path(args.callbacks).read_text())["trainer"]["callbacks"]
+    base["trainer"]["max_epochs"] = args.max_epochs
     out = Path(tempfile.mkdtemp(prefix="callback_overhead_"))
     results = {}
     for variant in ("off", "on", "warm"):

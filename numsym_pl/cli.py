@@ -76,8 +76,20 @@ def _probe_main(args: list[str]) -> None:
     probe_main(args)
 
 
+def _study_main(args: list[str]) -> None:
+    from numsym_pl.study.command import main as study_main
+
+    study_main(args)
+
+
+def _report_main(args: list[str]) -> None:
+    from numsym_pl.analysis.report import main as report_main
+
+    report_main(args)
+
+
 #: subcommands beyond LightningCLI's, name -> function(argv)
-EXTRA_COMMANDS = {"das": _das_main, "probe": _probe_main}
+EXTRA_COMMANDS = {"das": _das_main, "probe": _probe_main, "study": _study_main, "report": _report_main}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,48 @@
+"""The post-hoc analyses a study runs on each cell, on the alignments they apply to."""
+
+from __future__ import annotations
+
+import json
+
+from numsym_pl.analysis.gradience import gradience
+from numsym_pl.analysis.ood_interventions import ood_interventions
+from numsym_pl.analysis.phase_flips import phase_flips
+from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.models.interface import SequenceModel
+from numsym_pl.tasks import Task
+
+
+def applies(name: str, alignment: Alignment) -> bool:
+    """Which learned alignments an analysis reads: OOD interventions any; gradience an Up-Down
+    alignment whose first block is the count; phase flips an Up-Down alignment with a phase block."""
+    if alignment.intervention != "das":
+        return False
+    if name == "gradience":
+        return alignment.program == "up_down" and alignment.variables[0] == "count"
+    if name == "phase_flips":
+        return alignment.program == "up_down" and "phase" in alignment.variables
+    return True
+
+
+ANALYSIS_FUNCTIONS = {"gradience": gradience, "ood_interventions": ood_interventions, "phase_flips": phase_flips}
+
+
+def run_analyses(cell, net: SequenceModel, task: Task, swaps: dict[str, SubspaceSwap | None]) -> dict:
+    """{analysis: {alignment key: result}}; each result is cached in the cell directory."""
+    out = {}
+    for name in cell.analyses:
+        out[name] = {}
+        for alignment in cell.alignments:
+            swap = swaps.get(alignment.key)
+            if swap is None or not applies(name, alignment):
+                continue
+            path = cell.dir / "analyses" / f"{name}@{alignment.key.replace('/', '@')}.json"
+            if path.is_file():
+                out[name][alignment.key] = json.loads(path.read_text())
+                continue
+            result = ANALYSIS_FUNCTIONS[name](net, task, alignment, swap, n=cell.das.n_test, seed=cell.das.seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=1))
+            out[name][alignment.key] = result
+    return out

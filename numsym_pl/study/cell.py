@@ -1,0 +1,121 @@
+"""Run one cell of a study: an ordinary ``numsym_pl fit`` (a subprocess), DAS for each alignment
+(what ``numsym_pl das`` does) and the cell's analyses; every step writes its result to disk and
+is skipped when that result exists, so a killed study resumes where it stopped."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from numsym_pl.das.command import align, load_checkpoint, load_rotation, save_result
+from numsym_pl.errors import NumSymError
+from numsym_pl.study.analyses import run_analyses
+from numsym_pl.study.spec import Cell
+
+FIT_KEYS = ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood", "val/acc_token", "trained/epoch",
+            "trained/seconds", "epoch")
+
+
+class CellFailed(NumSymError):
+    """A cell's fit exited non-zero; the message ends with the tail of its log."""
+
+
+def _plain(obj):
+    """JSON for the config objects a study's settings may hold (jsonargparse Namespaces, dataclasses)."""
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    return obj.__dict__ if hasattr(obj, "__dict__") else str(obj)
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_plain))
+    tmp.replace(path)  # atomic: a killed study never leaves half a result
+
+
+def fit(cell: Cell) -> Path:
+    """Train the cell's net (resuming from its last checkpoint if a previous fit was killed)."""
+    ckpt = cell.dir / "fit" / "checkpoints" / "last.ckpt"
+    if (cell.dir / "fit_done").exists():
+        return ckpt
+    cmd = [sys.executable, "-m", "numsym_pl", "fit", *cell.fit_args,
+           "--trainer.logger.init_args.save_dir", str(cell.dir), "--trainer.logger.init_args.name", "",
+           "--trainer.logger.init_args.version", "fit", "--trainer.enable_progress_bar", "false"]
+    if ckpt.exists():
+        cmd += ["--ckpt_path", str(ckpt)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(cell.threads), MKL_NUM_THREADS=str(cell.threads))
+    log = cell.dir / "fit.log"
+    with open(log, "a") as fh:
+        fh.write(" ".join(cmd) + "\n")
+        fh.flush()
+        code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+    if code != 0 or not ckpt.exists():
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        raise CellFailed(f"cell {cell.id}: fit exited with {code} (log: {log}):\n{tail}")
+    (cell.dir / "fit_done").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    return ckpt
+
+
+def _number(value: str):
+    try:
+        x = float(value)
+    except ValueError:
+        return None
+    return None if math.isnan(x) else x
+
+
+def read_metrics(metrics_csv: Path) -> tuple[dict, dict]:
+    """(the last value of each fit metric, the learning-dynamics rows) from a CSVLogger file."""
+    last, accuracy, das = {}, {}, []
+    with open(metrics_csv) as fh:
+        for row in csv.DictReader(fh):
+            values = {k: _number(v) for k, v in row.items() if v not in ("", None)}
+            values = {k: v for k, v in values.items() if v is not None}
+            last.update({k: v for k, v in values.items() if k in FIT_KEYS})
+            epoch = int(values.get("epoch", -1))
+            if "val/acc_trial" in values:
+                accuracy[epoch] = {"epoch": epoch, **{k: v for k, v in values.items() if k.startswith("val/acc_trial")}}
+            for k, v in values.items():
+                if k.startswith("das/") and k.endswith("/iia"):
+                    key = k[len("das/"): -len("/iia")]
+                    base = {b: values.get(f"das/{key}/{b}") for b in ("iia_identity", "iia_full_swap", "iia_random")}
+                    das.append({"epoch": epoch, "key": key, "iia": v, **base})
+    return last, {"accuracy": sorted(accuracy.values(), key=lambda r: r["epoch"]), "das": das}
+
+
+def run_cell(cell: Cell) -> dict:
+    """The cell's result (also written to ``<cell dir>/result.json``)."""
+    result_path = cell.dir / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    cell.dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cell.threads)
+    t0 = time.perf_counter()
+    ckpt = fit(cell)
+    fit_metrics, dynamics = read_metrics(cell.dir / "fit" / "metrics.csv")
+    lm, task = load_checkpoint(ckpt)
+    records, swaps = [], {}
+    for alignment in cell.alignments:
+        out = cell.dir / "das" / alignment.key.replace("/", "@")
+        if (out / "das_result.json").is_file():
+            record = json.loads((out / "das_result.json").read_text())
+            swap = load_rotation(out / "rotation.pt") if (out / "rotation.pt").is_file() else None
+        else:
+            record, swap = align(lm, task, alignment, cell.das, ckpt)
+            out.mkdir(parents=True, exist_ok=True)
+            save_result(record, out, swap)
+        records.append(record)
+        swaps[alignment.key] = swap
+    analyses = run_analyses(cell, lm.net.eval(), task, swaps)
+    result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt), "task_max_count": task.max_count,
+              "alignments": records, "analyses": analyses, "seconds": time.perf_counter() - t0}
+    write_json(result_path, result)
+    return result

@@ -1,0 +1,117 @@
+"""``numsym_pl study``: run a study's grid and collect every result into one table.
+
+    numsym_pl study --config configs/studies/paper_main.yaml [--quick] [--max_parallel 2] [--dry_run]
+
+Cells whose ``result.json`` exists are not run again, so a killed study resumes. Writes
+``<out_dir>/results.json`` (every cell's result) and ``results.csv`` (one row per cell and
+alignment); ``numsym_pl report <out_dir>`` turns them into ``report.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from jsonargparse import ActionConfigFile, ArgumentParser
+from tqdm.auto import tqdm
+
+from numsym_pl.errors import NumSymError
+from numsym_pl.study.cell import write_json
+from numsym_pl.study.executors import executor_for, threads_per_cell
+from numsym_pl.study.spec import Study
+
+CSV_COLUMNS = ("cell", "arch", "task", "seed", "size", "acc_trial", "acc_trial_heldout", "acc_trial_ood", "trained_epoch",
+               "alignment", "intervention", "iia", "iia_identity", "iia_full_swap", "iia_random", "das_steps", "error")
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base``: dicts merge key by key, ``null`` removes a key (e.g. a task
+    from ``tasks``), anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="numsym_pl study", description="Run a grid of fit + DAS cells and collect the results. "
+                            "--quick merges the study's `quick` settings over the rest: a CPU-sized run.")
+    parser.add_argument("--config", action=ActionConfigFile, help="The study's YAML file (configs/studies/).")
+    parser.add_class_arguments(Study, nested_key=None, as_group=True)
+    parser.add_argument("--dry_run", action="store_true", help="List the cells and exit.")
+    return parser
+
+
+def load_study(argv: list[str]) -> tuple[Study, bool]:
+    """The study (quick settings merged if asked) and the dry-run flag."""
+    quick = "--quick" in argv  # the flag selects the study's `quick:` block, so it is taken out before parsing
+    cfg = build_parser().parse_args([a for a in argv if a != "--quick"])
+    dry_run = cfg.pop("dry_run")
+    cfg.pop("config", None)
+    settings = cfg.as_dict()
+    if quick:  # its own directory: a quick cell must never stand in for a full one on resume
+        settings = deep_merge(settings, settings.pop("quick") or {})
+        settings["out_dir"] = settings.get("out_dir") or f"runs/studies/{settings['name']}_quick"
+    settings.pop("quick", None)
+    study_parser = ArgumentParser(prog="numsym_pl study")
+    study_parser.add_class_arguments(Study, "study")
+    study = study_parser.instantiate_classes(study_parser.parse_object({"study": settings})).study
+    study.settings = {**settings, "quick": quick}  # recorded as study.json beside the results
+    return study, dry_run
+
+
+def csv_rows(result: dict) -> list[dict]:
+    fit = result.get("fit", {})
+    base = {"cell": result["cell"], "arch": result["arch"], "task": result["task"], "seed": result["seed"],
+            "size": result["size"], "acc_trial": fit.get("val/acc_trial"), "acc_trial_heldout": fit.get("val/acc_trial_heldout"),
+            "acc_trial_ood": fit.get("val/acc_trial_ood"), "trained_epoch": fit.get("trained/epoch"), "error": result.get("error")}
+    rows = [{**base, "alignment": a["key"], "intervention": a["intervention"], "iia": a["iia"],
+             "iia_identity": a["iia_identity"], "iia_full_swap": a["iia_full_swap"], "iia_random": a["iia_random"],
+             "das_steps": a["steps"]} for a in result.get("alignments", [])]
+    return rows or [base]
+
+
+def write_results(out_dir: Path, results: list[dict]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "results.json", results)
+    tmp = out_dir / "results.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, CSV_COLUMNS)
+        writer.writeheader()
+        for r in results:
+            writer.writerows(csv_rows(r))
+    tmp.replace(out_dir / "results.csv")
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    study, dry_run = load_study(sys.argv[1:] if argv is None else argv)
+    threads = threads_per_cell(study.executor, study.max_parallel, study.executor_args)
+    cells = study.cells(threads)
+    done = [c for c in cells if (c.dir / "result.json").is_file()]
+    print(f"study {study.name}: {len(cells)} cells ({len(done)} done), out_dir {study.out_dir}, executor "
+          f"{study.executor} x {study.max_parallel}, {threads} thread(s) per cell")
+    if dry_run:
+        for c in cells:
+            print(f"  {c.id}: numsym_pl fit {' '.join(c.fit_args)}; align {[a.key for a in c.alignments]}")
+        return []
+    study.out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(study.out_dir / "study.json", study.settings)
+    run = executor_for(study.executor, study.max_parallel, study.out_dir / "submitit", study.executor_args)
+    results = {}
+    with tqdm(total=len(cells), desc=f"study {study.name}", unit="cell") as bar:
+        for result in run(cells):
+            results[result["cell"]] = result
+            status = "FAILED" if "error" in result else "ok"
+            bar.write(f"  {result['cell']}: {status}" + (f" ({result['error'].splitlines()[0]})" if "error" in result else ""))
+            bar.update(1)
+            write_results(study.out_dir, [results[c.id] for c in cells if c.id in results])  # partial tables as we go
+    failed = [r for r in results.values() if "error" in r]
+    print(f"wrote {study.out_dir / 'results.csv'} and results.json; next: numsym_pl report {study.out_dir}")
+    if failed:
+        raise NumSymError(f"{len(failed)} of {len(cells)} cells failed: {[r['cell'] for r in failed]}; see their "
+                          "fit.log; run the same command again to retry them (finished cells are kept)")
+    return [results[c.id] for c in cells]

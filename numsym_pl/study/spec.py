@@ -1,0 +1,143 @@
+"""A study: a grid of ordinary ``fit`` + ``das`` runs, as one YAML file (the ``Study`` signature
+is its schema).
+
+    name: paper_main
+    architectures:                 # name -> fit config, its alignments, how a size is set
+      gru: {config: configs/gru.yaml, alignments: [{program: up_down, variables: [count], site: state}],
+            size_args: {model.net.init_args.hidden_size: 1.0}}
+    tasks: {multi: [], same: [configs/tasks/same_object.yaml]}   # name -> overlay configs
+    seeds: [0, 1, 2, 3, 4]
+    sizes: [null]                  # d values; null keeps each config's own size
+    fit_args: [--config, configs/callbacks/checkpoint_only.yaml]
+    das: {n_train: 10000, ...}     # numsym_pl.das.search.SearchSettings
+    analyses: [gradience, ood_interventions, phase_flips]
+    quick: {seeds: [0], das: {max_steps: 300}}   # merged over the rest by --quick
+
+A cell is one (architecture, task, seed, size); its directory is ``<out_dir>/cells/<cell id>``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.search import SearchSettings
+from numsym_pl.errors import ConfigError
+
+ANALYSES = ("gradience", "ood_interventions", "phase_flips")
+
+
+@dataclass
+class Architecture:
+    """One architecture of a study.
+
+    Args:
+        config: the ``numsym_pl fit`` config file.
+        alignments: what to align on each of its trained checkpoints.
+        size_args: fit options set from the cell's size d, with a multiplier
+            (``{model.net.init_args.hidden_size: 0.5}`` gives an LSTM whose [h; c] is d wide).
+        fit_args: extra ``numsym_pl fit`` arguments for this architecture only.
+    """
+
+    config: str
+    alignments: list[Alignment] = field(default_factory=list)
+    size_args: dict[str, float] = field(default_factory=dict)
+    fit_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Cell:
+    """One run of the grid: an ordinary fit, then DAS for each alignment, then the analyses."""
+
+    id: str
+    arch: str
+    task: str
+    seed: int
+    size: Optional[int]
+    fit_args: list[str]
+    alignments: list[Alignment]
+    das: SearchSettings
+    analyses: list[str]
+    dir: Path
+    threads: int = 1
+
+    @property
+    def labels(self) -> dict:
+        return {"cell": self.id, "arch": self.arch, "task": self.task, "seed": self.seed, "size": self.size}
+
+
+def scaled_subspace(alignment: Alignment, size: Optional[int]) -> Alignment:
+    """The reference subspace is 16 of d = 128 (d / 8); the size sweep keeps that ratio, so
+    small nets are not aligned with a subspace as wide as their whole state."""
+    if size is None or alignment.intervention != "das":
+        return alignment
+    return Alignment(**{**alignment.__dict__, "subspace": max(1, min(alignment.subspace, size // 8))})
+
+
+class Study:
+    """A grid of architectures x tasks x seeds x sizes, each cell a ``fit`` and its alignments.
+
+    Args:
+        name: the study's name (its directory under ``out_dir``'s parent by default).
+        architectures: name -> ``Architecture``.
+        tasks: name -> overlay configs (``[]`` is the architecture config's own task).
+        seeds: ``seed_everything`` values.
+        sizes: model widths d (``null`` keeps the config's); set through ``size_args``.
+        fit_args: extra ``numsym_pl fit`` arguments for every cell.
+        das: DAS settings for every alignment.
+        analyses: post-hoc analyses run on each cell (``gradience``, ``ood_interventions``,
+            ``phase_flips``).
+        out_dir: where cells and results go (default ``runs/studies/<name>``).
+        max_parallel: cells run at once on this machine (each gets cores / max_parallel threads).
+        executor: ``local`` (processes on this machine) or ``submitit`` (SLURM, or submitit's
+            local executor); see ``numsym_pl.study.executors``.
+        executor_args: passed to ``submitit.AutoExecutor.update_parameters`` (e.g. ``slurm_partition``,
+            ``timeout_min``, ``gpus_per_node``); ``cluster`` picks ``slurm`` / ``local``.
+        quick: settings merged over these by ``--quick`` (a CPU-sized version of the study).
+    """
+
+    def __init__(self, name: str, architectures: dict[str, Architecture], tasks: Optional[dict[str, list[str]]] = None,
+                 seeds: list[int] = (0,), sizes: list[Optional[int]] = (None,), fit_args: list[str] = (),
+                 das: Optional[SearchSettings] = None, analyses: list[str] = (), out_dir: Optional[str] = None,
+                 max_parallel: int = 2, executor: Literal["local", "submitit"] = "local",
+                 executor_args: Optional[dict] = None, quick: Optional[dict] = None):
+        if not architectures:
+            raise ConfigError("architectures: a study needs at least one architecture")
+        unknown = sorted(set(analyses) - set(ANALYSES))
+        if unknown:
+            raise ConfigError(f"analyses: unknown {unknown}; choose from {ANALYSES}")
+        if max_parallel < 1:
+            raise ConfigError(f"max_parallel: must be >= 1, got {max_parallel}")
+        for arch_name, arch in architectures.items():
+            if not Path(arch.config).is_file():
+                raise ConfigError(f"architectures.{arch_name}.config: no such file {arch.config!r}")
+            if any(s is not None for s in sizes) and not arch.size_args:
+                raise ConfigError(f"architectures.{arch_name}.size_args: sizes are swept but this architecture "
+                                  "does not say which option sets its size")
+        self.name, self.architectures = name, architectures
+        self.tasks = {"multi": []} if tasks is None else tasks
+        self.seeds, self.sizes, self.fit_args = list(seeds), list(sizes), list(fit_args)
+        self.das = das or SearchSettings(progress=False)
+        self.analyses, self.max_parallel = list(analyses), max_parallel
+        self.out_dir = Path(out_dir or Path("runs/studies") / name)
+        self.executor, self.executor_args = executor, dict(executor_args or {})
+
+    def cells(self, threads: int = 1) -> list[Cell]:
+        """Every cell of the grid, in a fixed order."""
+        out = []
+        for (arch_name, arch), (task_name, overlays), size, seed in itertools.product(
+                self.architectures.items(), self.tasks.items(), self.sizes, self.seeds):
+            args = ["--config", arch.config]
+            for overlay in overlays:
+                args += ["--config", overlay]
+            args += [*self.fit_args, *arch.fit_args, "--seed_everything", str(seed)]
+            if size is not None:
+                args += [a for key, mult in arch.size_args.items() for a in (f"--{key}", str(int(round(size * mult))))]
+            cell_id = f"{arch_name}-{task_name}" + ("" if size is None else f"-d{size}") + f"-s{seed}"
+            out.append(Cell(cell_id, arch_name, task_name, seed, size, args,
+                            [scaled_subspace(a, size) for a in arch.alignments], self.das, self.analyses,
+                            self.out_dir / "cells" / cell_id, threads))
+        return out

@@ -1,0 +1,158 @@
+"""Studies: grid expansion, the shipped study configs, a tiny study end to end (resume, failures,
+the submitit executor) and its report."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from numsym_pl.analysis.report import write_report
+from numsym_pl.cli import main
+from numsym_pl.errors import ConfigError, NumSymError
+from numsym_pl.study.command import deep_merge, load_study
+from numsym_pl.study.command import main as study_main
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDIES = sorted(p.name for p in (ROOT / "configs" / "studies").glob("*.yaml"))
+FAST = ["--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
+        "--data.val_size", "16", "--data.train_size", "32"]
+
+
+def test_deep_merge_merges_dicts_replaces_the_rest_and_drops_nulls():
+    base = {"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 3}
+    assert deep_merge(base, {"a": {"y": 5, "x": None}, "b": [9], "c": None}) == {"a": {"y": 5}, "b": [9]}
+
+
+def test_shipped_studies_are_the_issue_s_four():
+    assert {"paper_main.yaml", "model_size.yaml", "learning_dynamics.yaml", "gradience.yaml"} <= set(STUDIES)
+
+
+def _configs_of(cell):
+    return tuple(a for i, a in enumerate(cell.fit_args) if i > 0 and cell.fit_args[i - 1] == "--config")
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_config_expands_full_and_quick(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    full, _ = load_study(["--config", f"configs/studies/{name}"])
+    quick, _ = load_study(["--config", f"configs/studies/{name}", "--quick"])
+    assert len(quick.cells()) < len(full.cells())
+    assert quick.out_dir != full.out_dir  # a quick result never stands in for a full one
+    assert len({c.id for c in full.cells()}) == len(full.cells())
+
+
+def test_every_distinct_cell_config_of_the_studies_survives_a_fast_dev_run(tmp_path, monkeypatch):
+    combos = {}
+    for name in STUDIES:
+        monkeypatch.chdir(ROOT)
+        study, _ = load_study(["--config", f"configs/studies/{name}", "--quick"])
+        for cell in study.cells():
+            combos.setdefault(_configs_of(cell), cell)
+    for configs, cell in combos.items():
+        monkeypatch.chdir(tmp_path)
+        args = [a if not a.startswith("configs/") else str(ROOT / a) for a in cell.fit_args]
+        main(["fit", *args, *FAST])
+
+
+def test_grid_sizes_seeds_and_scaled_subspace(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    study, _ = load_study(["--config", "configs/studies/model_size.yaml", "--out_dir", str(tmp_path)])
+    cells = {c.id: c for c in study.cells()}
+    lstm = cells["lstm-multi-d32-s1"]
+    assert lstm.fit_args[lstm.fit_args.index("--model.net.init_args.hidden_size") + 1] == "16"  # [h; c] = 32
+    assert lstm.alignments[0].subspace == 4 and cells["gru-multi-d256-s0"].alignments[0].subspace == 16
+    assert lstm.dir == tmp_path / "cells" / "lstm-multi-d32-s1"
+
+
+def test_bad_study_settings_are_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\narchitectures: {gru: {config: configs/nope.yaml}}\n")
+    with pytest.raises(ConfigError, match="architectures.gru.config"):
+        load_study(["--config", str(bad)])
+    bad.write_text("name: x\narchitectures: {gru: {config: configs/gru.yaml}}\nanalyses: [tea_leaves]\n")
+    with pytest.raises(ConfigError, match="analyses"):
+        load_study(["--config", str(bad)])
+    bad.write_text("name: x\narchitectures: {gru: {confg: configs/gru.yaml}}\n")
+    with pytest.raises(SystemExit):
+        load_study(["--config", str(bad)])
+
+
+def _tiny_study(tmp_path, **over):
+    study = {
+        "name": "tiny", "out_dir": str(tmp_path / "study"),
+        "architectures": {"gru": {"config": str(ROOT / "configs/gru.yaml"), "alignments": [
+            {"program": "up_down", "variables": ["count", "phase"], "site": "state", "subspace": 2},
+            {"program": "up_up", "variables": ["demo_count"], "site": "state", "subspace": 2}]}},
+        "seeds": [0, 1],
+        "fit_args": ["--config", str(ROOT / "configs/callbacks/checkpoint_only.yaml"), "--trainer.max_epochs", "1",
+                     "--data.train_size", "64", "--data.val_size", "32", "--model.net.init_args.hidden_size", "16",
+                     "--trainer.check_val_every_n_epoch", "1"],
+        "das": {"n_train": 128, "n_val": 32, "n_test": 48, "max_steps": 4, "eval_every": 2, "progress": False},
+        "analyses": ["gradience", "ood_interventions", "phase_flips"], "max_parallel": 2}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(deep_merge(study, over)))
+    return path
+
+
+def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = study_main(["--config", str(_tiny_study(tmp_path))])
+    out = tmp_path / "study"
+    assert [r["cell"] for r in results] == ["gru-multi-s0", "gru-multi-s1"]
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 and "up_down.count+phase/state" in rows[1]
+    r0 = json.loads((out / "cells/gru-multi-s0/result.json").read_text())
+    assert 0 <= r0["fit"]["val/acc_trial"] <= 1 and set(r0["analyses"]) == {"gradience", "ood_interventions", "phase_flips"}
+    assert "up_down.count+phase/state" in r0["analyses"]["phase_flips"]
+
+    # a killed study: one cell's result and one DAS result gone; the fit is not repeated
+    log = out / "cells/gru-multi-s1/fit.log"
+    fit_runs = log.read_text().count("numsym_pl fit")
+    (out / "cells/gru-multi-s1/result.json").unlink()
+    das_json = next((out / "cells/gru-multi-s1/das").glob("up_up*/das_result.json"))
+    das_json.unlink()
+    again = study_main(["--config", str(_tiny_study(tmp_path))])
+    assert log.read_text().count("numsym_pl fit") == fit_runs and das_json.is_file()
+    assert again[0] == json.loads((out / "cells/gru-multi-s0/result.json").read_text())
+
+    main(["report", str(out)])
+    report = (out / "report.md").read_text()
+    for heading in ("## Main table", "### Against the paper", "## Gradience", "### 1. Interventions with counts outside",
+                    "### 2. Count and phase", "### 3. Repeated phase flips", "### 4. Does IIA predict"):
+        assert heading in report, heading
+    assert "| gru | multi | 2 |" in report
+    for png in ("main_iia", "gradience", "ood_interventions"):
+        assert (out / "figures" / f"{png}.png").stat().st_size > 5_000
+
+
+def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _tiny_study(tmp_path, seeds=[0], analyses=[], max_parallel=1,
+                       tasks={"multi": [], "broken": [str(tmp_path / "missing.yaml")]})
+    with pytest.raises(NumSymError, match="1 of 2 cells failed"):
+        study_main(["--config", str(path)])
+    rows = (tmp_path / "study/results.csv").read_text()
+    assert "gru-broken-s0" in rows and "CellFailed" in rows and "gru-multi-s0,gru,multi" in rows
+
+
+def test_report_needs_results(tmp_path):
+    with pytest.raises(ConfigError, match="results.json"):
+        write_report(tmp_path)
+
+
+def test_submitit_local_executor_runs_a_cell(tmp_path):
+    pytest.importorskip("submitit")
+    path = _tiny_study(tmp_path, seeds=[0], analyses=[], executor="submitit",
+                       executor_args={"cluster": "local", "timeout_min": 10})
+    env = dict(os.environ, WANDB_MODE="offline")
+    res = subprocess.run([sys.executable, "-m", "numsym_pl", "study", "--config", str(path)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads((tmp_path / "study/cells/gru-multi-s0/result.json").read_text())
+    assert result["alignments"][0]["key"] == "up_down.count+phase/state"
+    assert list((tmp_path / "study/submitit").glob("*_log.out"))  # ran as a submitit job
