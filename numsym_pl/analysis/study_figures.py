@@ -1,0 +1,161 @@
+"""The figures of a study report (matplotlib, PNG), each from the collected cell results."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from numsym_pl.analysis.summary import grouped, iia_of, labels_in, mean_sd, ok_cells  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _int_keys(d: dict) -> tuple[list[int], list[float]]:
+    items = sorted((int(k), v) for k, v in d.items())
+    return [k for k, _ in items], [v for _, v in items]
+
+
+def main_bars(results: list[dict], path: Path) -> Path:
+    """IIA (mean over seeds, sd as error bar) per architecture x task, one bar per alignment."""
+    groups, labels = grouped(results), labels_in(results)
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(groups) * max(1, len(labels)) / 2), 4))
+    width = 0.8 / max(1, len(labels))
+    for j, label in enumerate(labels):
+        stats = [mean_sd(iia_of(r, label) for r in cells) for cells in groups.values()]
+        ax.bar(np.arange(len(groups)) + j * width, [s[0] for s in stats], width, yerr=[s[1] for s in stats],
+               label=label, capsize=2)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, ["\n".join(k) for k in groups], fontsize=8)
+    ax.set_ylabel("IIA (held-out pairs)")
+    ax.set_ylim(0, 1.05)
+    ax.axhline(0.9, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Alignment by architecture and task")
+    return _save(fig, path)
+
+
+def dynamics(results: list[dict], path: Path) -> Path | None:
+    """Task accuracy (black) and IIA (coloured) against epoch, one panel per architecture x task."""
+    groups = {k: v for k, v in grouped(results).items() if any(r.get("dynamics", {}).get("das") for r in v)}
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
+    for ax, (key, cells) in zip(axes[0], groups.items()):
+        for r in cells:
+            acc = r["dynamics"]["accuracy"]
+            ax.plot([a["epoch"] for a in acc], [a.get("val/acc_trial") for a in acc], color="black", lw=1, alpha=0.7)
+            by_key = defaultdict(list)
+            for row in r["dynamics"]["das"]:
+                by_key[row["key"]].append(row)
+            for i, (k, rows) in enumerate(sorted(by_key.items())):
+                rows.sort(key=lambda x: x["epoch"])
+                ax.plot([x["epoch"] for x in rows], [x["iia"] for x in rows], "-o", ms=3, color=f"C{i}",
+                        label=k if r is cells[0] else None)
+        ax.set_title(" / ".join(key), fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("val/acc_trial (black) / IIA")
+    return _save(fig, path)
+
+
+def size_sweep(results: list[dict], label: str, path: Path) -> Path | None:
+    """Trial accuracy (ID, OOD) and IIA against model width d, mean ± sd over seeds, per architecture."""
+    cells = [r for r in ok_cells(results) if r.get("size") is not None]
+    if len({r["size"] for r in cells}) < 2:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for i, arch in enumerate(sorted({r["arch"] for r in cells})):
+        sizes = sorted({r["size"] for r in cells if r["arch"] == arch})
+        series = {"val/acc_trial": lambda r: r["fit"].get("val/acc_trial"),
+                  "val/acc_trial_ood": lambda r: r["fit"].get("val/acc_trial_ood"),
+                  f"IIA {label}": lambda r: iia_of(r, label)}
+        for ax, (name, get) in zip(axes, series.items()):
+            stats = [mean_sd(get(r) for r in cells if r["arch"] == arch and r["size"] == s) for s in sizes]
+            ax.errorbar(sizes, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=2,
+                        color=f"C{i}", label=arch)
+            ax.set_title(name, fontsize=9)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("d (state width)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _per_key_lines(ax, results, analysis: str, field: str, sub: str | None = None):
+    for i, r in enumerate(ok_cells(results)):
+        for key, res in r.get("analyses", {}).get(analysis, {}).items():
+            data = res[field] if sub is None else res[field][sub]
+            xs, ys = _int_keys(data)
+            ax.plot(xs, ys, "-o", ms=3, color=f"C{i % 10}", label=f"{r['cell']} {key.split('/')[0]}")
+
+
+def gradience(results: list[dict], path: Path) -> Path | None:
+    """IIA per carried count; response-length shift against intervention magnitude; precision by count."""
+    if not any(r.get("analyses", {}).get("gradience") for r in ok_cells(results)):
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    _per_key_lines(axes[0], results, "gradience", "per_source_value")
+    axes[0].set(xlabel="count carried by the source", ylabel="IIA", title="IIA by number", ylim=(-0.02, 1.02))
+    for i, r in enumerate(ok_cells(results)):
+        for key, res in r.get("analyses", {}).get("gradience", {}).items():
+            m = res["magnitude"]
+            a, mean, sd = np.array(m["alphas"]), np.array(m["shift_mean"]), np.array(m["shift_sd"])
+            axes[1].plot(a, mean, "-o", ms=3, color=f"C{i % 10}", label=r["cell"])
+            axes[1].fill_between(a, mean - sd, mean + sd, color=f"C{i % 10}", alpha=0.15)
+            xs, ys = _int_keys(m["own"])
+            axes[2].plot(xs, ys, "-o", ms=3, color=f"C{i % 10}", label=r["cell"])
+    alphas = np.linspace(-3, 3, 121)
+    axes[1].plot(alphas, alphas, ":", color="grey", label="shift = alpha (graded)")
+    axes[1].plot(alphas, np.round(alphas), "--", color="grey", lw=0.8, label="shift = round(alpha) (symbolic)")
+    axes[1].set(xlabel="alpha (count units added at T)", ylabel="response length - count",
+                title="Intervention magnitude (mean ± sd)")
+    axes[2].set(xlabel="count", ylabel="exact response length", title="Precision by number (no intervention)",
+                ylim=(-0.02, 1.02))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def ood_interventions(results: list[dict], max_count: int, path: Path) -> Path | None:
+    """IIA of the learned rotation by the value the source carries, training range shaded."""
+    if not any(r.get("analyses", {}).get("ood_interventions") for r in ok_cells(results)):
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    _per_key_lines(ax, results, "ood_interventions", "per_value")
+    ax.axvspan(-0.5, max_count + 0.5, color="grey", alpha=0.12, label="training range")
+    ax.set(xlabel="value carried by the source", ylabel="IIA", ylim=(-0.02, 1.02),
+           title="Interventions with counts outside the training range")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def correlation(points: list[tuple[str, float, float]], stats: dict, label: str, path: Path) -> Path:
+    """IIA against OOD trial accuracy, one point per cell, coloured by architecture."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    archs = sorted({p[0] for p in points})
+    for i, arch in enumerate(archs):
+        sel = [p for p in points if p[0] == arch]
+        ax.scatter([p[1] for p in sel], [p[2] for p in sel], color=f"C{i}", label=arch, s=20)
+    ci = stats["ci_boot"]
+    ax.set(xlabel=f"IIA {label}", ylabel="val/acc_trial_ood",
+           title=f"r = {stats['r']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] (n = {stats['n']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
