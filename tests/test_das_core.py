@@ -166,3 +166,29 @@ def test_forward_patched_with_out_mask_gives_the_masked_logits(arch):
     masked = net.forward_patched(p.cf[:, :-1], site, p.target_pos, patch, out_mask=p.loss_mask)
     torch.testing.assert_close(masked[p.loss_mask], full[p.loss_mask], atol=1e-6, rtol=1e-6)
     assert (masked[~p.loss_mask] == 0).all()
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL_NETS))
+def test_forward_patched_from_the_clean_cache_is_the_same_run(arch):
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]().double()
+    p = make_pairs(Task("multi"), PROGRAMS["up_down"], ["count"], 64, seed=5)
+    site = list(net.sites)[-1]
+    shift = torch.randn(64, net.site_width(site), dtype=torch.float64)
+    patch = lambda h: h * 0.5 + shift
+    cache = net.patch_cache(p.cf[:, :-1], site, p.target_pos)
+    assert cache is not None and len(cache) == 64
+    direct = net.forward_patched(p.cf[:, :-1], site, p.target_pos, patch, out_mask=p.loss_mask)
+    cached = net.forward_patched(p.cf[:, :-1], site, p.target_pos, patch, out_mask=p.loss_mask, cache=cache)
+    torch.testing.assert_close(cached, direct, atol=1e-9, rtol=1e-9)
+
+
+def test_pairs_intervene_on_a_chosen_subset_of_variables():
+    task, prog = Task("multi"), PROGRAMS["up_down"]
+    only_count = make_pairs(task, prog, ["count", "phase"], 200, seed=9, subsets=0)
+    count = make_pairs(task, prog, ["count"], 200, seed=9)
+    assert torch.equal(only_count.cf, count.cf) and only_count.blocks[:, 0].all() and not only_count.blocks[:, 1].any()
+    mixed = make_pairs(task, prog, ["count", "phase"], 300, seed=9, subsets="random")
+    assert mixed.blocks.any(1).all()
+    assert {tuple(r) for r in mixed.blocks.tolist()} == {(True, False), (False, True), (True, True)}
+    assert make_pairs(task, prog, ["count", "phase"], 50, seed=9).blocks.all()

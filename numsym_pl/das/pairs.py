@@ -32,6 +32,7 @@ class PairBatch:
     loss_mask: torch.Tensor  # [N, Lc - 1] bool
     source_value: torch.Tensor  # [N] value of the first intervened variable on the source
     target_count: torch.Tensor  # [N] objects of the target trial
+    blocks: torch.Tensor  # [N, n_variables] bool: the variables (rotation blocks) this pair intervenes on
 
     def __len__(self) -> int:
         return len(self.source_pos)
@@ -73,9 +74,13 @@ def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state:
 
 def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, seed: int,
                source_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train",
-               target_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train") -> PairBatch:
+               target_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train",
+               subsets: Literal["all", "random"] | int = "all") -> PairBatch:
     """``n`` counterfactual pairs, vectorised and reproducible from ``seed``. Counts are drawn
-    from a named set of the task or uniformly from an explicit list."""
+    from a named set of the task or uniformly from an explicit list. With several variables,
+    ``subsets`` says which each pair intervenes on: ``all`` of them, a ``random`` non-empty subset
+    per pair (what makes each rotation block stand for its own variable when training), or only
+    the variable with that index."""
     variables = program.check_variables(variables)
     rng = np.random.default_rng(seed)
     kinds = TokenKinds.of(task)
@@ -90,9 +95,15 @@ def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, s
     b = np.arange(n)
     src_state, _ = program.trace(src.tokens, kinds, src.count)
     tgt_state, _ = program.trace(tgt.tokens, kinds, tgt.count)
+    blocks = np.ones((n, len(variables)), dtype=bool)
+    if subsets == "random" and len(variables) > 1:
+        pick = rng.integers(1, 2 ** len(variables), n)  # a non-empty subset, as a bit mask
+        blocks = (pick[:, None] >> np.arange(len(variables))[None, :]) & 1 == 1
+    elif isinstance(subsets, int) and not isinstance(subsets, bool):
+        blocks = np.arange(len(variables))[None, :].repeat(n, 0) == subsets
     state = {k: v[b, i_t] for k, v in tgt_state.items()}
-    for var in variables:
-        state[var] = src_state[var][b, i_s]
+    for j, var in enumerate(variables):
+        state[var] = np.where(blocks[:, j], src_state[var][b, i_s], state[var])
     max_steps = 2 * int(max(src.count.max(), tgt.count.max())) + 4
     cf, loss_mask = counterfactual(program, tgt.tokens, i_t, state, tgt.count, kinds, rng, max_steps)
     if not loss_mask.any(1).all():
@@ -101,4 +112,4 @@ def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, s
     as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x))
     return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
                      loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
-                     target_count=as_t(tgt.count))
+                     target_count=as_t(tgt.count), blocks=as_t(blocks))

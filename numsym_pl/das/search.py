@@ -77,6 +77,7 @@ class DASResult:
     seconds: float
     per_count: dict[int, float]
     history: list[dict] = field(default_factory=list)
+    iia_alone: dict[str, float] | None = None  # several variables: IIA intervening on each one alone
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -103,37 +104,63 @@ def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: i
     return torch.cat(out)
 
 
-def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, src: torch.Tensor) -> torch.Tensor:
+@torch.no_grad()
+def clean_cache(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000) -> torch.Tensor | None:
+    """What the net can reuse of the unpatched counterfactual run below each ``i_t`` (``patch_cache``)."""
+    parts = [net.patch_cache(p.cf[:, :-1], site, p.target_pos) for p in (pairs[i: i + batch_size] for i in range(0, len(pairs), batch_size))]
+    return None if any(c is None for c in parts) else torch.cat(parts)
+
+
+def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, src: torch.Tensor,
+                   cache: torch.Tensor | None = None) -> torch.Tensor:
     """Logits [B, Lc-1, V] of the net on the counterfactual inputs, patched at ``i_t``."""
-    return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src), out_mask=pairs.loss_mask)
+    blocks = None if pairs.blocks.all() else pairs.blocks
+    return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src, blocks),
+                               out_mask=pairs.loss_mask, cache=cache)
 
 
 @torch.no_grad()
-def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32") -> IIA:
+def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+             cache: torch.Tensor | None = None) -> IIA:
     metric = IIA(sync_on_compute=False).to(src.device)  # every rank scores the same pairs
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
-            logits = patched_logits(net, swap, site, p, src[i: i + batch_size])
+            logits = patched_logits(net, swap, site, p, src[i: i + batch_size],
+                                    None if cache is None else cache[i: i + batch_size])
         metric.update(logits, p.cf, p.loss_mask, p.source_value)
     return metric
 
 
 class PairSets:
-    """The train / validation / test pairs of one alignment and their precomputed source states."""
+    """The train / validation / test pairs of one alignment, their source states and the clean
+    runs below each intervention (``clean_cache``), computed once: the net is frozen."""
 
     def __init__(self, net, task: Task, alignment: Alignment, settings: SearchSettings, device):
         program = get_program(alignment.program)
-        sizes = {"train": settings.n_train, "val": settings.n_val, "test": settings.n_test}
-        self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=settings.seed * 1000 + i).to(device)
-                      for i, (name, n) in enumerate(sizes.items())}
+        # (size, which variables each pair intervenes on): training and validation pairs take a random
+        # subset each, so every block learns its own variable; test pairs intervene on all of them,
+        # and, with several variables, on each one alone ("test.<variable>")
+        sets = {"train": (settings.n_train, "random"), "val": (settings.n_val, "random"), "test": (settings.n_test, "all")}
+        if len(alignment.variables) > 1:
+            sets.update({f"test.{v}": (settings.n_test, j) for j, v in enumerate(alignment.variables)})
+        self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=settings.seed * 1000 + i,
+                                       subsets=which).to(device)
+                      for i, (name, (n, which)) in enumerate(sets.items())}
         self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
+        self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
+
+    def score(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32") -> IIA:
+        """IIA of ``swap`` on the first ``n`` pairs of a set (all by default)."""
+        cache = self.cache[name]
+        return evaluate(net, swap, site, self.pairs[name][:n], self.src[name][:n], precision=precision,
+                        cache=None if cache is None else cache[:n])
 
 
 def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings) -> tuple[int, list[dict]]:
     """Train ``swap``'s rotation; returns (steps taken, history of checks)."""
     opt = torch.optim.Adam(swap.parameters(), lr=settings.lr)
-    train, src = sets.pairs["train"], sets.src["train"]
+    train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
     gen = torch.Generator().manual_seed(settings.seed)
     n_check = min(len(train), settings.n_val or 1000)
     history, best, stale, step = [], -1.0, 0, 0
@@ -147,7 +174,7 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
         cursor += settings.batch_size
         batch = train[idx]
         with _autocast(src.device, settings.precision):
-            logits = patched_logits(net, swap, site, batch, src[idx])
+            logits = patched_logits(net, swap, site, batch, src[idx], None if cache is None else cache[idx])
         loss = F.cross_entropy(logits[batch.loss_mask].float(), batch.cf[:, 1:][batch.loss_mask])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -155,8 +182,8 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
         step += 1
         bar.update(1)
         if step % settings.eval_every == 0 or step == settings.max_steps:
-            iia_train = evaluate(net, swap, site, train[:n_check], src[:n_check], precision=settings.precision).compute().item()
-            iia_val = evaluate(net, swap, site, sets.pairs["val"], sets.src["val"], precision=settings.precision).compute().item()
+            iia_train = sets.score(net, swap, site, "train", n_check, settings.precision).compute().item()
+            iia_val = sets.score(net, swap, site, "val", precision=settings.precision).compute().item()
             history.append({"step": step, "loss": loss.item(), "iia_train": iia_train, "iia_val": iia_val})
             bar.set_postfix(loss=f"{loss.item():.3f}", iia_val=f"{iia_val:.3f}")
             if iia_train >= settings.target_iia and iia_val >= settings.target_iia:
@@ -193,19 +220,21 @@ def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings
     sets = PairSets(frozen, task, alignment, settings, device)
     steps, history = fit_rotation(frozen, swap, alignment.site, sets, settings)
     seconds = time.perf_counter() - t0
-    test = lambda s: evaluate(frozen, s, alignment.site, sets.pairs["test"], sets.src["test"], precision=settings.precision)
+    test = lambda s: sets.score(frozen, s, alignment.site, "test", precision=settings.precision)
     metric = test(swap)
+    alone = {v: sets.score(frozen, swap, alignment.site, f"test.{v}", precision=settings.precision).compute().item()
+             for v in alignment.variables if f"test.{v}" in sets.pairs}
     base = {}
     if settings.baselines:
         for kind in ("identity", "full", "random"):
             b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=settings.seed + 1).to(device)
             base[kind] = test(b).compute().item()
     # the fit always ends on a check, so the last history row already holds the final validation IIA
-    iia_val = history[-1]["iia_val"] if history else evaluate(
-        frozen, swap, alignment.site, sets.pairs["val"], sets.src["val"], precision=settings.precision).compute().item()
+    iia_val = history[-1]["iia_val"] if history else sets.score(frozen, swap, alignment.site, "val",
+                                                                  precision=settings.precision).compute().item()
     result = DASResult(
         program=alignment.program, variables=list(alignment.variables), site=alignment.site,
         subspace=alignment.subspace, iia=metric.compute().item(), iia_identity=base.get("identity"),
         iia_full_swap=base.get("full"), iia_random=base.get("random"), iia_val=iia_val,
-        steps=steps, seconds=seconds, per_count=metric.per_group(), history=history)
+        steps=steps, seconds=seconds, per_count=metric.per_group(), history=history, iia_alone=alone or None)
     return result, swap

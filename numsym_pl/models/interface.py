@@ -28,6 +28,10 @@ class SequenceModel(nn.Module):
       gradients reach ``patch_fn``'s parameters only through the patched continuation. An optional
       ``out_mask`` ([B, L] bool) asks for those logits only (the rest are 0), so work past each
       row's last needed position and the decoder elsewhere can be skipped (the DAS hot path).
+    - ``patch_cache(tokens, site, positions)``: the clean run below the patch that ``forward_patched``
+      may reuse (``cache=``) when it patches the same tokens and positions again with an
+      ``out_mask`` at or after each position (DAS: once per pair set, not once per step); None if
+      the net has nothing to reuse. Row i of the cache belongs to row i of the tokens.
     """
 
     vocab_size: int
@@ -69,8 +73,11 @@ class SequenceModel(nn.Module):
         raise NotImplementedError
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
-                        out_mask: torch.Tensor | None = None) -> torch.Tensor:
+                        out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
         """Run the net with the site's states at ``mask`` ([B, L] bool, at least one per row)

@@ -73,20 +73,34 @@ class RecurrentLM(SequenceModel):
             cs.append(c)
         return torch.cat([h, torch.stack(cs, 1)], -1)  # [B, L, 2H]
 
+    @torch.no_grad()
+    def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
+        """The clean state at each row's position [B, d]: all a patched continuation needs."""
+        return self._prefix(self.embed(tokens), positions)[1]
+
+    def _prefix(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run each row up to its position as one packed sequence: (hidden [B, L, H], site state [B, d])."""
+        packed = pack_padded_sequence(x, (positions + 1).cpu(), batch_first=True, enforce_sorted=False)
+        out, hx = self.rnn(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0], self._to_site(hx)
+
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
-                        out_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Prefix (up to each positions[b]) once without grad as a packed sequence; the patched
-        state starts the suffixes, left-aligned so one fused call runs them all. With ``out_mask``
-        ([B, L] bool) only those logits are computed (others are 0) and each suffix stops at its
-        row's last masked position."""
+                        out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
+        """Prefix (up to each positions[b]) once without grad as a packed sequence (or taken from
+        ``cache``); the patched state starts the suffixes, left-aligned so one fused call runs them
+        all. With ``out_mask`` ([B, L] bool) only those logits are computed (others are 0) and each
+        suffix stops at its row's last masked position."""
         self.check_site(site)
+        if cache is not None and out_mask is None:
+            raise ValueError("forward_patched: a cache needs an out_mask (logits before the positions are not kept)")
         B, L = tokens.shape
         x = self.embed(tokens)  # [B, L, E]
-        with torch.no_grad():
-            packed = pack_padded_sequence(x, (positions + 1).cpu(), batch_first=True, enforce_sorted=False)
-            out, hx = self.rnn(packed)
-            prefix_h, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
-        state = patch_fn(self._to_site(hx))  # [B, d]
+        if cache is None:
+            with torch.no_grad():
+                prefix_h, clean = self._prefix(x, positions)
+        else:
+            prefix_h, clean = None, cache.to(x.dtype)
+        state = patch_fn(clean)  # [B, d]
         h_patched = state[:, : self.hidden_size]
         t = torch.arange(L, device=tokens.device)
         if out_mask is None:
@@ -114,7 +128,10 @@ class RecurrentLM(SequenceModel):
             return self.decoder(h)
         b, tt = out_mask.nonzero(as_tuple=True)
         rel = tt - positions[b]
-        h = torch.where((rel >= 0)[:, None], seq[b, rel.clamp(0, S)], prefix_h[b, tt].to(seq.dtype))  # [M, H]
+        if prefix_h is None:  # from the cache: every needed logit is at or after its row's position
+            h = seq[b, rel.clamp(0, S)]
+        else:
+            h = torch.where((rel >= 0)[:, None], seq[b, rel.clamp(0, S)], prefix_h[b, tt].to(seq.dtype))  # [M, H]
         logits = self.decoder(h)
         return logits.new_zeros(B, L, logits.shape[-1]).index_put((b, tt), logits)
 

@@ -58,6 +58,20 @@ class Block(nn.Module):
         x = x + self.out(rearrange(a, "b h l e -> b l (h e)"))
         return x + self.ffn(self.ln2(x))
 
+    def forward_at(self, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+        """The block's output at positions ``qpos`` [B, Q] of each row only, [B, Q, d]: keys and
+        values over the whole causal prefix, the query, projection and FFN at those positions."""
+        L, e = x.shape[1], x.shape[2] // self.n_heads
+        q, k, v = rearrange(self.qkv(self.ln1(x)), "b l (three h e) -> three b h l e", three=3, h=self.n_heads)
+        if self.rope:
+            cos, sin = rope_angles(L, e, self.rope_base, x.device)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q = q.gather(2, qpos[:, None, :, None].expand(-1, self.n_heads, -1, e))  # [B, h, Q, e]
+        causal = torch.arange(L, device=x.device)[None, None, :] <= qpos[..., None]  # [B, Q, L]
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=causal[:, None])
+        y = x.gather(1, qpos[..., None].expand(-1, -1, x.shape[2])) + self.out(rearrange(a, "b h q e -> b q (h e)"))
+        return y + self.ffn(self.ln2(y))
+
 
 class TransformerLM(SequenceModel):
     """Decoder-only transformer: embedding -> n_layers pre-LN blocks -> final LN -> vocab.
@@ -132,12 +146,18 @@ class TransformerLM(SequenceModel):
             x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
         return self.head(self.ln_f(x))
 
+    @torch.no_grad()
+    def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
+        """The clean residual stream at the site, every position [B, L, d]: the blocks below the
+        site do not depend on the patch."""
+        return self.states(tokens, site)
+
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
-                        out_mask: torch.Tensor | None = None, attn_mask: torch.Tensor | None = None,
-                        mask_layers: Sequence[int] | None = None) -> torch.Tensor:
-        """Blocks up to the site run once without grad; only the blocks above it are rerun. With
-        ``out_mask`` ([B, L] bool) the sequence is cut after the last masked position (attention is
-        causal) and only the masked logits are computed (others are 0)."""
+                        out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None,
+                        attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+        """Blocks up to the site run once without grad (or come from ``cache``); only the blocks
+        above it are rerun. With ``out_mask`` ([B, L] bool) the sequence is cut after the last
+        masked position (attention is causal) and only the masked logits are computed (others are 0)."""
         k = self._layer(site)
         B, L = tokens.shape
         if out_mask is not None:
@@ -145,16 +165,32 @@ class TransformerLM(SequenceModel):
             cut = max(cut, int(positions.max()) + 1)
             tokens = tokens[:, :cut]
             attn_mask = attn_mask[:, :cut, :cut] if attn_mask is not None else None
-        with torch.no_grad():
-            x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L', d]
+        if cache is not None:
+            x = cache[:, : tokens.shape[1]]
+        else:
+            with torch.no_grad():
+                x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L', d]
         b = torch.arange(len(tokens), device=tokens.device)
         patched = patch_fn(x[b, positions])  # [B, d]
         hit = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         hit[b, positions] = True
         x = torch.where(hit[..., None], patched.to(x.dtype)[:, None, :].expand_as(x), x)
-        x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
-        if out_mask is None:
-            return self.head(self.ln_f(x))
-        rows, cols = out_mask[:, : x.shape[1]].nonzero(as_tuple=True)
-        logits = self.head(self.ln_f(x[rows, cols]))  # [M, V]
+        if out_mask is None or attn_mask is not None or k == len(self.blocks):
+            x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
+            if out_mask is None:
+                return self.head(self.ln_f(x))
+            rows, cols = out_mask[:, : x.shape[1]].nonzero(as_tuple=True)
+            y = x[rows, cols]
+        else:  # the last block only at the positions whose logits are asked for
+            x = self._run(x, k, len(self.blocks) - 1, None, None)
+            mask = out_mask[:, : x.shape[1]]
+            n = mask.sum(1)  # [B]; each row's asked positions first, in order, then its last one repeated
+            t = torch.arange(x.shape[1], device=x.device)
+            order = torch.sort(torch.where(mask, t, x.shape[1] + t), 1).values[:, : int(n.max())]
+            qpos = torch.where(order < x.shape[1], order, order.gather(1, (n - 1).clamp(min=0)[:, None]))
+            valid = torch.arange(qpos.shape[1], device=x.device)[None, :] < n[:, None]
+            y = self.blocks[-1].forward_at(x, qpos)[valid]  # [M, d]
+            rows, slot = valid.nonzero(as_tuple=True)
+            cols = qpos[rows, slot]
+        logits = self.head(self.ln_f(y))  # [M, V]
         return logits.new_zeros(B, L, logits.shape[-1]).index_put((rows, cols), logits)
