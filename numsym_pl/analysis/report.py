@@ -14,8 +14,8 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from numsym_pl.analysis import study_figures as figs
-from numsym_pl.analysis.summary import (agreement, correlation, fmt, grouped, iia_of, labels_in,
-                                        mean_sd, ok_cells, paper_expectation, verdict)
+from numsym_pl.analysis.summary import (ALIGNS, FAILS, MARGIN, TRAINED, agreement, correlation, fmt, grouped,
+                                        iia_of, labels_in, mean_sd, ok_cells, paper_expectation, verdict)
 from numsym_pl.errors import ConfigError
 
 
@@ -38,24 +38,35 @@ def main_section(results, out_dir) -> str:
     main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", *[f"IIA {lab}" for lab in labels]], rows)
     cmp_rows, base_rows = [], []
     for (arch, task), cells in grouped(results).items():
+        acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
         for lab in labels:
             stat = mean_sd(iia_of(r, lab) for r in cells)
             if stat[2] == 0:
                 continue
             expected = paper_expectation(arch, task, lab)
-            cmp_rows.append([arch, task, lab, fmt(stat), verdict(stat[0]), expected or "–", agreement(expected, stat[0])])
-            base = [fmt(mean_sd(iia_of(r, lab, f) for r in cells)) for f in ("iia_identity", "iia_full_swap", "iia_random")]
-            if base[0] != "–":
-                base_rows.append([arch, task, lab, fmt(stat), *base])
-    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "disagrees")}
+            base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in ("iia_identity", "iia_full_swap", "iia_random")]
+            untrained_base = max((b[0] for b in (base[0], base[2]) if b[2]), default=float("nan"))
+            measured = verdict(stat[0]) + (" (≈ baseline)" if stat[0] - untrained_base < MARGIN else "")
+            cmp_rows.append([arch, task, f"{acc:.3f}", lab, fmt(stat), f"{untrained_base:.3f}", measured, expected or "–",
+                             agreement(expected, stat[0], acc)])
+            if base[0][2]:
+                base_rows.append([arch, task, lab, fmt(stat), *map(fmt, base)])
+    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "disagrees", "not trained")}
     return "\n\n".join([
         "## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and OOD "
         "counts, and IIA (held-out pairs) of each alignment; mean ± sd over seeds.", main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
-        f"### Against the paper (SPEC §5)\n\nIIA >= 0.9 counts as aligned (`high`), < 0.5 as not (`low`), between as "
-        f"`partial`. Of the cells the paper makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, "
-        f"{counts['disagrees']} disagree.",
-        _table(["arch", "task", "alignment", "IIA", "measured", "paper", "verdict"], cmp_rows),
+        f"### Against the paper (SPEC §5)\n\nIIA >= {ALIGNS} counts as aligned (`high`), < {FAILS} as not (`low`), "
+        f"between as `partial`; `≈ baseline` marks an IIA within {MARGIN} of the best untrained baseline (raw neurons "
+        f"or a random rotation), where the test does not discriminate. The paper's claims are about trained nets: cells "
+        f"with trial accuracy below {TRAINED} are `not trained` and not compared. Of the compared cells the paper makes "
+        f"a claim about, {counts['agrees']} agree, {counts['partly']} partly, {counts['disagrees']} disagree "
+        f"({counts['not trained']} not trained).",
+        _table(["arch", "task", "trial acc", "alignment", "IIA", "best untrained baseline", "measured", "paper", "verdict"],
+               cmp_rows),
+        "Ctx-Distr's `balance` by DAS is a weak test: its counterfactual differs from the target's own continuation only "
+        "at the first prediction after the intervention (the next step recomputes the balance from the context), so "
+        "untrained baselines score high as well. For transformers, attention hiding is Ctx-Distr's discriminating test.",
         "### Baselines\n\nThe same interventions with raw neurons (identity), the whole state (full swap) and an "
         "untrained random rotation.",
         _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random"], base_rows)])
@@ -137,13 +148,15 @@ def reviewers_section(results, out_dir, label) -> str:
                 "above range"], ood_rows) + "\n\n" + _img(ood_path, out_dir, "OOD interventions")
         if ood_rows else "Not in this study (analyses: [ood_interventions])."))
     both = [(r, a) for r in ok_cells(results) for a in r["alignments"] if len(a.get("variables", [])) > 1 and a["intervention"] == "das"]
-    rows = [[r["cell"], a["key"], f"{a['iia']:.3f}", f"{a['iia_full_swap']:.3f}" if a["iia_full_swap"] is not None else "–",
-             f"{iia_of(r, a['program'] + '.' + a['variables'][0]):.3f}" if iia_of(r, a["program"] + "." + a["variables"][0]) is not None else "–"]
-            for r, a in both]
+    num = lambda v: "–" if v is None else f"{v:.3f}"
+    rows = [[r["cell"], a["key"], num(a["iia"]), num(a["iia_full_swap"]),
+             *[num((a.get("iia_alone") or {}).get(v)) for v in a["variables"][:2]]] for r, a in both]
     parts.append("### 2. Count and phase intervened together (two blocks)\n\n" + (
-        "Two disjoint blocks of the rotation, one per variable. For a Markovian state, swapping count and phase "
-        "together should match the full-state swap, while the count block alone leaves the phase.\n\n" +
-        _table(["cell", "alignment", "IIA (both blocks)", "full-state swap", "IIA first variable alone"], rows)
+        "One block of the rotation per variable; the rotation is trained on pairs that intervene on a random non-empty "
+        "subset of the variables, so each block has to carry its own variable. For a Markovian state, swapping both "
+        "blocks should match the full-state swap; each block alone is scored on pairs that intervene on that variable "
+        "only.\n\n" + _table(["cell", "alignment", "IIA (both blocks)", "full-state swap", "first variable alone",
+                              "second variable alone"], rows)
         if rows else "Not in this study (an alignment with `variables: [count, phase]`)."))
     flips = [[r["cell"], key, *[f"{f.get(k, float('nan')):.3f}" for k in ("one_flip", "two_flips", "two_flips_unpatched")]]
              for r in ok_cells(results) for key, f in r.get("analyses", {}).get("phase_flips", {}).items() if "skipped" not in f]
