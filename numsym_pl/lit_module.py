@@ -102,18 +102,22 @@ class NextTokenLM(pl.LightningModule):
         if why:
             raise ConfigError(f"ckpt_path: {why}")
 
-    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    def loss_mask(self, batch: dict) -> torch.Tensor:
+        """[B, L-1] bool: the next-token targets the loss is on (``loss_on``)."""
         tokens = batch["tokens"]
-        target = tokens[:, 1:]
         if self.hparams.loss_on == "all":
-            mask = target != self.hparams.pad_id
-        else:
-            mask = response_target_mask(batch["trigger"], batch["count"], tokens.shape[1])
-        return F.cross_entropy(logits[mask].float(), target[mask])
+            return tokens[:, 1:] != self.hparams.pad_id
+        return response_target_mask(batch["trigger"], batch["count"], tokens.shape[1])
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Cross-entropy of full logits [B, L-1, V] on the loss positions."""
+        mask = self.loss_mask(batch)
+        return F.cross_entropy(logits[mask].float(), batch["tokens"][:, 1:][mask])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.net(batch["tokens"][:, :-1])  # [B, L-1, V]
-        loss = self.loss(logits, batch)
+        mask = self.loss_mask(batch)
+        logits = self.net(batch["tokens"][:, :-1], out_mask=mask)  # [M, V]: no decoder on padding
+        loss = F.cross_entropy(logits.float(), batch["tokens"][:, 1:][mask])
         if not torch.isfinite(loss):  # stop before the optimizer writes NaNs into the weights
             raise TrainingDiverged(f"loss: {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
                                    "training stopped, the last checkpoint written before it is kept")

@@ -1,10 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from numsym_pl.models.transformer import apply_rope, rope_angles
-from numsym_pl.tasks import VOCAB
+from numsym_pl.tasks import VOCAB, Task
 
 
 def test_interface_shapes(small_net):
@@ -75,3 +76,9 @@ def test_nope_has_no_positional_parameters_or_rotation():
     # token multiset, so repeating the same token gives the same output at every position
     out = net(torch.full((1, 6), VOCAB.D0))
     torch.testing.assert_close(out[0, 0], out[0, 5])
+
+
+def test_forward_with_out_mask_returns_the_masked_logits(small_net):
+    tokens = torch.as_tensor(Task("multi").sample(np.arange(1, 9), np.random.default_rng(0)).tokens)
+    mask = tokens != VOCAB.PAD
+    torch.testing.assert_close(small_net(tokens, out_mask=mask), small_net(tokens)[mask])

@@ -19,7 +19,8 @@ PatchFn = Callable[[torch.Tensor], torch.Tensor]  # state [B, d] -> patched stat
 class SequenceModel(nn.Module):
     """Base class of the next-token models.
 
-    - ``forward(tokens[B, L]) -> logits[B, L, V]``
+    - ``forward(tokens[B, L]) -> logits[B, L, V]``; ``forward(tokens, out_mask=mask[B, L])`` returns
+      only the logits at the masked positions, [M, V] (training skips the decoder on padding)
     - ``sites``: name -> (width, meaning) of the places DAS may intervene on
     - ``states(tokens, site) -> [B, L, d]``: the site's state at every position
     - ``forward_patched(tokens, site, positions[B], patch_fn) -> logits[B, L, V]``: run the net,

@@ -51,9 +51,9 @@ class RecurrentLM(SequenceModel):
         s = s.unsqueeze(0).contiguous()
         return tuple(s.chunk(2, -1)) if self.is_lstm else s
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, out_mask: torch.Tensor | None = None) -> torch.Tensor:
         h, _ = self.rnn(self.embed(tokens))  # [B, L, H]
-        return self.decoder(h)
+        return self.decoder(h if out_mask is None else h[out_mask])
 
     def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
         self.check_site(site)

@@ -125,12 +125,12 @@ class TransformerLM(SequenceModel):
         return x
 
     def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None,
-                mask_layers: Sequence[int] | None = None) -> torch.Tensor:
-        """Logits [B, L, V]. ``attn_mask`` (bool [B, L, L], True = may attend) is the
-        attention-manipulation hook, applied in the blocks listed in ``mask_layers`` (0-based;
-        ``None`` = all)."""
+                mask_layers: Sequence[int] | None = None, out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, L, V] (with ``out_mask`` [B, L]: those positions only, [M, V]). ``attn_mask``
+        (bool [B, L, L], True = may attend) is the attention-manipulation hook, applied in the
+        blocks listed in ``mask_layers`` (0-based; ``None`` = all)."""
         x = self._run(self.embed(tokens), 0, len(self.blocks), attn_mask, mask_layers)
-        return self.head(self.ln_f(x))
+        return self.head(self.ln_f(x if out_mask is None else x[out_mask]))
 
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
         return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
