@@ -166,23 +166,27 @@ def reviewers_section(results, out_dir, label) -> str:
         "tokens and T; Up-Down predicts a - r + d R's. The unpatched control reads the same tokens with no "
         "intervention.\n\n" + _table(["cell", "alignment", "one flip", "two flips", "two flips, unpatched"], flips)
         if flips else "Not in this study (analyses: [phase_flips] with an Up-Down alignment holding `phase`)."))
-    points = [(r["arch"], iia_of(r, label), r["fit"].get("val/acc_trial_ood")) for r in ok_cells(results)] if label else []
+    points = [(r["arch"], iia_of(r, label), r["fit"].get("val/acc_trial_ood"), r["fit"].get("val/acc_trial"))
+              for r in ok_cells(results)] if label else []
     points = [p for p in points if p[1] is not None and p[2] is not None]
+    trained = [p for p in points if (p[3] or 0) >= TRAINED]
     if len(points) >= 3:
-        pooled = correlation([p[1] for p in points], [p[2] for p in points])
-        path = figs.correlation(points, pooled, label, out_dir / "figures" / "iia_vs_ood.png")
-        rows = [["all", pooled["n"], f"{pooled['r']:.2f}", "[{:.2f}, {:.2f}]".format(*pooled["ci_boot"]),
-                 "[{:.2f}, {:.2f}]".format(*pooled["ci_fisher"])]]
-        for arch in sorted({p[0] for p in points}):
-            c = correlation([p[1] for p in points if p[0] == arch], [p[2] for p in points if p[0] == arch])
-            rows.append([arch, c["n"], f"{c['r']:.2f}", "[{:.2f}, {:.2f}]".format(*c["ci_boot"]), "[{:.2f}, {:.2f}]".format(*c["ci_fisher"])])
-        sign = "excludes 0" if pooled["ci_boot"][0] > 0 or pooled["ci_boot"][1] < 0 else "includes 0"
+        ci = lambda c, k: "[{:.2f}, {:.2f}]".format(*c[k])
+        rows = []
+        for which, pts in (("all cells", points), (f"trained (acc >= {TRAINED})", trained)):
+            groups = [("pooled", pts)] + [(a, [p for p in pts if p[0] == a]) for a in sorted({p[0] for p in pts})]
+            for name, sel in groups:
+                c = correlation([p[1] for p in sel], [p[2] for p in sel])
+                rows.append([which, name, c["n"], f"{c['r']:.2f}", ci(c, "ci_boot"), ci(c, "ci_fisher")])
+        shown = trained if len(trained) >= 3 else points
+        path = figs.correlation([p[:3] for p in shown], correlation([p[1] for p in shown], [p[2] for p in shown]),
+                                label, out_dir / "figures" / "iia_vs_ood.png")
         parts.append(f"### 4. Does IIA predict OOD task accuracy?\n\nPearson r between the IIA of `{label}` and "
-                     f"`val/acc_trial_ood` over cells (seeds, sizes, tasks), with 95 % bootstrap and Fisher-z intervals. "
-                     f"Pooled: r = {pooled['r']:.2f}, bootstrap interval {sign} (n = {pooled['n']}); pooling mixes "
-                     "architectures, so the per-architecture rows are the fairer test.\n\n" +
-                     _table(["cells", "n", "r", "95 % CI (bootstrap)", "95 % CI (Fisher z)"], rows) + "\n\n" +
-                     _img(path, out_dir, "IIA vs OOD accuracy"))
+                     "`val/acc_trial_ood` over cells (seeds, sizes, tasks), with 95 % bootstrap and Fisher-z intervals "
+                     "(NaN: fewer than 3 cells or no spread). Untrained nets score 0 on both and make any correlation "
+                     "look strong, so the rows over trained cells, per architecture, are the test; the figure shows the "
+                     "trained cells (all cells if fewer than 3 are trained).\n\n" + _table(["cells", "group", "n", "r", "95 % CI (bootstrap)", "95 % CI (Fisher z)"],
+                                                     rows) + "\n\n" + _img(path, out_dir, "IIA vs OOD accuracy"))
     else:
         parts.append("### 4. Does IIA predict OOD task accuracy?\n\nNeeds at least 3 cells with the same alignment "
                      "(`configs/studies/model_size.yaml` varies seeds and sizes).")
