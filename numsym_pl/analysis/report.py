@@ -52,9 +52,16 @@ def main_section(results, out_dir) -> str:
             if base[0][2]:
                 base_rows.append([arch, task, lab, fmt(stat), *map(fmt, base)])
     counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "disagrees", "not trained")}
-    return "\n\n".join([
-        "## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and OOD "
-        "counts, and IIA (held-out pairs) of each alignment; mean ± sd over seeds.", main,
+    head = ("## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and "
+            "OOD counts, and IIA (held-out pairs) of each alignment; mean ± sd over seeds.")
+    if not labels:  # a study without post-hoc alignments (e.g. learning dynamics)
+        return "\n\n".join([head, main])
+    weak = ("Ctx-Distr's `balance` by DAS is a weak test: its counterfactual differs from the target's own continuation "
+            "only at the first prediction after the intervention (the next step recomputes the balance from the context), "
+            "so untrained baselines score high as well. For transformers, attention hiding is Ctx-Distr's "
+            "discriminating test.") if any(lab.startswith("ctx_distr.") for lab in labels) else ""
+    return "\n\n".join(part for part in [
+        head, main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
         f"### Against the paper (SPEC §5)\n\nIIA >= {ALIGNS} counts as aligned (`high`), < {FAILS} as not (`low`), "
         f"between as `partial`; `≈ baseline` marks an IIA within {MARGIN} of the best untrained baseline (raw neurons "
@@ -63,13 +70,10 @@ def main_section(results, out_dir) -> str:
         f"a claim about, {counts['agrees']} agree, {counts['partly']} partly, {counts['disagrees']} disagree "
         f"({counts['not trained']} not trained).",
         _table(["arch", "task", "trial acc", "alignment", "IIA", "best untrained baseline", "measured", "paper", "verdict"],
-               cmp_rows),
-        "Ctx-Distr's `balance` by DAS is a weak test: its counterfactual differs from the target's own continuation only "
-        "at the first prediction after the intervention (the next step recomputes the balance from the context), so "
-        "untrained baselines score high as well. For transformers, attention hiding is Ctx-Distr's discriminating test.",
+               cmp_rows), weak,
         "### Baselines\n\nThe same interventions with raw neurons (identity), the whole state (full swap) and an "
         "untrained random rotation.",
-        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random"], base_rows)])
+        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random"], base_rows)] if part)
 
 
 def dynamics_section(results, out_dir) -> str:
