@@ -91,7 +91,10 @@ def main() -> None:
     ap.add_argument("--n_test", type=int, default=500)
     ap.add_argument("--subspace", type=int, default=16)
     args = ap.parse_args()
-    import pyvene as pv
+    try:
+        import pyvene as pv
+    except ImportError:
+        sys.exit("pyvene is not installed: pip install -e '.[bench]' (after torch==2.13.0)")
 
     print(f"pyvene on its GRU, one time step per pair: {pyvene_gru_attempt(pv)}")
     if not Path(args.ckpt_path).is_file():

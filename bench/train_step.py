@@ -53,10 +53,9 @@ def plain_epochs(net, dm, epochs: int) -> tuple[float, int]:
     for _ in range(epochs):
         for batch in dm.train_dataloader():
             x = batch["tokens"]
-            logits = net(x[:, :-1])
             target = x[:, 1:]
             mask = target != VOCAB.PAD
-            loss = F.cross_entropy(logits[mask], target[mask])
+            loss = F.cross_entropy(net(x[:, :-1], out_mask=mask), target[mask])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
