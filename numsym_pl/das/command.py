@@ -59,8 +59,9 @@ def format_table(result: dict) -> str:
     rows = [("intervention", result["intervention"]), ("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
             ("subspace", result["subspace"]), ("IIA (held-out pairs)", result["iia"]),
             ("IIA identity (raw neurons)", result["iia_identity"]), ("IIA full-state swap", result["iia_full_swap"]),
-            ("IIA random rotation", result["iia_random"]), ("steps", result["steps"]),
-            ("seconds", result["seconds"])]
+            ("IIA random rotation", result["iia_random"]),
+            *[(f"IIA {var} alone", v) for var, v in (result.get("iia_alone") or {}).items()],
+            ("steps", result["steps"]), ("seconds", result["seconds"])]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in rows)
