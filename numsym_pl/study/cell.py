@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -109,7 +110,8 @@ def run_cell(cell: Cell) -> dict:
             record = json.loads((out / "das_result.json").read_text())
             swap = load_rotation(out / "rotation.pt") if (out / "rotation.pt").is_file() else None
         else:
-            record, swap = align(lm, task, alignment, cell.das, ckpt)
+            # no progress bar: cells run in parallel and their bars would interleave
+            record, swap = align(lm, task, alignment, replace(cell.das, progress=False), ckpt)
             out.mkdir(parents=True, exist_ok=True)
             save_result(record, out, swap)
         records.append(record)
