@@ -126,7 +126,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
                     "### 2. Count and phase", "### 3. Repeated phase flips", "### 4. Does IIA predict"):
         assert heading in report, heading
     assert "| gru | multi | 2 |" in report
-    for png in ("main_iia", "gradience", "ood_interventions"):
+    for png in ("main_iia", "gradience", "ood_interventions", "count_and_phase", "phase_flips"):
         assert (out / "figures" / f"{png}.png").stat().st_size > 5_000
 
 

@@ -144,10 +144,14 @@ def reviewers_section(results, out_dir, label) -> str:
                              *[f"{v[k]:.3f}" if k in v else "–" for k in ("trained", "heldout", "above_range")]])
     max_count = max((r.get("task_max_count", 20) for r in ok_cells(results)), default=20)
     ood_path = figs.ood_interventions(results, max_count, out_dir / "figures" / "ood_interventions.png")
+    by_value = [o["iia_by_value"] for r in ok_cells(results) for o in r.get("analyses", {}).get("ood_interventions", {}).values()]
+    means = {k: mean_sd(v.get(k) for v in by_value)[0] for k in ("trained", "heldout", "above_range")}
     parts.append("### 1. Interventions with counts outside the training range\n\n" + (
         "The learned rotation, unchanged, on pairs whose source trial has a training, held-out or OOD count (targets: "
         "training trials); then regrouped by the value the source actually carries at i_s (OOD trials carry 0..30). "
-        "A variable that extends beyond training keeps its IIA above the training range.\n\n" +
+        "A variable that extends beyond training keeps its IIA above the training range. Averaged over the rows "
+        f"below: {means['trained']:.2f} for trained values, {means['heldout']:.2f} for held-out values, "
+        f"{means['above_range']:.2f} above the range.\n\n" +
         _table(["cell", "alignment", "IIA src train", "src held-out", "src OOD", "carried: trained", "held-out",
                 "above range"], ood_rows) + "\n\n" + _img(ood_path, out_dir, "OOD interventions")
         if ood_rows else "Not in this study (analyses: [ood_interventions])."))
@@ -155,20 +159,31 @@ def reviewers_section(results, out_dir, label) -> str:
     num = lambda v: "–" if v is None else f"{v:.3f}"
     rows = [[r["cell"], a["key"], num(a["iia"]), num(a["iia_full_swap"]),
              *[num((a.get("iia_alone") or {}).get(v)) for v in a["variables"][:2]]] for r, a in both]
+    path2 = figs.grouped_bars([(f"{r['cell']}\n{a['key'].split('/')[0]}", [a["iia"] or 0, a["iia_full_swap"] or 0,
+                                *[(a.get("iia_alone") or {}).get(v) or 0 for v in a["variables"][:2]]]) for r, a in both],
+                              ["both blocks", "full-state swap", "first alone", "second alone"],
+                              "Several variables at once", out_dir / "figures" / "count_and_phase.png") if rows else None
     parts.append("### 2. Count and phase intervened together (two blocks)\n\n" + (
         "One block of the rotation per variable; the rotation is trained on pairs that intervene on a random non-empty "
         "subset of the variables, so each block has to carry its own variable. For a Markovian state, swapping both "
         "blocks should match the full-state swap; each block alone is scored on pairs that intervene on that variable "
         "only.\n\n" + _table(["cell", "alignment", "IIA (both blocks)", "full-state swap", "first variable alone",
-                              "second variable alone"], rows)
+                              "second variable alone"], rows) + "\n\n" + _img(path2, out_dir, "count and phase")
         if rows else "Not in this study (an alignment with `variables: [count, phase]`)."))
     flips = [[r["cell"], key, *[f"{f.get(k, float('nan')):.3f}" for k in ("one_flip", "two_flips", "two_flips_unpatched")]]
              for r in ok_cells(results) for key, f in r.get("analyses", {}).get("phase_flips", {}).items() if "skipped" not in f]
+    flip_values = [[float(x) for x in row[2:]] for row in flips]
+    path3 = figs.grouped_bars([(f"{row[0]}\n{row[1].split('/')[0]}", v) for row, v in zip(flips, flip_values)],
+                              ["one flip", "two flips", "two flips, unpatched"], "Repeated phase flips",
+                              out_dir / "figures" / "phase_flips.png") if flips else None
+    flip_means = [mean_sd(v[i] for v in flip_values)[0] for i in range(3)] if flips else []
     parts.append("### 3. Repeated phase flips within one sequence\n\n" + (
         "Only the phase block is swapped. One flip: after a demo tokens the state is set to the response phase; "
         "Up-Down predicts a R's and E with no T. Two flips: then, after r R's, back to the demo phase; d more demo "
         "tokens and T; Up-Down predicts a - r + d R's. The unpatched control reads the same tokens with no "
-        "intervention.\n\n" + _table(["cell", "alignment", "one flip", "two flips", "two flips, unpatched"], flips)
+        f"intervention. Mean over the rows: one flip {flip_means[0]:.2f}, two flips {flip_means[1]:.2f}, unpatched "
+        f"{flip_means[2]:.2f}.\n\n" + _table(["cell", "alignment", "one flip", "two flips", "two flips, unpatched"], flips)
+        + "\n\n" + _img(path3, out_dir, "phase flips")
         if flips else "Not in this study (analyses: [phase_flips] with an Up-Down alignment holding `phase`)."))
     points = [(r["arch"], iia_of(r, label), r["fit"].get("val/acc_trial_ood"), r["fit"].get("val/acc_trial"))
               for r in ok_cells(results)] if label else []

@@ -159,3 +159,16 @@ def correlation(points: list[tuple[str, float, float]], stats: dict, label: str,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def grouped_bars(rows: list[tuple[str, list[float]]], series: list[str], title: str, path: Path) -> Path:
+    """One group of bars per row label, one bar per series (IIA-like values in [0, 1])."""
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(rows) * len(series) / 2), 3.6))
+    width = 0.8 / len(series)
+    for j, name in enumerate(series):
+        ax.bar(np.arange(len(rows)) + j * width, [v[j] for _, v in rows], width, label=name)
+    ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [label for label, _ in rows], fontsize=7)
+    ax.set(ylabel="IIA", ylim=(0, 1.05), title=title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
