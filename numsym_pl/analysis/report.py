@@ -47,7 +47,8 @@ def main_section(results, out_dir) -> str:
             base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in ("iia_identity", "iia_full_swap", "iia_random")]
             untrained_base = max((b[0] for b in (base[0], base[2]) if b[2]), default=float("nan"))
             measured = verdict(stat[0]) + (" (≈ baseline)" if stat[0] - untrained_base < MARGIN else "")
-            cmp_rows.append([arch, task, f"{acc:.3f}", lab, fmt(stat), f"{untrained_base:.3f}", measured, expected or "–",
+            shown_base = "–" if untrained_base != untrained_base else f"{untrained_base:.3f}"  # NaN: no baselines
+            cmp_rows.append([arch, task, f"{acc:.3f}", lab, fmt(stat), shown_base, measured, expected or "–",
                              agreement(expected, stat[0], acc)])
             if base[0][2]:
                 base_rows.append([arch, task, lab, fmt(stat), *map(fmt, base)])
