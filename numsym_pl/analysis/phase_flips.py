@@ -55,12 +55,14 @@ def flip_sequences(task: Task, n: int, rng: np.random.Generator, flips: int) -> 
 
 @torch.no_grad()
 def phase_sources(net: SequenceModel, task: Task, site: str, n: int, rng: np.random.Generator) -> dict[int, torch.Tensor]:
-    """{phase: [n, d] states of training trials in that phase} (demo: at a demo token; response: at T)."""
+    """{phase: [n, d] states of training trials in that phase}, taken where DAS takes its sources:
+    after a demo token (demo phase) or after a response token (response phase), never at T."""
     trials = task.sample(task.sample_counts("train", n, rng), rng)
     states = net.states(torch.as_tensor(trials.tokens), site)
     rows = torch.arange(n)
-    demo_pos = torch.as_tensor((rng.random(n) * (trials.trigger - 1)).astype(int) + 1)
-    return {0: states[rows, demo_pos].float(), 1: states[rows, torch.as_tensor(trials.trigger)].float()}
+    demo_pos = (rng.random(n) * (trials.trigger - 1)).astype(int) + 1
+    resp_pos = trials.trigger + 1 + (rng.random(n) * trials.count).astype(int)
+    return {0: states[rows, torch.as_tensor(demo_pos)].float(), 1: states[rows, torch.as_tensor(resp_pos)].float()}
 
 
 @torch.no_grad()
