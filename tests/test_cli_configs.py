@@ -44,7 +44,8 @@ def test_arch_config_fast_dev_run(config, tmp_path, monkeypatch):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_fast_dev_run(overlay, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _fit(tmp_path, "gru.yaml", overlay)
+    base = "transformer_rope.yaml" if "transformer" in overlay else "gru.yaml"  # e.g. DAS at a transformer site
+    _fit(tmp_path, base, overlay)
 
 
 def _run_cli(*args, cwd):
