@@ -14,6 +14,9 @@ import numpy as np  # noqa: E402
 from numsym_pl.analysis.summary import grouped, iia_of, labels_in, mean_sd, ok_cells  # noqa: E402
 
 
+STYLES = ("-", "--", ":")
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -97,11 +100,11 @@ def size_sweep(results: list[dict], label: str, path: Path) -> Path | None:
 
 
 def _per_key_lines(ax, results, analysis: str, field: str, sub: str | None = None):
-    for i, r in enumerate(ok_cells(results)):
-        for key, res in r.get("analyses", {}).get(analysis, {}).items():
+    for i, r in enumerate(ok_cells(results)):  # a colour per cell, a line style per alignment
+        for j, (key, res) in enumerate(r.get("analyses", {}).get(analysis, {}).items()):
             data = res[field] if sub is None else res[field][sub]
             xs, ys = _int_keys(data)
-            ax.plot(xs, ys, "-o", ms=3, color=f"C{i % 10}", label=f"{r['cell']} {key.split('/')[0]}")
+            ax.plot(xs, ys, marker="o", ls=STYLES[j % 3], ms=3, color=f"C{i % 10}", label=f"{r['cell']} {key.split('/')[0]}")
 
 
 def gradience(results: list[dict], path: Path) -> Path | None:
@@ -112,13 +115,14 @@ def gradience(results: list[dict], path: Path) -> Path | None:
     _per_key_lines(axes[0], results, "gradience", "per_source_value")
     axes[0].set(xlabel="count carried by the source", ylabel="IIA", title="IIA by number", ylim=(-0.02, 1.02))
     for i, r in enumerate(ok_cells(results)):
-        for key, res in r.get("analyses", {}).get("gradience", {}).items():
-            m = res["magnitude"]
+        for j, (key, res) in enumerate(r.get("analyses", {}).get("gradience", {}).items()):
+            m, label = res["magnitude"], f"{r['cell']} {key.split('/')[0]}"
             a, mean, sd = np.array(m["alphas"]), np.array(m["shift_mean"]), np.array(m["shift_sd"])
-            axes[1].plot(a, mean, "-o", ms=3, color=f"C{i % 10}", label=r["cell"])
-            axes[1].fill_between(a, mean - sd, mean + sd, color=f"C{i % 10}", alpha=0.15)
-            xs, ys = _int_keys(m["own"])
-            axes[2].plot(xs, ys, "-o", ms=3, color=f"C{i % 10}", label=r["cell"])
+            axes[1].plot(a, mean, marker="o", ls=STYLES[j % 3], ms=3, color=f"C{i % 10}", label=label)
+            axes[1].fill_between(a, mean - sd, mean + sd, color=f"C{i % 10}", alpha=0.1)
+            if j == 0:  # the net's own behaviour does not depend on the alignment
+                xs, ys = _int_keys(m["own"])
+                axes[2].plot(xs, ys, "-o", ms=3, color=f"C{i % 10}", label=r["cell"])
     alphas = np.linspace(-3, 3, 121)
     axes[1].plot(alphas, alphas, ":", color="grey", label="shift = alpha (graded)")
     axes[1].plot(alphas, np.round(alphas), "--", color="grey", lw=0.8, label="shift = round(alpha) (symbolic)")
