@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--n_train", type=int, default=4000)
     ap.add_argument("--n_test", type=int, default=500)
     ap.add_argument("--subspace", type=int, default=16)
+    ap.add_argument("--program", default="up_down", help="up_down (count) or ctx_distr (balance: a high-IIA case)")
     args = ap.parse_args()
     try:
         import pyvene as pv
@@ -105,9 +106,10 @@ def main() -> None:
                         "--trainer.logger.init_args.name", "", "--trainer.logger.init_args.version", "fit"], check=True)
     lm, task = load_checkpoint(args.ckpt_path)
     net, site = lm.net.eval().requires_grad_(False), "resid.1"
-    program = get_program("up_down")
-    train = make_pairs(task, program, ["count"], args.n_train, seed=0)
-    test = make_pairs(task, program, ["count"], args.n_test, seed=2)
+    program = get_program(args.program)
+    variables = program.variables[:1]
+    train = make_pairs(task, program, variables, args.n_train, seed=0)
+    test = make_pairs(task, program, variables, args.n_test, seed=2)
     t0 = time.perf_counter()
     src_train, src_test = source_states(net, train, site), source_states(net, test, site)
     cache_train, cache_test = clean_cache(net, train, site), clean_cache(net, test, site)
@@ -150,7 +152,8 @@ def main() -> None:
             ok.append(((pyvene_logits(iv, p).argmax(-1) == p.cf[:, 1:]) | ~p.loss_mask).all(1))
     iia_pv = torch.cat(ok).float().mean().item()
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"threads {torch.get_num_threads()}, RoPE d={net.d_model} at {site}, subspace {args.subspace}, batch 128, "
+    print(f"threads {torch.get_num_threads()}, RoPE d={net.d_model} at {site}, {args.program}.{variables[0]}, "
+          f"subspace {args.subspace}, batch 128, "
           f"{args.steps} steps; source states and clean runs below the site precomputed once by numsym_pl in {setup:.2f} s (not in its step)")
     print(f"{'':<10}{'s/step (median)':>17}{'IIA after steps':>17}")
     for name in times:

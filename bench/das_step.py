@@ -25,13 +25,13 @@ from numsym_pl.programs import get_program
 from numsym_pl.tasks import VOCAB, Task
 
 
-METHODS = {"forward_patched + cache": "forward_patched", "forward_patched": "forward_patched",
-           "forward_patched_reference": "forward_patched_reference"}
+METHODS = {"forward_patched + cache": "forward_patched", "+ cache, cayley map": "forward_patched",
+           "forward_patched": "forward_patched", "forward_patched_reference": "forward_patched_reference"}
 
 
 def step(net, swap, opt, batch, src, cache, variant):
     kwargs = {} if variant == "forward_patched_reference" else {"out_mask": batch.loss_mask}
-    if variant == "forward_patched + cache":
+    if "cache" in variant:
         kwargs["cache"] = cache
     logits = getattr(net, METHODS[variant])(batch.cf[:, :-1], "state", batch.target_pos, lambda h: swap(h, src), **kwargs)
     loss = F.cross_entropy(logits[batch.loss_mask], batch.cf[:, 1:][batch.loss_mask])
@@ -50,14 +50,15 @@ def main() -> None:
     net = (GRULM(VOCAB.size, 128) if args.arch == "gru" else LSTMLM(VOCAB.size, 64)).eval().requires_grad_(False)
     pairs = make_pairs(Task("multi"), get_program("up_down"), ["count"], args.batch * args.repeats, seed=0)
     src, cache = source_states(net, pairs, "state"), clean_cache(net, pairs, "state")
-    swap = SubspaceSwap(net.site_width("state"), 16)
-    opt = torch.optim.Adam(swap.parameters(), lr=1e-3)
+    swaps = {k: SubspaceSwap(net.site_width("state"), 16, orthogonal_map="cayley" if "cayley" in k else "matrix_exp")
+             for k in METHODS}
+    opts = {k: torch.optim.Adam(s.parameters(), lr=1e-3) for k, s in swaps.items()}
     times = {k: [] for k in METHODS}
     for r in range(args.repeats):
         sl = slice(r * args.batch, (r + 1) * args.batch)
         for method in (list(times) if r % 2 == 0 else list(times)[::-1]):  # alternate the order
             t0 = time.perf_counter()
-            step(net, swap, opt, pairs[sl], src[sl], cache[sl], method)
+            step(net, swaps[method], opts[method], pairs[sl], src[sl], cache[sl], method)
             times[method].append(time.perf_counter() - t0)
     med = {k: statistics.median(v[1:]) for k, v in times.items()}  # drop the warm-up step
     print(f"DAS step, {args.arch}, batch {args.batch}, cf length {pairs.cf.shape[1]}, "
@@ -67,7 +68,8 @@ def main() -> None:
         print(f"{k:<28}{v:>14.4f}")
     ref = med["forward_patched_reference"]
     print(f"speed-up (reference / fused): {ref / med['forward_patched']:.1f}x without cache, "
-          f"{ref / med['forward_patched + cache']:.1f}x with the cache (as DAS runs)")
+          f"{ref / med['forward_patched + cache']:.1f}x with the cache (as DAS runs), "
+          f"{ref / med['+ cache, cayley map']:.1f}x with the cache and orthogonal_map: cayley")
 
 
 if __name__ == "__main__":

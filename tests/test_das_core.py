@@ -192,3 +192,20 @@ def test_pairs_intervene_on_a_chosen_subset_of_variables():
     assert mixed.blocks.any(1).all()
     assert {tuple(r) for r in mixed.blocks.tolist()} == {(True, False), (False, True), (True, True)}
     assert make_pairs(task, prog, ["count", "phase"], 50, seed=9).blocks.all()
+
+
+@pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley"])
+def test_learned_rotation_stays_orthogonal_and_round_trips(orthogonal_map, tmp_path):
+    from numsym_pl.das.command import load_rotation, save_result
+
+    swap = SubspaceSwap(12, 3, 2, "rotation", seed=1, orthogonal_map=orthogonal_map)
+    opt = torch.optim.Adam(swap.parameters(), lr=0.1)
+    for _ in range(5):
+        loss = swap(torch.randn(4, 12), torch.randn(4, 12)).square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    W = swap.weight.detach()
+    torch.testing.assert_close(W @ W.T, torch.eye(12), atol=1e-5, rtol=0)
+    save_result({"iia": 0.5}, tmp_path, swap)
+    torch.testing.assert_close(load_rotation(tmp_path / "rotation.pt").weight.detach(), W)

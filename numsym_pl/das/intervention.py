@@ -35,9 +35,12 @@ class SubspaceSwap(nn.Module):
         n_blocks: number of disjoint blocks (variables intervened at once).
         kind: ``rotation`` (learned), ``identity``, ``random`` or ``full``.
         seed: seed of the initial (``rotation``) or fixed (``random``) orthogonal matrix.
+        orthogonal_map: how ``parametrizations.orthogonal`` keeps the learned W orthogonal:
+            ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (a linear solve, cheaper).
     """
 
-    def __init__(self, width: int, subspace: int, n_blocks: int = 1, kind: Kind = "rotation", seed: int = 0):
+    def __init__(self, width: int, subspace: int, n_blocks: int = 1, kind: Kind = "rotation", seed: int = 0,
+                 orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"intervention: unknown kind {kind!r}; choose one of {KINDS}")
@@ -47,10 +50,11 @@ class SubspaceSwap(nn.Module):
             raise ConfigError(f"subspace: {n_blocks} block(s) of {subspace} coordinates do not fit a state of "
                               f"width {width}")
         self.width, self.subspace, self.n_blocks, self.kind = width, subspace, n_blocks, kind
+        self.orthogonal_map = orthogonal_map
         gen = torch.Generator().manual_seed(seed)
         q, _ = torch.linalg.qr(torch.randn(width, width, generator=gen))
         if kind == "rotation":
-            self.rotation = orthogonal(nn.Linear(width, width, bias=False))
+            self.rotation = orthogonal(nn.Linear(width, width, bias=False), orthogonal_map=orthogonal_map)
             with torch.no_grad():
                 self.rotation.weight = q
         else:

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,8 @@ class SearchSettings:
         baselines: also score identity, full-state swap and a random rotation.
         precision: ``32`` or ``bf16`` (autocast for the net; the rotation is always fp32).
         progress: show a progress bar.
+        orthogonal_map: ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (cheaper per
+            step; another path to the same set of rotations).
     """
 
     n_train: int = 10000
@@ -60,6 +63,7 @@ class SearchSettings:
     baselines: bool = True
     precision: str = "32"
     progress: bool = True
+    orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"
 
 
 @dataclass
@@ -214,7 +218,8 @@ def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings
     width = frozen.site_width(alignment.site)
     device = next(frozen.parameters()).device
     n_blocks = len(alignment.variables)
-    swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=settings.seed).to(device)
+    swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=settings.seed,
+                        orthogonal_map=settings.orthogonal_map).to(device)
     if init_rotation is not None:
         swap.load_state_dict(init_rotation)
     sets = PairSets(frozen, task, alignment, settings, device)
