@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from numsym_pl.das.command import load_checkpoint
+from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import clean_cache, evaluate, patched_logits, source_states
@@ -149,7 +150,7 @@ def main() -> None:
         ok = []
         for i in range(0, len(test), 250):
             p = test[i: i + 250]
-            ok.append(((pyvene_logits(iv, p).argmax(-1) == p.cf[:, 1:]) | ~p.loss_mask).all(1))
+            ok.append(exact_rows(pyvene_logits(iv, p), p.cf, p.loss_mask))
     iia_pv = torch.cat(ok).float().mean().item()
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"threads {torch.get_num_threads()}, RoPE d={net.d_model} at {site}, {args.program}.{variables[0]}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import PairBatch, make_pairs
 from numsym_pl.das.search import patched_logits, source_states
@@ -28,7 +29,7 @@ def pair_correct(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairB
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         logits = patched_logits(net, swap, site, p, src[i: i + batch_size])
-        out.append(((logits.argmax(-1) == p.cf[:, 1:]) | ~p.loss_mask).all(1))
+        out.append(exact_rows(logits, p.cf, p.loss_mask))
     return torch.cat(out)
 
 

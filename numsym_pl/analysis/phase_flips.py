@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.tasks import VOCAB, Task
@@ -86,6 +87,5 @@ def phase_flips(net: SequenceModel, task: Task, alignment: Alignment, swap: Subs
                 patches.append((torch.as_tensor(pos), lambda h, src=src: swap(h, src.to(h.dtype), blocks)))
         tokens = seq["tokens"]
         logits = net.forward_patched_many(tokens, alignment.site, patches)[:, :-1]
-        ok = ((logits.argmax(-1) == tokens[:, 1:]) | ~seq["scored"]).all(1)
-        out[name] = float(ok.float().mean())
+        out[name] = float(exact_rows(logits, tokens, seq["scored"]).float().mean())
     return out

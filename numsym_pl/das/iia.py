@@ -6,6 +6,12 @@ import torch
 from torchmetrics import Metric
 
 
+def exact_rows(logits: torch.Tensor, cf: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """[B] bool: every scored target ``cf[:, 1:][loss_mask]`` of the row is the argmax of ``logits``
+    [B, Lc-1, V] (the whole-sequence unit of IIA)."""
+    return ((logits.argmax(-1) == cf[:, 1:]) | ~loss_mask).all(1)
+
+
 class IIA(Metric):
     """Fraction of pairs whose every scored counterfactual token is predicted exactly (whole
     sequence, not per token), overall and per group (e.g. the count carried by the source).
@@ -25,7 +31,7 @@ class IIA(Metric):
 
     def update(self, logits: torch.Tensor, cf: torch.Tensor, loss_mask: torch.Tensor, groups: torch.Tensor | None = None) -> None:
         """logits [B, Lc-1, V] on the counterfactual inputs ``cf[:, :-1]``; targets ``cf[:, 1:]``."""
-        ok = ((logits.argmax(-1) == cf[:, 1:]) | ~loss_mask).all(1)  # [B]
+        ok = exact_rows(logits, cf, loss_mask)  # [B]
         g = torch.zeros_like(ok, dtype=torch.long) if groups is None else groups.long().clamp(0, self.n_groups - 1)
         self.correct += torch.bincount(g[ok], minlength=self.n_groups)
         self.total += torch.bincount(g, minlength=self.n_groups)
