@@ -13,7 +13,6 @@ import numpy as np  # noqa: E402
 
 from numsym_pl.analysis.summary import grouped, iia_of, labels_in, mean_sd, ok_cells  # noqa: E402
 
-
 STYLES = ("-", "--", ":")
 
 
