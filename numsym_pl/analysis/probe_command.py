@@ -8,7 +8,6 @@ Writes ``probe.json`` and ``figures/pca_<site>.png`` next to the checkpoint (or 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +15,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from numsym_pl.analysis.probe import linear_decodability, pca_figure
 from numsym_pl.das.command import load_checkpoint, writable_dir
+from numsym_pl.jsonfile import write_json
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -38,6 +38,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(row)
         print(f"{site:<10} count R² {row['count_r2']:.3f}  count exact {row['count_exact_acc']:.3f}  "
               f"phase acc {row['phase_acc']:.3f}")
-    (out / "probe.json").write_text(json.dumps({"ckpt_path": cfg.ckpt_path, "task": task.variant, "sites": rows}, indent=2))
+    write_json(out / "probe.json", {"ckpt_path": cfg.ckpt_path, "task": task.variant, "sites": rows}, indent=2)
     print(f"wrote {out / 'probe.json'}")
     return rows

@@ -10,7 +10,6 @@ next to the checkpoint (or into ``--out``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.search import SearchSettings, run_alignment
 from numsym_pl.errors import ConfigError
+from numsym_pl.jsonfile import write_json
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.preflight import check_writable, read_checkpoint
 from numsym_pl.tasks import Task
@@ -72,11 +72,7 @@ def save_result(record: dict, out_dir: Path, swap: SubspaceSwap | None = None) -
     if swap is not None:
         torch.save({"width": swap.width, "subspace": swap.subspace, "n_blocks": swap.n_blocks,
                     "orthogonal_map": swap.orthogonal_map, "state_dict": swap.state_dict()}, out_dir / "rotation.pt")
-    path = out_dir / "das_result.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)  # atomic: a crash never leaves half a result
-    return path
+    return write_json(out_dir / "das_result.json", record, indent=2)
 
 
 def load_rotation(path: str | Path) -> SubspaceSwap:

@@ -9,6 +9,7 @@ from numsym_pl.analysis.ood_interventions import ood_interventions
 from numsym_pl.analysis.phase_flips import phase_flips
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.jsonfile import write_json
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.tasks import Task
 
@@ -43,6 +44,6 @@ def run_analyses(cell, net: SequenceModel, task: Task, swaps: dict[str, Subspace
                 continue
             result = ANALYSIS_FUNCTIONS[name](net, task, alignment, swap, n=cell.das.n_test, seed=cell.das.seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result, indent=1))
+            write_json(path, result)
             out[name][alignment.key] = result
     return out

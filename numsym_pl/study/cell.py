@@ -18,6 +18,7 @@ import torch
 
 from numsym_pl.das.command import align, load_checkpoint, load_rotation, save_result
 from numsym_pl.errors import NumSymError
+from numsym_pl.jsonfile import write_json
 from numsym_pl.study.analyses import run_analyses
 from numsym_pl.study.spec import Cell
 
@@ -27,19 +28,6 @@ FIT_KEYS = ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood", "val/
 
 class CellFailed(NumSymError):
     """A cell's fit exited non-zero; the message ends with the tail of its log."""
-
-
-def _plain(obj):
-    """JSON for the config objects a study's settings may hold (jsonargparse Namespaces, dataclasses)."""
-    if hasattr(obj, "as_dict"):
-        return obj.as_dict()
-    return obj.__dict__ if hasattr(obj, "__dict__") else str(obj)
-
-
-def write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_plain))
-    tmp.replace(path)  # atomic: a killed study never leaves half a result
 
 
 def fit(cell: Cell) -> Path:

@@ -17,7 +17,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from tqdm.auto import tqdm
 
 from numsym_pl.errors import NumSymError
-from numsym_pl.study.cell import write_json
+from numsym_pl.jsonfile import write_json
 from numsym_pl.study.executors import executor_for, threads_per_cell
 from numsym_pl.study.spec import Study
 
