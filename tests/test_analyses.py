@@ -4,12 +4,12 @@ import numpy as np
 import torch
 
 from numsym_pl.analysis.gradience import count_direction, gradience, greedy_response_length
-from numsym_pl.analysis.ood_interventions import ood_interventions, pair_correct
+from numsym_pl.analysis.ood_interventions import ood_interventions
 from numsym_pl.analysis.phase_flips import flip_sequences, phase_flips
-from numsym_pl.das import Alignment
+from numsym_pl.das import IIA, Alignment
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import evaluate, source_states
+from numsym_pl.das.search import evaluate, pair_correct, patched_logits, source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.programs import TokenKinds, get_program
 from numsym_pl.tasks import VOCAB, Task
@@ -25,8 +25,13 @@ def test_pair_correct_agrees_with_the_iia_metric():
     net, task = _gru(), Task("multi")
     swap = SubspaceSwap(16, 4, 1, "random", seed=3)
     pairs = make_pairs(task, get_program("up_down"), ["count"], 200, seed=1)
-    metric = evaluate(net, swap, "state", pairs, source_states(net, pairs, "state"))
-    assert abs(pair_correct(net, swap, "state", pairs).float().mean().item() - metric.compute().item()) < 1e-6
+    src = source_states(net, pairs, "state")
+    metric = evaluate(net, swap, "state", pairs, src)
+    assert abs(pair_correct(net, swap, "state", pairs, src).float().mean().item() - metric.compute().item()) < 1e-6
+    direct = IIA()  # the metric fed the logits themselves agrees too
+    with torch.no_grad():
+        direct.update(patched_logits(net, swap, "state", pairs, src), pairs.cf, pairs.loss_mask)
+    assert abs(direct.compute().item() - metric.compute().item()) < 1e-6
 
 
 def test_ood_interventions_split_by_source_set_and_carried_value():

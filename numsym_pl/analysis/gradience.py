@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from numsym_pl.analysis.ood_interventions import by_group, pair_correct
+from numsym_pl.analysis.ood_interventions import by_group
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.search import pair_correct, source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
@@ -93,7 +94,7 @@ def gradience(net: SequenceModel, task: Task, alignment: Alignment, swap: Subspa
               seed: int = 0) -> dict:
     """Everything in the module docstring for an alignment whose first block is a count."""
     pairs = make_pairs(task, get_program(alignment.program), alignment.variables, n, seed=seed + 104729)
-    correct = pair_correct(net, swap, alignment.site, pairs)
+    correct = pair_correct(net, swap, alignment.site, pairs, source_states(net, pairs, alignment.site))
     direction = count_direction(net, task, alignment.site, swap, block=0, seed=seed)
     return {"per_source_value": by_group(correct, pairs.source_value),
             "per_target_count": by_group(correct, pairs.target_count),

@@ -10,27 +10,14 @@ from __future__ import annotations
 import torch
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import PairBatch, make_pairs
-from numsym_pl.das.search import patched_logits, source_states
+from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.search import pair_correct, source_states
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import Task
 
 SOURCE_SETS = ("train", "heldout", "ood")
-
-
-@torch.no_grad()
-def pair_correct(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, batch_size: int = 500) -> torch.Tensor:
-    """[N] bool: every scored counterfactual token of the pair is predicted exactly (IIA's unit)."""
-    src = source_states(net, pairs, site)
-    out = []
-    for i in range(0, len(pairs), batch_size):
-        p = pairs[i: i + batch_size]
-        logits = patched_logits(net, swap, site, p, src[i: i + batch_size])
-        out.append(exact_rows(logits, p.cf, p.loss_mask))
-    return torch.cat(out)
 
 
 def by_group(correct: torch.Tensor, groups: torch.Tensor) -> dict[int, float]:
@@ -48,7 +35,7 @@ def ood_interventions(net: SequenceModel, task: Task, alignment: Alignment, swap
         if which != "train" and not getattr(task, f"{which}_counts"):
             continue
         pairs = make_pairs(task, program, alignment.variables, n, seed=seed + 7919 * (i + 1), source_counts=which)
-        correct = pair_correct(net, swap, alignment.site, pairs)
+        correct = pair_correct(net, swap, alignment.site, pairs, source_states(net, pairs, alignment.site))
         iia[which] = float(correct.float().mean())
         correct_all.append(correct)
         values_all.append(pairs.source_value)

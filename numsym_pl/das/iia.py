@@ -31,7 +31,10 @@ class IIA(Metric):
 
     def update(self, logits: torch.Tensor, cf: torch.Tensor, loss_mask: torch.Tensor, groups: torch.Tensor | None = None) -> None:
         """logits [B, Lc-1, V] on the counterfactual inputs ``cf[:, :-1]``; targets ``cf[:, 1:]``."""
-        ok = exact_rows(logits, cf, loss_mask)  # [B]
+        self.tally(exact_rows(logits, cf, loss_mask), groups)
+
+    def tally(self, ok: torch.Tensor, groups: torch.Tensor | None = None) -> None:
+        """Count pairs already scored: ``ok`` [B] bool (``exact_rows``), optional ``groups`` [B]."""
         g = torch.zeros_like(ok, dtype=torch.long) if groups is None else groups.long().clamp(0, self.n_groups - 1)
         self.correct += torch.bincount(g[ok], minlength=self.n_groups)
         self.total += torch.bincount(g, minlength=self.n_groups)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.context import evaluate_context_intervention
-from numsym_pl.das.iia import IIA
+from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import PairBatch, make_pairs
 from numsym_pl.errors import ConfigError
@@ -124,15 +124,24 @@ def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: Pai
 
 
 @torch.no_grad()
-def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
-             cache: torch.Tensor | None = None) -> IIA:
-    metric = IIA(sync_on_compute=False).to(src.device)  # every rank scores the same pairs
+def pair_correct(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+                 cache: torch.Tensor | None = None) -> torch.Tensor:
+    """[N] bool: the pair's every scored counterfactual token is predicted exactly (IIA's unit)."""
+    out = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
             logits = patched_logits(net, swap, site, p, src[i: i + batch_size],
                                     None if cache is None else cache[i: i + batch_size])
-        metric.update(logits, p.cf, p.loss_mask, p.source_value)
+        out.append(exact_rows(logits, p.cf, p.loss_mask))
+    return torch.cat(out)
+
+
+def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+             cache: torch.Tensor | None = None) -> IIA:
+    """IIA of ``swap`` on ``pairs``, grouped by the value the source carries."""
+    metric = IIA(sync_on_compute=False).to(src.device)  # every rank scores the same pairs
+    metric.tally(pair_correct(net, swap, site, pairs, src, batch_size, precision, cache), pairs.source_value)
     return metric
 
 
