@@ -41,14 +41,19 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
                                  nn.Linear(ffn_mult * d_model, d_model), nn.Dropout(dropout))
 
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys, values [B, h, L, e] of LN(x), RoPE applied to queries and keys."""
+        q, k, v = rearrange(self.qkv(self.ln1(x)), "b l (three h e) -> three b h l e", three=3, h=self.n_heads)
+        if self.rope:
+            cos, sin = rope_angles(x.shape[1], q.shape[-1], self.rope_base, x.device)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return q, k, v
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``attn_mask``: bool [B, L, L], True where query t may attend to key s (causality is
         added here); ``None`` is plain causal attention."""
         L = x.shape[1]
-        q, k, v = rearrange(self.qkv(self.ln1(x)), "b l (three h e) -> three b h l e", three=3, h=self.n_heads)
-        if self.rope:
-            cos, sin = rope_angles(L, q.shape[-1], self.rope_base, x.device)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self._qkv(x)
         p = self.dropout if self.training else 0.0
         if attn_mask is None:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
@@ -62,10 +67,7 @@ class Block(nn.Module):
         """The block's output at positions ``qpos`` [B, Q] of each row only, [B, Q, d]: keys and
         values over the whole causal prefix, the query, projection and FFN at those positions."""
         L, e = x.shape[1], x.shape[2] // self.n_heads
-        q, k, v = rearrange(self.qkv(self.ln1(x)), "b l (three h e) -> three b h l e", three=3, h=self.n_heads)
-        if self.rope:
-            cos, sin = rope_angles(L, e, self.rope_base, x.device)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self._qkv(x)
         q = q.gather(2, qpos[:, None, :, None].expand(-1, self.n_heads, -1, e))  # [B, h, Q, e]
         causal = torch.arange(L, device=x.device)[None, None, :] <= qpos[..., None]  # [B, Q, L]
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=causal[:, None])
