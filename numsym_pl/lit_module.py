@@ -110,14 +110,15 @@ class NextTokenLM(pl.LightningModule):
         return response_target_mask(batch["trigger"], batch["count"], tokens.shape[1])
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Cross-entropy of full logits [B, L-1, V] on the loss positions."""
+        """Cross-entropy on the loss positions, from full logits [B, L-1, V] or from the logits at
+        those positions only, [M, V] (what ``net(tokens, out_mask=loss_mask)`` returns)."""
         mask = self.loss_mask(batch)
-        return F.cross_entropy(logits[mask].float(), batch["tokens"][:, 1:][mask])
+        logits = logits[mask] if logits.dim() == 3 else logits
+        return F.cross_entropy(logits.float(), batch["tokens"][:, 1:][mask])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        mask = self.loss_mask(batch)
-        logits = self.net(batch["tokens"][:, :-1], out_mask=mask)  # [M, V]: no decoder on padding
-        loss = F.cross_entropy(logits.float(), batch["tokens"][:, 1:][mask])
+        # the decoder runs only where the loss is (44 % of a batch is padding)
+        loss = self.loss(self.net(batch["tokens"][:, :-1], out_mask=self.loss_mask(batch)), batch)
         if not torch.isfinite(loss):  # stop before the optimizer writes NaNs into the weights
             raise TrainingDiverged(f"loss: {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
                                    "training stopped, the last checkpoint written before it is kept")
