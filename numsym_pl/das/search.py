@@ -118,6 +118,8 @@ def clean_cache(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int
 def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, src: torch.Tensor,
                    cache: torch.Tensor | None = None) -> torch.Tensor:
     """Logits [B, Lc-1, V] of the net on the counterfactual inputs, patched at ``i_t``."""
+    # pairs that intervene on every variable need no per-row block mask (and the full-state baseline
+    # has a single block): only training and validation pairs with variable subsets carry one
     blocks = None if pairs.blocks.all() else pairs.blocks
     return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src, blocks),
                                out_mask=pairs.loss_mask, cache=cache)
