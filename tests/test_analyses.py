@@ -7,6 +7,7 @@ from numsym_pl.analysis.gradience import count_direction, gradience, greedy_resp
 from numsym_pl.analysis.ood_interventions import ood_interventions
 from numsym_pl.analysis.phase_flips import flip_sequences, phase_flips
 from numsym_pl.das import IIA, Alignment
+from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import evaluate, pair_correct, patched_logits, source_states
@@ -30,7 +31,7 @@ def test_pair_correct_agrees_with_the_iia_metric():
     assert abs(pair_correct(net, swap, "state", pairs, src).float().mean().item() - metric.compute().item()) < 1e-6
     direct = IIA()  # the metric fed the logits themselves agrees too
     with torch.no_grad():
-        direct.update(patched_logits(net, swap, "state", pairs, src), pairs.cf, pairs.loss_mask)
+        direct.update(exact_rows(patched_logits(net, swap, "state", pairs, src), pairs.cf, pairs.loss_mask))
     assert abs(direct.compute().item() - metric.compute().item()) < 1e-6
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from numsym_pl.das import IIA, Alignment, SearchSettings, run_alignment
+from numsym_pl.das.iia import exact_rows
 from numsym_pl.tasks import Task
 from tests.conftest import SMALL_NETS
 
@@ -19,7 +20,7 @@ def test_iia_metric_is_whole_sequence_and_grouped():
     cf = torch.tensor([[1, 2, 3], [1, 2, 3]])
     mask = torch.tensor([[True, True], [False, True]])
     logits = torch.nn.functional.one_hot(torch.tensor([[2, 0], [0, 3]]), 5).float()  # row 0 wrong at t=1
-    m.update(logits, cf, mask, torch.tensor([1, 2]))
+    m.update(exact_rows(logits, cf, mask), torch.tensor([1, 2]))
     assert m.compute().item() == 0.5 and m.per_group() == {1: 0.0, 2: 1.0}
 
 

@@ -23,7 +23,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from numsym_pl.das.iia import IIA
+from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.errors import ConfigError
 from numsym_pl.das.pairs import counterfactual
 from numsym_pl.programs import Program, TokenKinds
@@ -140,7 +140,7 @@ def evaluate_context_intervention(net, task: Task, program: Program, kind: str, 
         else:
             src = net.states(pairs.source[sl].to(device)[:, :-1], site)  # [B, L-1, d]
             logits = net.forward_spliced(inputs, site, mask, src)
-        metric.update(logits, cf, pairs.loss_mask[sl].to(device), pairs.label_count[sl].to(device))
+        metric.update(exact_rows(logits, cf, pairs.loss_mask[sl].to(device)), pairs.label_count[sl].to(device))
     return {"intervention": kind, "program": program.name, "site": site if kind != "attention_hiding" else None,
             "layers": list(layers) if layers is not None else None, "iia": metric.compute().item(),
             "per_count": metric.per_group(), "n": n}

@@ -29,12 +29,9 @@ class IIA(Metric):
         self.add_state("correct", torch.zeros(n_groups, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("total", torch.zeros(n_groups, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, logits: torch.Tensor, cf: torch.Tensor, loss_mask: torch.Tensor, groups: torch.Tensor | None = None) -> None:
-        """logits [B, Lc-1, V] on the counterfactual inputs ``cf[:, :-1]``; targets ``cf[:, 1:]``."""
-        self.tally(exact_rows(logits, cf, loss_mask), groups)
-
-    def tally(self, ok: torch.Tensor, groups: torch.Tensor | None = None) -> None:
-        """Count pairs already scored: ``ok`` [B] bool (``exact_rows``), optional ``groups`` [B]."""
+    def update(self, ok: torch.Tensor, groups: torch.Tensor | None = None) -> None:
+        """Tally scored pairs: ``ok`` [B] bool, from ``exact_rows(logits, cf, loss_mask)``;
+        ``groups`` [B] optional (e.g. the value the source carries)."""
         g = torch.zeros_like(ok, dtype=torch.long) if groups is None else groups.long().clamp(0, self.n_groups - 1)
         self.correct += torch.bincount(g[ok], minlength=self.n_groups)
         self.total += torch.bincount(g, minlength=self.n_groups)

@@ -143,7 +143,7 @@ def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: i
              cache: torch.Tensor | None = None) -> IIA:
     """IIA of ``swap`` on ``pairs``, grouped by the value the source carries."""
     metric = IIA(sync_on_compute=False).to(src.device)  # every rank scores the same pairs
-    metric.tally(pair_correct(net, swap, site, pairs, src, batch_size, precision, cache), pairs.source_value)
+    metric.update(pair_correct(net, swap, site, pairs, src, batch_size, precision, cache), pairs.source_value)
     return metric
 
 
