@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.models.gru_scan import gru_scan
 from numsym_pl.models.interface import PatchFn, SequenceModel
 
 
@@ -51,14 +53,38 @@ class RecurrentLM(SequenceModel):
         s = s.unsqueeze(0).contiguous()
         return tuple(s.chunk(2, -1)) if self.is_lstm else s
 
+    def _recur(self, x: torch.Tensor, lengths: torch.Tensor | None = None, h0: torch.Tensor | None = None,
+               at: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recurrence over ``x`` [B, L, E] from site state ``h0`` (default 0), row b for
+        ``lengths[b]`` steps (default L): (hidden [B, T, H] with T the longest length, zeros past
+        each row's end, or with ``at = (rows, times)`` the hidden at those positions [M, H]; the site
+        state after each row's last step [B, d]). The GRU runs ``gru_scan`` (packed, hand-written
+        backward); the LSTM a packed ``nn.LSTM``."""
+        if not self.is_lstm:
+            return gru_scan(self.rnn, x, lengths, h0, at)
+        hx = None if h0 is None else self._from_site(h0)
+        if lengths is None:
+            out, hx = self.rnn(x, hx)
+        else:
+            packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            out, hx = self.rnn(packed, hx)
+            out = pad_packed_sequence(out, batch_first=True)[0]
+        return (out if at is None else out[at]), self._to_site(hx)
+
     def forward(self, tokens: torch.Tensor, out_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h, _ = self.rnn(self.embed(tokens))  # [B, L, H]
-        return self.decoder(h if out_mask is None else h[out_mask])
+        x = self.embed(tokens)
+        if out_mask is None:
+            return self.decoder(self._recur(x)[0])  # [B, L, V]
+        if not out_mask.any():
+            return self.decoder(x.new_zeros(0, self.hidden_size))
+        t = torch.arange(tokens.shape[1], device=tokens.device)
+        lengths = torch.where(out_mask, t + 1, 0).amax(1)  # each row runs up to its last needed step
+        return self.decoder(self._recur(x, lengths, at=out_mask.nonzero(as_tuple=True))[0])  # [M, V]
 
     def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
         self.check_site(site)
         x = self.embed(tokens)
-        h, _ = self.rnn(x)  # [B, L, H]
+        h, _ = self._recur(x)  # [B, L, H]
         if not self.is_lstm:
             return h
         # nn.LSTM returns c only at the last step: recover every c_t from the gates, which depend on
@@ -79,10 +105,9 @@ class RecurrentLM(SequenceModel):
         return self._prefix(self.embed(tokens), positions)[1]
 
     def _prefix(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run each row up to its position as one packed sequence: (hidden [B, L, H], site state [B, d])."""
-        packed = pack_padded_sequence(x, (positions + 1).cpu(), batch_first=True, enforce_sorted=False)
-        out, hx = self.rnn(packed)
-        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0], self._to_site(hx)
+        """Run each row up to its position: (hidden [B, L, H], zeros after the position; site state [B, d])."""
+        out, state = self._recur(x, positions + 1)
+        return F.pad(out, (0, 0, 0, x.shape[1] - out.shape[1])), state
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                         out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
@@ -113,13 +138,8 @@ class RecurrentLM(SequenceModel):
         if S > 0:
             idx = (positions[:, None] + 1 + torch.arange(S, device=tokens.device)).clamp(max=L - 1)  # [B, S]
             x_suffix = x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
-            h0 = self._from_site(state)
-            if out_mask is None:
-                suffix_h, _ = self.rnn(x_suffix, h0)
-            else:  # packed: rows stop at their own last needed step
-                packed = pack_padded_sequence(x_suffix, steps.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-                out, _ = self.rnn(packed, h0)
-                suffix_h, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
+            # with an out_mask, rows stop at their own last needed step
+            suffix_h, _ = self._recur(x_suffix, None if out_mask is None else steps.clamp(min=1), state)
             seq = torch.cat([seq, suffix_h.to(seq.dtype)], 1)
         if out_mask is None:
             rel = (t[None, :] - positions[:, None]).clamp(0, S)  # [B, L]
