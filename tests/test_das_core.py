@@ -77,6 +77,27 @@ def test_forward_patched_matches_the_per_step_reference(arch):
             torch.testing.assert_close(got[b, :p], clean[b, :p])
 
 
+@pytest.mark.parametrize("arch", ["gru", "lstm"])
+def test_forward_patched_out_mask_and_its_gradient_match_the_per_step_reference(arch):
+    """A mask with positions before, at and after each row's patch: the logits and the gradient
+    reaching the patch equal the per-step loop's."""
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]().double().requires_grad_(False)
+    tokens = torch.randint(1, VOCAB.size, (6, 15))
+    positions = torch.tensor([1, 4, 14, 7, 0, 9])
+    mask = torch.rand(6, 15) < 0.4
+    mask[1, 4] = mask[2, 3] = True
+    grads = []
+    for forward in (net.forward_patched, net.forward_patched_reference):
+        shift = torch.zeros(6, net.site_width("state"), dtype=torch.float64, requires_grad=True)
+        kwargs = {"out_mask": mask} if forward == net.forward_patched else {}
+        logits = forward(tokens, "state", positions, lambda h: h * 0.5 + shift, **kwargs)[mask]
+        (logits * torch.linspace(-1, 1, logits.numel(), dtype=torch.float64).view_as(logits)).sum().backward()
+        grads.append((logits.detach(), shift.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
 def _transformer_hook_reference(net, tokens, site, positions, patch):
     k = int(site.split(".")[1])
     b = torch.arange(len(tokens))

@@ -14,22 +14,24 @@ and gradients.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from torch import nn
 
-#: a step's matmul below this many FLOPs runs on one CPU thread: measured on 2 cores, a
-#: [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us on two with
-#: OMP_WAIT_POLICY=passive (61 us with the default spinning threads); two win from ~50 MFLOP up
+#: with OMP_WAIT_POLICY=passive, a step's matmul below this many FLOPs runs on one CPU thread:
+#: measured on 2 cores, a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us
+#: on two sleeping threads (61 us on two spinning ones, the default policy); two win from ~50 MFLOP
 ONE_THREAD_BELOW_FLOPS = 3e7
 
 
 @contextlib.contextmanager
 def _step_threads(h: torch.Tensor, rows: int):
-    """One CPU thread for the per-step work when its matmul is small (threads cost more than they
-    give there); the large matmuls outside the loop keep every thread."""
+    """One CPU thread for the per-step work when its matmul is small and idle threads sleep (waking
+    them costs more than they give); the large matmuls outside the loop keep every thread."""
     before = torch.get_num_threads()
-    small = h.device.type == "cpu" and 2 * rows * h.shape[1] * 3 * h.shape[1] < ONE_THREAD_BELOW_FLOPS
+    small = (h.device.type == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").lower() == "passive"
+             and 2 * rows * h.shape[1] * 3 * h.shape[1] < ONE_THREAD_BELOW_FLOPS)
     if small:
         torch.set_num_threads(1)
     try:
@@ -52,52 +54,48 @@ class _GRUScan(torch.autograd.Function):
     def forward(ctx, gi, h0, w_hh, b_hh, sizes: list[int], offsets: list[int], prev: torch.Tensor):
         H = h0.shape[1]
         out = gi.new_empty(gi.shape[0], H)
-        gates = gi.new_empty(gi.shape[0], 4 * H)  # r, z, n and W_hn h + b_hn: what the backward needs
+        gh = gi.new_empty(gi.shape[0], 3 * H)  # W_hh h + b_hh
+        act = gi.new_empty(gi.shape[0], 3 * H)  # r, z, n
         with _step_threads(h0, sizes[0]):
             for t, (n, o) in enumerate(zip(sizes, offsets)):
                 hp = out[offsets[t - 1]: offsets[t - 1] + n] if t else h0[:n]
-                g, i = gates[o: o + n], gi[o: o + n]
-                gh = torch.addmm(b_hh, hp, w_hh.t())
-                rz = torch.sigmoid(i[:, : 2 * H] + gh[:, : 2 * H], out=g[:, : 2 * H])
-                hn = g[:, 3 * H:].copy_(gh[:, 2 * H:])
-                new = g[:, 2 * H: 3 * H]
-                _tanh_(torch.addcmul(i[:, 2 * H:], rz[:, :H], hn, out=new))
+                g, a, i = gh[o: o + n], act[o: o + n], gi[o: o + n]
+                torch.addmm(b_hh, hp, w_hh.t(), out=g)
+                rz = torch.add(i[:, : 2 * H], g[:, : 2 * H], out=a[:, : 2 * H]).sigmoid_()
+                new = _tanh_(torch.addcmul(i[:, 2 * H:], rz[:, :H], g[:, 2 * H:], out=a[:, 2 * H:]))
                 torch.lerp(new, hp, rz[:, H:], out=out[o: o + n])  # (1 - z) n + z h
         ctx.sizes, ctx.offsets = sizes, offsets
-        ctx.save_for_backward(h0, w_hh, out, gates, prev)
+        ctx.save_for_backward(h0, w_hh, out, gh[:, 2 * H:], act, prev)
         return out
 
     @staticmethod
     def backward(ctx, d_out):
-        h0, w_hh, out, gates, prev = ctx.saved_tensors
+        h0, w_hh, out, hn, act, prev = ctx.saved_tensors
         sizes, offsets = ctx.sizes, ctx.offsets
-        H = h0.shape[1]
+        N, H = out.shape
         need_gi, _, need_w, need_b = ctx.needs_input_grad[:4]
-        d_gates = gates.new_empty(gates.shape[0], 3 * H)  # d(W_h h + b_h): [dr, dz, dhn]
-        d_gi_n = gates.new_empty(gates.shape[0], H) if need_gi else None
-        carry = None  # d loss / d state after the step, from the steps after it
+        # everything but the state gradient is elementwise: precomputed for all steps at once, so a
+        # step is one add, one multiply and one small matmul
+        h_prev = torch.cat([h0, out]).index_select(0, prev)  # the state each step started from
+        r, z, new = act.split(H, 1)
+        through_tanh = (1 - z) * (1 - new * new)  # d(W_in x + r * hn) / d(new state)
+        factor = torch.cat([through_tanh * hn * r * (1 - r), (h_prev - new) * z * (1 - z), through_tanh * r], 1)
+        d = d_out.clone()  # becomes d loss / d state after each step
+        d_gates = torch.empty_like(factor)  # d(W_hh h + b_hh)
+        carry = None  # d loss / d state before the step just done
         with _step_threads(h0, sizes[0]):
             for t in range(len(sizes) - 1, -1, -1):
                 n, o = sizes[t], offsets[t]
-                hp = out[offsets[t - 1]: offsets[t - 1] + n] if t else h0[:n]
-                r, z, new, hn = gates[o: o + n].split(H, 1)
-                d = d_out[o: o + n]
                 if carry is not None:
-                    d = d.clone()
-                    d[: carry.shape[0]] += carry
-                d_pre = d * (1 - z) * (1 - new * new)  # through (1 - z) and tanh
-                dg = d_gates[o: o + n]
-                torch.mul(d_pre * hn, r * (1 - r), out=dg[:, :H])
-                torch.mul(d * (hp - new), z * (1 - z), out=dg[:, H: 2 * H])
-                torch.mul(d_pre, r, out=dg[:, 2 * H:])
-                if d_gi_n is not None:
-                    d_gi_n[o: o + n] = d_pre
-                carry = torch.addmm(d * z, dg, w_hh)
+                    d[o: o + carry.shape[0]] += carry
+                dt, dg = d[o: o + n], d_gates[o: o + n]
+                torch.mul(dt[:, None], factor[o: o + n].view(n, 3, H), out=dg.view(n, 3, H))
+                carry = torch.addmm(dt * z[o: o + n], dg, w_hh)
         d_h0 = h0.new_zeros(h0.shape)
         if carry is not None:
             d_h0[: carry.shape[0]] = carry
-        d_gi = torch.cat([d_gates[:, : 2 * H], d_gi_n], 1) if need_gi else None
-        d_w = d_gates.t() @ torch.cat([h0, out]).index_select(0, prev) if need_w else None
+        d_gi = torch.cat([d_gates[:, : 2 * H], d * through_tanh], 1) if need_gi else None
+        d_w = d_gates.t() @ h_prev if need_w else None
         d_b = d_gates.sum(0) if need_b else None
         return d_gi, d_h0, d_w, d_b, None, None, None
 

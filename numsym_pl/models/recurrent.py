@@ -119,12 +119,11 @@ class RecurrentLM(SequenceModel):
         if cache is not None and out_mask is None:
             raise ValueError("forward_patched: a cache needs an out_mask (logits before the positions are not kept)")
         B, L = tokens.shape
-        x = self.embed(tokens)  # [B, L, E]
         if cache is None:
             with torch.no_grad():
-                prefix_h, clean = self._prefix(x, positions)
+                prefix_h, clean = self._prefix(self.embed(tokens), positions)
         else:
-            prefix_h, clean = None, cache.to(x.dtype)
+            prefix_h, clean = None, cache.to(self.embed.weight.dtype)
         state = patch_fn(clean)  # [B, d]
         h_patched = state[:, : self.hidden_size]
         t = torch.arange(L, device=tokens.device)
@@ -134,25 +133,32 @@ class RecurrentLM(SequenceModel):
             last = torch.where(out_mask, t, -1).amax(1)
             steps = (last - positions).clamp(min=0)
         S = int(steps.max())
-        seq = h_patched[:, None]  # [B, 1 + S, H]; index j <-> position p + j
+        x_suffix = None
         if S > 0:
             idx = (positions[:, None] + 1 + torch.arange(S, device=tokens.device)).clamp(max=L - 1)  # [B, S]
-            x_suffix = x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
-            # with an out_mask, rows stop at their own last needed step
-            suffix_h, _ = self._recur(x_suffix, None if out_mask is None else steps.clamp(min=1), state)
-            seq = torch.cat([seq, suffix_h.to(seq.dtype)], 1)
+            x_suffix = self.embed(tokens.gather(1, idx))
         if out_mask is None:
+            seq = h_patched[:, None]  # [B, 1 + S, H]; index j <-> position p + j
+            if S > 0:
+                seq = torch.cat([seq, self._recur(x_suffix, None, state)[0].to(seq.dtype)], 1)
             rel = (t[None, :] - positions[:, None]).clamp(0, S)  # [B, L]
             h = torch.where((t[None, :] >= positions[:, None])[..., None],
                             seq.gather(1, rel[..., None].expand(-1, -1, seq.shape[-1])), prefix_h.to(seq.dtype))
             return self.decoder(h)
+        # only the masked positions: rows stop at their own last needed step; each needed state is
+        # the patched one (at the position), a suffix state (after it) or a clean prefix state (before
+        # it; with the cache there is none, every needed logit is at or after its row's position)
         b, tt = out_mask.nonzero(as_tuple=True)
         rel = tt - positions[b]
-        if prefix_h is None:  # from the cache: every needed logit is at or after its row's position
-            h = seq[b, rel.clamp(0, S)]
-        else:
-            h = torch.where((rel >= 0)[:, None], seq[b, rel.clamp(0, S)], prefix_h[b, tt].to(seq.dtype))  # [M, H]
-        logits = self.decoder(h)
+        after = rel > 0
+        parts = [h_patched]
+        if S > 0:
+            parts.append(self._recur(x_suffix, steps.clamp(min=1), state, at=(b[after], rel[after] - 1))[0].to(h_patched.dtype))
+        where = torch.where(after, B + torch.cumsum(after, 0) - 1, b)  # into [h_patched; suffix]
+        if prefix_h is not None:
+            where = torch.where(rel < 0, B + int(after.sum()) + b * L + tt, where)
+            parts.append(prefix_h.flatten(0, 1).to(h_patched.dtype))
+        logits = self.decoder(torch.cat(parts).index_select(0, where))
         return logits.new_zeros(B, L, logits.shape[-1]).index_put((b, tt), logits)
 
     def forward_patched_reference(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
