@@ -51,32 +51,32 @@ class _GRUScan(torch.autograd.Function):
     (= x W_ih^T + b_ih), the first ``sizes[t]`` rows (longest first) of the batch."""
 
     @staticmethod
-    def forward(ctx, gi, h0, w_hh, b_hh, sizes: list[int], offsets: list[int], prev: torch.Tensor):
+    def forward(ctx, gi, h0, w_hh, b_hh, sizes: list[int], offsets: list[int]):
         H = h0.shape[1]
         out = gi.new_empty(gi.shape[0], H)
+        h_prev = gi.new_empty(gi.shape[0], H)  # the state each step starts from
         gh = gi.new_empty(gi.shape[0], 3 * H)  # W_hh h + b_hh
         act = gi.new_empty(gi.shape[0], 3 * H)  # r, z, n
         with _step_threads(h0, sizes[0]):
             for t, (n, o) in enumerate(zip(sizes, offsets)):
-                hp = out[offsets[t - 1]: offsets[t - 1] + n] if t else h0[:n]
+                hp = h_prev[o: o + n].copy_(out[offsets[t - 1]: offsets[t - 1] + n] if t else h0[:n])
                 g, a, i = gh[o: o + n], act[o: o + n], gi[o: o + n]
                 torch.addmm(b_hh, hp, w_hh.t(), out=g)
                 rz = torch.add(i[:, : 2 * H], g[:, : 2 * H], out=a[:, : 2 * H]).sigmoid_()
                 new = _tanh_(torch.addcmul(i[:, 2 * H:], rz[:, :H], g[:, 2 * H:], out=a[:, 2 * H:]))
                 torch.lerp(new, hp, rz[:, H:], out=out[o: o + n])  # (1 - z) n + z h
         ctx.sizes, ctx.offsets = sizes, offsets
-        ctx.save_for_backward(h0, w_hh, out, gh[:, 2 * H:], act, prev)
+        ctx.save_for_backward(h0, w_hh, h_prev, gh[:, 2 * H:], act)
         return out
 
     @staticmethod
     def backward(ctx, d_out):
-        h0, w_hh, out, hn, act, prev = ctx.saved_tensors
+        h0, w_hh, h_prev, hn, act = ctx.saved_tensors
         sizes, offsets = ctx.sizes, ctx.offsets
-        N, H = out.shape
+        N, H = h_prev.shape
         need_gi, _, need_w, need_b = ctx.needs_input_grad[:4]
         # everything but the state gradient is elementwise: precomputed for all steps at once, so a
         # step is one add, one multiply and one small matmul
-        h_prev = torch.cat([h0, out]).index_select(0, prev)  # the state each step started from
         r, z, new = act.split(H, 1)
         through_tanh = (1 - z) * (1 - new * new)  # d(W_in x + r * hn) / d(new state)
         factor = torch.cat([through_tanh * hn * r * (1 - r), (h_prev - new) * z * (1 - z), through_tanh * r], 1)
@@ -97,7 +97,7 @@ class _GRUScan(torch.autograd.Function):
         d_gi = torch.cat([d_gates[:, : 2 * H], d * through_tanh], 1) if need_gi else None
         d_w = d_gates.t() @ h_prev if need_w else None
         d_b = d_gates.sum(0) if need_b else None
-        return d_gi, d_h0, d_w, d_b, None, None, None
+        return d_gi, d_h0, d_w, d_b, None, None
 
 
 def gru_scan(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor | None = None, h0: torch.Tensor | None = None,
@@ -124,21 +124,20 @@ def gru_scan(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor | None = None, 
     sizes, offsets = size_t.tolist(), offset_t.tolist()
     t_of = torch.repeat_interleave(torch.arange(T), size_t)  # packed row -> (time, rank)
     r_of = torch.arange(len(t_of)) - offset_t[t_of]
-    prev = torch.where(t_of > 0, B + offset_t[(t_of - 1).clamp(min=0)] + r_of, r_of)  # into [h0; out]
     h0 = x.new_zeros(B, rnn.hidden_size, dtype=dtype) if h0 is None else h0.to(dtype)
     with torch.autocast(dev.type, enabled=False):
         xp = x.flatten(0, 1).index_select(0, (order[r_of] * L + t_of).to(dev)).to(dtype)
         gi = torch.addmm(rnn.bias_ih_l0, xp, rnn.weight_ih_l0.t())
-        out = _GRUScan.apply(gi, h0.index_select(0, order.to(dev)), rnn.weight_hh_l0, rnn.bias_hh_l0,
-                             sizes, offsets, prev.to(dev))
+        out = _GRUScan.apply(gi, h0.index_select(0, order.to(dev)), rnn.weight_hh_l0, rnn.bias_hh_l0, sizes, offsets)
     # the final state: each row's last output (h0 for an empty row)
-    last_idx = torch.where(lengths > 0, B + offset_t[(lengths - 1).clamp(min=0)] + rank, torch.arange(B))
-    last = torch.cat([h0, out]).index_select(0, last_idx.to(dev))
+    last = out.index_select(0, (offset_t[(lengths - 1).clamp(min=0)] + rank).to(dev))
+    last = torch.where((lengths > 0).to(dev)[:, None], last, h0)
     if at is None:  # every position, zeros past each row's end
         rows, times = torch.arange(B).repeat_interleave(T), torch.arange(T).repeat(B)
     else:
         rows, times = (a.to("cpu") for a in at)
     valid = times < lengths[rows]
-    idx = torch.where(valid, offset_t[times.clamp(0, T - 1)] + rank[rows], len(t_of))
-    picked = torch.cat([out, out.new_zeros(1, out.shape[1])]).index_select(0, idx.to(dev))
+    picked = out.index_select(0, (offset_t[times.clamp(0, T - 1)] + rank[rows]).clamp(max=len(t_of) - 1).to(dev))
+    if not valid.all():
+        picked = torch.where(valid.to(dev)[:, None], picked, 0)
     return (picked.view(B, T, -1) if at is None else picked), last
