@@ -10,6 +10,7 @@ Prints a table per architecture and the wall ratio (Lightning / plain) last.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -79,7 +80,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     ceiling = matmul_gflops()
-    print(f"threads {torch.get_num_threads()}, fp32 matmul ceiling {ceiling:.1f} GFLOP/s")
+    print(f"threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}, "
+          f"fp32 matmul ceiling {ceiling:.1f} GFLOP/s")
     print(f"{'arch':<6}{'plain s':>9}{'lightning s':>13}{'tokens/s':>11}{'GFLOP/s':>9}{'of ceiling':>12}{'ratio':>8}")
     for arch in args.arch:
         dm = NumEquivDataModule(batch_size=128)

@@ -91,7 +91,7 @@ def test_forward_patched_out_mask_and_its_gradient_match_the_per_step_reference(
     for forward in (net.forward_patched, net.forward_patched_reference):
         shift = torch.zeros(6, net.site_width("state"), dtype=torch.float64, requires_grad=True)
         kwargs = {"out_mask": mask} if forward == net.forward_patched else {}
-        logits = forward(tokens, "state", positions, lambda h: h * 0.5 + shift, **kwargs)[mask]
+        logits = forward(tokens, "state", positions, lambda h, shift=shift: h * 0.5 + shift, **kwargs)[mask]
         (logits * torch.linspace(-1, 1, logits.numel(), dtype=torch.float64).view_as(logits)).sum().backward()
         grads.append((logits.detach(), shift.grad))
     torch.testing.assert_close(grads[0][0], grads[1][0])

@@ -73,7 +73,7 @@ class _GRUScan(torch.autograd.Function):
     def backward(ctx, d_out):
         h0, w_hh, h_prev, hn, act = ctx.saved_tensors
         sizes, offsets = ctx.sizes, ctx.offsets
-        N, H = h_prev.shape
+        H = h_prev.shape[1]
         need_gi, _, need_w, need_b = ctx.needs_input_grad[:4]
         # everything but the state gradient is elementwise: precomputed for all steps at once, so a
         # step is one add, one multiply and one small matmul
@@ -107,7 +107,7 @@ def gru_scan(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor | None = None, 
 
     Returns (outputs, final state [B, H]) in the weights' dtype (fp32 under autocast). Outputs are
     [B, T, H] with T = the longest length and zeros past each row's end, or, given ``at = (rows,
-    times)``, only the states at those positions [M, H] (each time below its row's length).
+    times)``, only the states at those positions [M, H] (zeros where a time is past its row's end).
     """
     if rnn.num_layers != 1 or rnn.bidirectional or not rnn.batch_first:
         raise ValueError("gru_scan runs one-layer, unidirectional, batch-first GRUs")
