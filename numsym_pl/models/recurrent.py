@@ -153,7 +153,8 @@ class RecurrentLM(SequenceModel):
         after = rel > 0
         parts = [h_patched]
         if S > 0:
-            parts.append(self._recur(x_suffix, steps.clamp(min=1), state, at=(b[after], rel[after] - 1))[0].to(h_patched.dtype))
+            suffix_h, _ = self._recur(x_suffix, steps.clamp(min=1), state, at=(b[after], rel[after] - 1))
+            parts.append(suffix_h.to(h_patched.dtype))
         where = torch.where(after, B + torch.cumsum(after, 0) - 1, b)  # into [h_patched; suffix]
         if prefix_h is not None:
             where = torch.where(rel < 0, B + int(after.sum()) + b * L + tt, where)
