@@ -18,6 +18,7 @@ import os
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 #: with OMP_WAIT_POLICY=passive, a step's matmul below this many FLOPs runs on one CPU thread:
 #: measured on 2 cores, a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us
@@ -116,19 +117,17 @@ def gru_scan(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor | None = None, 
     lengths = torch.full((B,), L) if lengths is None else lengths.to("cpu", torch.long).clamp(0, L)
     if B == 0 or int(lengths.max()) == 0:
         raise ValueError("gru_scan: no row has a step to run")
-    order = torch.argsort(lengths, descending=True, stable=True)
-    rank = torch.argsort(order)  # row b runs as the rank[b]-th longest
-    T = int(lengths.max())
-    size_t = (lengths[None, :] > torch.arange(T)[:, None]).sum(1)
-    offset_t = torch.cumsum(size_t, 0) - size_t
-    sizes, offsets = size_t.tolist(), offset_t.tolist()
-    t_of = torch.repeat_interleave(torch.arange(T), size_t)  # packed row -> (time, rank)
-    r_of = torch.arange(len(t_of)) - offset_t[t_of]
     h0 = x.new_zeros(B, rnn.hidden_size, dtype=dtype) if h0 is None else h0.to(dtype)
     with torch.autocast(dev.type, enabled=False):
-        xp = x.flatten(0, 1).index_select(0, (order[r_of] * L + t_of).to(dev)).to(dtype)
-        gi = torch.addmm(rnn.bias_ih_l0, xp, rnn.weight_ih_l0.t())
-        out = _GRUScan.apply(gi, h0.index_select(0, order.to(dev)), rnn.weight_hh_l0, rnn.bias_hh_l0, sizes, offsets)
+        # an empty row runs one step that nothing reads: its outputs are masked, its state is h0
+        packed = pack_padded_sequence(x.to(dtype), lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+        gi = torch.addmm(rnn.bias_ih_l0, packed.data, rnn.weight_ih_l0.t())
+        size_t = packed.batch_sizes
+        offset_t = torch.cumsum(size_t, 0) - size_t
+        out = _GRUScan.apply(gi, h0.index_select(0, packed.sorted_indices), rnn.weight_hh_l0, rnn.bias_hh_l0,
+                             size_t.tolist(), offset_t.tolist())
+    rank = packed.unsorted_indices.cpu()  # row b runs as the rank[b]-th longest
+    T, N = len(size_t), len(packed.data)
     # the final state: each row's last output (h0 for an empty row)
     last = out.index_select(0, (offset_t[(lengths - 1).clamp(min=0)] + rank).to(dev))
     last = torch.where((lengths > 0).to(dev)[:, None], last, h0)
@@ -137,7 +136,7 @@ def gru_scan(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor | None = None, 
     else:
         rows, times = (a.to("cpu") for a in at)
     valid = times < lengths[rows]
-    picked = out.index_select(0, (offset_t[times.clamp(0, T - 1)] + rank[rows]).clamp(max=len(t_of) - 1).to(dev))
+    picked = out.index_select(0, (offset_t[times.clamp(0, T - 1)] + rank[rows]).clamp(max=N - 1).to(dev))
     if not valid.all():
         picked = torch.where(valid.to(dev)[:, None], picked, 0)
     return (picked.view(B, T, -1) if at is None else picked), last
