@@ -16,6 +16,11 @@ from numsym_pl.errors import ConfigError
 PatchFn = Callable[[torch.Tensor], torch.Tensor]  # state [B, d] -> patched state [B, d]
 
 
+def last_masked(mask: torch.Tensor) -> torch.Tensor:
+    """Each row's last True position of ``mask`` [B, L] bool; -1 for a row without one: [B]."""
+    return torch.where(mask, torch.arange(mask.shape[1], device=mask.device), -1).amax(1)
+
+
 class SequenceModel(nn.Module):
     """Base class of the next-token models.
 
@@ -85,8 +90,7 @@ class SequenceModel(nn.Module):
         replaced by ``replacement`` ([B, L, d]) and continue; logits [B, L, V]. The default, exact
         for nets whose future depends on the last state only (recurrent nets), patches each row's
         last masked position; logits at earlier masked positions are the clean run's."""
-        L = tokens.shape[1]
-        last = torch.where(mask, torch.arange(L, device=tokens.device), -1).amax(1)  # [B]
+        last = last_masked(mask)
         rows = torch.arange(len(tokens), device=tokens.device)
         return self.forward_patched(tokens, site, last, lambda h: replacement[rows, last].to(h.dtype))
 

@@ -9,7 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.gru_scan import gru_scan
-from numsym_pl.models.interface import PatchFn, SequenceModel
+from numsym_pl.models.interface import PatchFn, SequenceModel, last_masked
 
 
 class RecurrentLM(SequenceModel):
@@ -77,8 +77,7 @@ class RecurrentLM(SequenceModel):
             return self.decoder(self._recur(x)[0])  # [B, L, V]
         if not out_mask.any():
             return self.decoder(x.new_zeros(0, self.hidden_size))
-        t = torch.arange(tokens.shape[1], device=tokens.device)
-        lengths = torch.where(out_mask, t + 1, 0).amax(1)  # each row runs up to its last needed step
+        lengths = last_masked(out_mask) + 1  # each row runs up to its last needed step
         return self.decoder(self._recur(x, lengths, at=out_mask.nonzero(as_tuple=True))[0])  # [M, V]
 
     def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
@@ -130,8 +129,7 @@ class RecurrentLM(SequenceModel):
         if out_mask is None:
             steps = torch.full_like(positions, L - 1) - positions  # suffix steps after each position
         else:
-            last = torch.where(out_mask, t, -1).amax(1)
-            steps = (last - positions).clamp(min=0)
+            steps = (last_masked(out_mask) - positions).clamp(min=0)
         S = int(steps.max())
         x_suffix = None
         if S > 0:
