@@ -1,15 +1,14 @@
-"""GRU and LSTM next-token models (SPEC §2) with a fused-kernel ``forward_patched``."""
+"""GRU and LSTM next-token models (SPEC §2); both recurrences run ``models.scan``."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from numsym_pl.errors import ConfigError
-from numsym_pl.models.gru_scan import gru_scan
 from numsym_pl.models.interface import PatchFn, SequenceModel, last_masked
+from numsym_pl.models.scan import scan
 
 
 class RecurrentLM(SequenceModel):
@@ -53,50 +52,18 @@ class RecurrentLM(SequenceModel):
         s = s.unsqueeze(0).contiguous()
         return tuple(s.chunk(2, -1)) if self.is_lstm else s
 
-    def _recur(self, x: torch.Tensor, lengths: torch.Tensor | None = None, h0: torch.Tensor | None = None,
-               at: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The recurrence over ``x`` [B, L, E] from site state ``h0`` (default 0), row b for
-        ``lengths[b]`` steps (default L): (hidden [B, T, H] with T the longest length, zeros past
-        each row's end, or with ``at = (rows, times)`` the hidden at those positions [M, H]; the site
-        state after each row's last step [B, d]). The GRU runs ``gru_scan`` (packed, hand-written
-        backward); the LSTM a packed ``nn.LSTM``."""
-        if not self.is_lstm:
-            return gru_scan(self.rnn, x, lengths, h0, at)
-        hx = None if h0 is None else self._from_site(h0)
-        if lengths is None:
-            out, hx = self.rnn(x, hx)
-        else:
-            packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-            out, hx = self.rnn(packed, hx)
-            out = pad_packed_sequence(out, batch_first=True)[0]
-        return (out if at is None else out[at]), self._to_site(hx)
-
     def forward(self, tokens: torch.Tensor, out_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.embed(tokens)
+        x, H = self.embed(tokens), self.hidden_size
         if out_mask is None:
-            return self.decoder(self._recur(x)[0])  # [B, L, V]
+            return self.decoder(scan(self.rnn, x)[0][..., :H])  # [B, L, V]
         if not out_mask.any():
-            return self.decoder(x.new_zeros(0, self.hidden_size))
+            return self.decoder(x.new_zeros(0, H))
         lengths = last_masked(out_mask) + 1  # each row runs up to its last needed step
-        return self.decoder(self._recur(x, lengths, at=out_mask.nonzero(as_tuple=True))[0])  # [M, V]
+        return self.decoder(scan(self.rnn, x, lengths, at=out_mask.nonzero(as_tuple=True))[0][:, :H])  # [M, V]
 
     def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
         self.check_site(site)
-        x = self.embed(tokens)
-        h, _ = self._recur(x)  # [B, L, H]
-        if not self.is_lstm:
-            return h
-        # nn.LSTM returns c only at the last step: recover every c_t from the gates, which depend on
-        # x_t and h_{t-1} only, by the linear recurrence c_t = f_t c_{t-1} + i_t g_t.
-        h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
-        gates = x @ self.rnn.weight_ih_l0.T + h_prev @ self.rnn.weight_hh_l0.T + self.rnn.bias_ih_l0 + self.rnn.bias_hh_l0
-        i, f, g, _ = gates.chunk(4, -1)
-        i, f, g = i.sigmoid(), f.sigmoid(), g.tanh()
-        c, cs = torch.zeros_like(h[:, 0]), []
-        for t in range(tokens.shape[1]):
-            c = f[:, t] * c + i[:, t] * g[:, t]
-            cs.append(c)
-        return torch.cat([h, torch.stack(cs, 1)], -1)  # [B, L, 2H]
+        return scan(self.rnn, self.embed(tokens))[0]  # [B, L, d]
 
     @torch.no_grad()
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
@@ -105,8 +72,8 @@ class RecurrentLM(SequenceModel):
 
     def _prefix(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run each row up to its position: (hidden [B, L, H], zeros after the position; site state [B, d])."""
-        out, state = self._recur(x, positions + 1)
-        return F.pad(out, (0, 0, 0, x.shape[1] - out.shape[1])), state
+        out, state = scan(self.rnn, x, positions + 1)
+        return F.pad(out[..., : self.hidden_size], (0, 0, 0, x.shape[1] - out.shape[1])), state
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                         out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
@@ -138,7 +105,7 @@ class RecurrentLM(SequenceModel):
         if out_mask is None:
             seq = h_patched[:, None]  # [B, 1 + S, H]; index j <-> position p + j
             if S > 0:
-                seq = torch.cat([seq, self._recur(x_suffix, None, state)[0].to(seq.dtype)], 1)
+                seq = torch.cat([seq, scan(self.rnn, x_suffix, None, state)[0][..., : self.hidden_size].to(seq.dtype)], 1)
             rel = (t[None, :] - positions[:, None]).clamp(0, S)  # [B, L]
             h = torch.where((t[None, :] >= positions[:, None])[..., None],
                             seq.gather(1, rel[..., None].expand(-1, -1, seq.shape[-1])), prefix_h.to(seq.dtype))
@@ -151,8 +118,8 @@ class RecurrentLM(SequenceModel):
         after = rel > 0
         parts = [h_patched]
         if S > 0:
-            suffix_h, _ = self._recur(x_suffix, steps.clamp(min=1), state, at=(b[after], rel[after] - 1))
-            parts.append(suffix_h.to(h_patched.dtype))
+            suffix, _ = scan(self.rnn, x_suffix, steps.clamp(min=1), state, at=(b[after], rel[after] - 1))
+            parts.append(suffix[:, : self.hidden_size].to(h_patched.dtype))
         where = torch.where(after, B + torch.cumsum(after, 0) - 1, b)  # into [h_patched; suffix]
         if prefix_h is not None:
             where = torch.where(rel < 0, B + int(after.sum()) + b * L + tt, where)
