@@ -143,9 +143,9 @@ class _LSTMScan(torch.autograd.Function):
         sizes, offsets = ctx.sizes, ctx.offsets
         H = tanh_c.shape[1]
         need_gi, _, need_w = ctx.needs_input_grad[:3]
-        # elementwise factors for all steps at once; a step is two adds, two multiplies, one matmul
+        # elementwise factors for all steps at once; a step is five elementwise ops and one small matmul
         i, f, g, og = act.split(H, 1)
-        c_from_h = og * (1 - tanh_c * tanh_c)  # d c / ... through h = o tanh(c)
+        c_from_h = og * (1 - tanh_c * tanh_c)  # d h / d c, as h = o tanh(c)
         ifg = torch.cat([g * i * (1 - i), prev[:, H:] * f * (1 - f), i * (1 - g * g)], 1)  # d pre_{i,f,g} / d c
         o_from_h = tanh_c * og * (1 - og)  # d pre_o / d h
         d = d_out.clone()  # becomes d loss / d [h; c] after each step
