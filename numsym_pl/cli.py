@@ -9,12 +9,8 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from numsym_pl.data import NumEquivDataModule
 from numsym_pl.errors import NumSymError
-from numsym_pl.preflight import (
-    check_output_dirs,
-    check_resume_checkpoint,
-    fall_back_from_unreachable_loggers,
-    keep_csv_history_on_resume,
-)
+from numsym_pl.loggers import fall_back_from_unreachable_loggers, keep_csv_history_on_resume
+from numsym_pl.preflight import check_output_dirs, check_resume_checkpoint
 from numsym_pl.lit_module import NextTokenLM
 
 

@@ -146,9 +146,6 @@ class NumEquivDataModule(pl.LightningDataModule):
         self.setup()
         return [self._loader(self.val_sets[n], self.hparams.val_batch_size, False) for n in self.val_set_names]
 
-    def test_dataloader(self) -> list[DataLoader]:
-        return self.val_dataloader()
-
     def predict_dataloader(self) -> DataLoader:
         self.setup()
         return self._loader(self.val_sets["id"], self.hparams.val_batch_size, False)

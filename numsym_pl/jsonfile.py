@@ -20,3 +20,18 @@ def write_json(path: str | Path, data, indent: int = 1) -> Path:
     tmp.write_text(json.dumps(data, indent=indent, default=_plain))
     tmp.replace(path)
     return path
+
+
+def read_json(path: str | Path, field: str = "file"):
+    """The JSON in ``path``; a missing file or one that is not JSON (e.g. cut off by a full disk)
+    raises a ConfigError naming ``field`` and the file."""
+    from numsym_pl.errors import ConfigError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise ConfigError(f"{field}: no such file {path}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{field}: {path} is not valid JSON ({err}); rerun the step that writes it "
+                          "(a study rewrites results.json when it is run again)") from err

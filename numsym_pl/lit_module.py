@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from numsym_pl.data import VAL_SETS as VAL_SET_ORDER  # noqa: E402
+from numsym_pl.data import VAL_SETS as VAL_SET_ORDER
 from numsym_pl.errors import ConfigError, TrainingDiverged
-from numsym_pl.models.interface import build_net
-from numsym_pl.preflight import net_mismatch
+from numsym_pl.models.interface import build_net, net_mismatch
 from numsym_pl.tasks import response_target_mask
 
 
@@ -81,6 +80,12 @@ class NextTokenLM(pl.LightningModule):
             raise ConfigError(f"loss_on: must be 'all' or 'response', got {loss_on!r}")
         if lr_decay not in ("none", "cosine"):
             raise ConfigError(f"lr_decay: must be 'none' or 'cosine', got {lr_decay!r}")
+        for field, value, ok, rule in (("lr", lr, lr > 0 and math.isfinite(lr), "> 0"),
+                                       ("weight_decay", weight_decay, weight_decay >= 0, ">= 0"),
+                                       ("warmup_steps", warmup_steps, warmup_steps >= 0, ">= 0"),
+                                       ("min_lr_ratio", min_lr_ratio, 0 <= min_lr_ratio <= 1, "in [0, 1]")):
+            if not ok:
+                raise ConfigError(f"model.{field}: must be {rule}, got {value}")
         if optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer: must be 'adam' or 'adamw', got {optimizer!r}")
         if isinstance(net, dict):  # rebuilt from a checkpoint's hyper-parameters
@@ -138,17 +143,14 @@ class NextTokenLM(pl.LightningModule):
         logits = self.net(batch["tokens"][:, :-1])
         trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["trigger"], batch["count"])
         suffix = "" if name == "id" else f"_{name}"
-        stage = "test" if self.trainer.testing else "val"
         B = len(trial_ok)
         updates = {"acc_trial": (trial_ok.float(), 1), "acc_token": (token_ok[mask].float(), 1),
                    "loss": (self.loss(logits, batch), B)}
         for kind, (value, weight) in updates.items():
             metric = self.val_metrics[f"{name}_{kind}"]
             metric.update(value, weight)
-            self.log(f"{stage}/{kind}{suffix}", metric, on_epoch=True, add_dataloader_idx=False, batch_size=B,
+            self.log(f"val/{kind}{suffix}", metric, on_epoch=True, add_dataloader_idx=False, batch_size=B,
                      prog_bar=(kind == "acc_trial" and name == "id"))
-
-    test_step = validation_step
 
     def configure_optimizers(self):
         cls = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam

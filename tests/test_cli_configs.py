@@ -61,12 +61,20 @@ def _run_cli(*args, cwd):
     (["--data.heldout_counts", "[25]"], "heldout_counts"),
     (["--data.variant", "many"], "variant"),
     (["--data.min_count", "9", "--data.max_count", "3"], "max_count"),
+    (["--model.lr", "-0.001"], "model.lr"),
 ])
 def test_bad_settings_exit_nonzero_naming_the_field(args, needle, tmp_path):
     res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), *FAST, *args, cwd=tmp_path)
     assert res.returncode != 0
     assert needle in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("content", ['[{"cell": "gru-multi-s0", "fit": {', '{"cell": 1}', ''])
+def test_report_on_a_truncated_or_foreign_results_file_is_named(content, tmp_path):
+    (tmp_path / "results.json").write_text(content)
+    res = _run_cli("report", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 2 and "results.json" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
 def test_misspelled_key_in_a_config_file(tmp_path):

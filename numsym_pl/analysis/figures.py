@@ -6,9 +6,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def subplots(*grid, figsize, **kwargs):
+    """(figure, axes) drawn without pyplot: no global figure state, no GUI backend to choose."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -> Path:
@@ -19,7 +23,7 @@ def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     for key, style in (("val/acc_trial", "-"), ("val/acc_trial_heldout", "--"), ("val/acc_trial_ood", ":")):
         rows = [r for r in accuracy if r.get(key) is not None]
         if rows:
@@ -27,7 +31,7 @@ def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -
     by_key = defaultdict(list)
     for r in das:
         by_key[r["key"]].append(r)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (key, rows) in enumerate(sorted(by_key.items())):
         rows.sort(key=lambda r: r["epoch"])
         c = colors[i % len(colors)]
@@ -43,7 +47,6 @@ def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -
     ax.set_title("Learning dynamics: task accuracy and alignment")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -51,7 +54,7 @@ def pca_scatter(Z, count, phase, title: str, path: str | Path) -> Path:
     """Two panels of the same 2-D projection ``Z`` [M, 2]: coloured by count, and by phase."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, axes = subplots(1, 2, figsize=(10, 4.2))
     sc = axes[0].scatter(Z[:, 0], Z[:, 1], c=count, cmap="viridis", s=4)
     fig.colorbar(sc, ax=axes[0], label="Up-Down count")
     for ph, color, label in ((0, "tab:blue", "demo phase"), (1, "tab:red", "response phase")):
@@ -64,5 +67,4 @@ def pca_scatter(Z, count, phase, title: str, path: str | Path) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

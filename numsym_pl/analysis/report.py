@@ -6,7 +6,6 @@ Sections whose data the study did not produce say which study config does.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.summary import (ALIGNS, FAILS, MARGIN, TRAINED, agreement, correlation, fmt, grouped,
                                         iia_of, labels_in, mean_sd, ok_cells, paper_expectation, verdict)
 from numsym_pl.errors import ConfigError
+from numsym_pl.jsonfile import read_json
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -218,11 +218,13 @@ def write_report(run_dir: str | Path) -> Path:
     out_dir = Path(run_dir)
     if not (out_dir / "results.json").is_file():
         raise ConfigError(f"run_dir: {out_dir} has no results.json; run `numsym_pl study --config ...` first")
-    results = json.loads((out_dir / "results.json").read_text())
+    results = read_json(out_dir / "results.json", "run_dir")
+    if not isinstance(results, list) or not all(isinstance(r, dict) and "cell" in r for r in results):
+        raise ConfigError(f"run_dir: {out_dir / 'results.json'} is not a study's list of cell results")
     failed = [r for r in results if "error" in r]
     labels = labels_in(results)
     label = next((lab for lab in labels if lab.startswith("up_down.count")), labels[0] if labels else None)
-    study = json.loads((out_dir / "study.json").read_text()) if (out_dir / "study.json").is_file() else {}
+    study = read_json(out_dir / "study.json", "run_dir") if (out_dir / "study.json").is_file() else {}
     head = [f"# Study report: {study.get('name', out_dir.name)}",
             f"{len(results) - len(failed)} of {len(results)} cells finished; written {time.strftime('%Y-%m-%d %H:%M')} "
             f"by `numsym_pl report {run_dir}` from `results.json` (one row per cell and alignment in `results.csv`; "

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from numsym_pl.analysis.summary import grouped, iia_of, labels_in, mean_sd, ok_cells  # noqa: E402
+from numsym_pl.analysis.figures import subplots
+from numsym_pl.analysis.summary import grouped, iia_of, labels_in, mean_sd, ok_cells
 
 STYLES = ("-", "--", ":")
 
@@ -20,7 +17,6 @@ def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -32,7 +28,7 @@ def _int_keys(d: dict) -> tuple[list[int], list[float]]:
 def main_bars(results: list[dict], path: Path) -> Path:
     """IIA (mean over seeds, sd as error bar) per architecture x task, one bar per alignment."""
     groups, labels = grouped(results), labels_in(results)
-    fig, ax = plt.subplots(figsize=(max(7, 0.9 * len(groups) * max(1, len(labels)) / 2), 4))
+    fig, ax = subplots(figsize=(max(7, 0.9 * len(groups) * max(1, len(labels)) / 2), 4))
     width = 0.8 / max(1, len(labels))
     for j, label in enumerate(labels):
         stats = [mean_sd(iia_of(r, label) for r in cells) for cells in groups.values()]
@@ -52,7 +48,7 @@ def dynamics(results: list[dict], path: Path) -> Path | None:
     groups = {k: v for k, v in grouped(results).items() if any(r.get("dynamics", {}).get("das") for r in v)}
     if not groups:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
     for ax, (key, cells) in zip(axes[0], groups.items()):
         for r in cells:
             acc = r["dynamics"]["accuracy"]
@@ -78,7 +74,7 @@ def size_sweep(results: list[dict], label: str, path: Path) -> Path | None:
     cells = [r for r in ok_cells(results) if r.get("size") is not None]
     if len({r["size"] for r in cells}) < 2:
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     for i, arch in enumerate(sorted({r["arch"] for r in cells})):
         sizes = sorted({r["size"] for r in cells if r["arch"] == arch})
         series = {"val/acc_trial": lambda r: r["fit"].get("val/acc_trial"),
@@ -110,7 +106,7 @@ def gradience(results: list[dict], path: Path) -> Path | None:
     """IIA per carried count; response-length shift against intervention magnitude; precision by count."""
     if not any(r.get("analyses", {}).get("gradience") for r in ok_cells(results)):
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = subplots(1, 3, figsize=(14, 3.8))
     _per_key_lines(axes[0], results, "gradience", "per_source_value")
     axes[0].set(xlabel="count carried by the source", ylabel="IIA", title="IIA by number", ylim=(-0.02, 1.02))
     for i, r in enumerate(ok_cells(results)):
@@ -139,7 +135,7 @@ def ood_interventions(results: list[dict], max_count: int, path: Path) -> Path |
     """IIA of the learned rotation by the value the source carries, training range shaded."""
     if not any(r.get("analyses", {}).get("ood_interventions") for r in ok_cells(results)):
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = subplots(figsize=(7.5, 3.8))
     _per_key_lines(ax, results, "ood_interventions", "per_value")
     ax.axvspan(-0.5, max_count + 0.5, color="grey", alpha=0.12, label="training range")
     ax.set(xlabel="value carried by the source", ylabel="IIA", ylim=(-0.02, 1.02),
@@ -151,7 +147,7 @@ def ood_interventions(results: list[dict], max_count: int, path: Path) -> Path |
 
 def correlation(points: list[tuple[str, float, float]], stats: dict, label: str, path: Path) -> Path:
     """IIA against OOD trial accuracy, one point per cell, coloured by architecture."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = subplots(figsize=(5.5, 4))
     archs = sorted({p[0] for p in points})
     for i, arch in enumerate(archs):
         sel = [p for p in points if p[0] == arch]
@@ -166,7 +162,7 @@ def correlation(points: list[tuple[str, float, float]], stats: dict, label: str,
 
 def grouped_bars(rows: list[tuple[str, list[float]]], series: list[str], title: str, path: Path) -> Path:
     """One group of bars per row label, one bar per series (IIA-like values in [0, 1])."""
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(rows) * len(series) / 2), 3.6))
+    fig, ax = subplots(figsize=(max(5.5, 1.1 * len(rows) * len(series) / 2), 3.6))
     width = 0.8 / len(series)
     for j, name in enumerate(series):
         ax.bar(np.arange(len(rows)) + j * width, [v[j] for _, v in rows], width, label=name)

@@ -100,3 +100,16 @@ def build_net(config: dict) -> SequenceModel:
     module, _, name = config["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     return cls(**config.get("init_args", {}))
+
+
+def net_mismatch(theirs: dict | None, ours: dict | None) -> str | None:
+    """Why a checkpoint's net (``{"class_path", "init_args"}``) cannot be loaded into ours, or None.
+    Arguments ours leaves unset (None, e.g. a vocab_size linked later) do not count."""
+    if not isinstance(theirs, dict) or not isinstance(ours, dict) or not theirs or not ours:
+        return None
+    a, b = theirs.get("init_args") or {}, ours.get("init_args") or {}
+    differs = {k for k in a.keys() & b.keys() if b[k] is not None and a[k] != b[k]}
+    name = lambda c: c.get("class_path", "?").rsplit(".", 1)[-1]
+    if name(theirs) != name(ours) or differs:
+        return f"it holds a {name(theirs)} with {a}, but this run builds a {name(ours)} with {b}"
+    return None
