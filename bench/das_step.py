@@ -22,7 +22,7 @@ from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import clean_cache, source_states
 from numsym_pl.models import GRULM, LSTMLM
 from numsym_pl.programs import get_program
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 
 
 METHODS = {"forward_patched + cache": "forward_patched", "+ cache, cayley map": "forward_patched",
@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     net = (GRULM(VOCAB.size, 128) if args.arch == "gru" else LSTMLM(VOCAB.size, 64)).eval().requires_grad_(False)
-    pairs = make_pairs(Task("multi"), get_program("up_down"), ["count"], args.batch * args.repeats, seed=0)
+    pairs = make_pairs(NumericEquivalence("multi"), get_program("up_down"), ["count"], args.batch * args.repeats, seed=0)
     src, cache = source_states(net, pairs, "state"), clean_cache(net, pairs, "state")
     swaps = {k: SubspaceSwap(net.site_width("state"), 16, orthogonal_map="cayley" if "cayley" in k else "matrix_exp")
              for k in METHODS}

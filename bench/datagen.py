@@ -19,7 +19,7 @@ from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import clean_cache, patched_logits, source_states
 from numsym_pl.models import GRULM
 from numsym_pl.programs import get_program
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 
 
 def median_time(fn, repeats: int) -> float:
@@ -36,9 +36,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
-    task, B = Task("multi", p_void=0.2), 128
+    task, B = NumericEquivalence("multi", p_void=0.2), 128
     rng = np.random.default_rng(0)
-    t_trials = median_time(lambda: task.sample(task.sample_counts("train", B, rng), rng), args.repeats)
+    t_trials = median_time(lambda: task.sample("train", B, rng), args.repeats)
     program = get_program("up_down")
     t_pairs = median_time(lambda: make_pairs(task, program, ["count"], B, seed=1), args.repeats)
     t_pairs_10k = median_time(lambda: make_pairs(task, program, ["count"], 10_000, seed=1), 3)
@@ -46,7 +46,7 @@ def main() -> None:
     torch.manual_seed(0)
     net = GRULM(VOCAB.size, 128)
     opt = torch.optim.Adam(net.parameters(), lr=5e-4)
-    tr = task.sample(task.sample_counts("train", B, rng), rng)
+    tr = task.sample("train", B, rng)
     tokens = torch.as_tensor(tr.tokens)
 
     target = tokens[:, 1:]

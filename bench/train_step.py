@@ -18,7 +18,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from numsym_pl.data import NumEquivDataModule
+from numsym_pl.data import TrialDataModule
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.models import GRULM, LSTMLM, TransformerLM
 from numsym_pl.tasks import VOCAB
@@ -84,7 +84,7 @@ def main() -> None:
           f"fp32 matmul ceiling {ceiling:.1f} GFLOP/s")
     print(f"{'arch':<6}{'plain s':>9}{'lightning s':>13}{'tokens/s':>11}{'GFLOP/s':>9}{'of ceiling':>12}{'ratio':>8}")
     for arch in args.arch:
-        dm = NumEquivDataModule(batch_size=128)
+        dm = TrialDataModule(batch_size=128)
         dm.setup()
         plain, light, toks = [], [], 0
         for r in range(args.rounds):  # alternate which runs first

@@ -10,11 +10,12 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from numsym_pl.analysis.figures import learning_dynamics
-from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.search import SearchSettings, run_alignment
+from numsym_pl.das.alignment import Alignment, check_distinct
+from numsym_pl.das.run import check_alignment, run_alignment
+from numsym_pl.das.search import SearchSettings
 from numsym_pl.errors import ConfigError
-from numsym_pl.tasks import Task
+from numsym_pl.seeding import derive
+from numsym_pl.tasks import TaskFamily
 
 BASELINES = ("iia_identity", "iia_full_swap", "iia_random")
 
@@ -46,7 +47,8 @@ class DASCallback(pl.Callback):
                  figure: bool = True):
         if every_n_epochs < 1:
             raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
-        self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
+        self.alignments = check_distinct([a if isinstance(a, Alignment) else Alignment(**a)
+                                          for a in (alignments or [Alignment()])])
         self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = every_n_epochs, warm_start, at_fit_end, figure
         self.settings = settings or SearchSettings(n_train=2000, n_val=500, n_test=500, max_steps=300, progress=False)
         self.history: list[dict] = []  # one row per (epoch, alignment)
@@ -56,11 +58,8 @@ class DASCallback(pl.Callback):
 
     # ---- hooks ----------------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
-        for a in self.alignments:
-            if a.intervention != "das":
-                continue
-            # fail now, not after N epochs of training: the swap checks that the blocks fit the site
-            SubspaceSwap(pl_module.net.site_width(a.site), a.subspace, len(a.variables), kind="identity")
+        for a in self.alignments:  # fail now, not after N epochs of training
+            check_alignment(pl_module.net, a)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -84,15 +83,15 @@ class DASCallback(pl.Callback):
                 self.write_figure(trainer, run_dir)
 
     # ---- work -----------------------------------------------------------------------------------
-    def _task(self, trainer) -> Task:
+    def _task(self, trainer) -> TaskFamily:
         task = getattr(trainer.datamodule, "task", None)
         if task is None:
-            raise ConfigError("DASCallback: the data module must expose `task` (use NumEquivDataModule)")
+            raise ConfigError("DASCallback: the data module must expose `task` (use numsym_pl.data.TrialDataModule)")
         return task
 
     def _settings(self, trainer, epoch: int) -> SearchSettings:
         s = SearchSettings(**{**self.settings.__dict__})
-        s.seed = self.settings.seed * 100_003 + epoch
+        s.seed = derive(self.settings.seed, "epoch", epoch)
         if trainer.fast_dev_run:  # a smoke run exercises the DAS path, it does not measure anything
             s.n_train, s.n_val, s.n_test, s.max_steps, s.eval_every = 64, 32, 32, 2, 1
         if s.precision in ("32", "32-true") and str(trainer.precision).startswith(("bf16", "16")):
@@ -111,7 +110,7 @@ class DASCallback(pl.Callback):
                 result, swap = run_alignment(pl_module.net, task, a, settings, init_rotation=init)
                 if swap is not None:
                     self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
-                row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "iia": result.iia,
+                row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "alignment": a.identity, "iia": result.iia,
                        **{b: getattr(result, b) for b in BASELINES}, "steps": result.steps,
                        "seconds": result.seconds, "warm_start": init is not None}
                 rows.append(row)

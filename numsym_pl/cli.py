@@ -7,7 +7,7 @@ import sys
 
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from numsym_pl.data import NumEquivDataModule
+from numsym_pl.data import TrialDataModule
 from numsym_pl.errors import NumSymError
 from numsym_pl.loggers import fall_back_from_unreachable_loggers, keep_csv_history_on_resume
 from numsym_pl.preflight import check_output_dirs, check_resume_checkpoint
@@ -52,7 +52,7 @@ class NumSymCLI(LightningCLI):
 def lightning_main(args: list[str] | None = None) -> NumSymCLI:
     return NumSymCLI(
         NextTokenLM,
-        NumEquivDataModule,
+        TrialDataModule,
         seed_everything_default=0,
         save_config_callback=SaveConfigToLoggers,
         save_config_kwargs={"overwrite": True},
@@ -88,6 +88,18 @@ def _report_main(args: list[str]) -> None:
 EXTRA_COMMANDS = {"das": _das_main, "probe": _probe_main, "study": _study_main, "report": _report_main}
 
 
+def named_error(err: BaseException) -> NumSymError | None:
+    """The NumSymError behind ``err``: itself, or one it was raised from (jsonargparse wraps an
+    error raised while instantiating a class of an Optional/Union type in a ValueError)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, NumSymError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -95,9 +107,12 @@ def main(argv: list[str] | None = None) -> None:
             EXTRA_COMMANDS[args[0]](args[1:])
         else:
             lightning_main(argv)
-    except NumSymError as err:  # names its field, file, epoch or step: no traceback needed
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+    except Exception as err:
+        named = named_error(err)
+        if named is None:
+            raise
+        print(f"error: {named}", file=sys.stderr)  # names its field, file, epoch or step: no traceback needed
+        sys.exit(named.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""NumEquivDataModule: the training pool and the in-distribution, held-out and OOD validation sets."""
+"""TrialDataModule: a task family's training pool and its in-distribution, held-out and OOD
+validation sets. The task is an argument (``class_path`` + ``init_args``), stored in checkpoints
+as plain data (``hparams.task``)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional
 
 import lightning.pytorch as pl
 import numpy as np
@@ -10,29 +12,30 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from numsym_pl.errors import ConfigError
-from numsym_pl.tasks import Task, Trials, Variant
+from numsym_pl.tasks import NumericEquivalence, TaskFamily, Trials
 
 #: names of the validation sets, in dataloader order; keys are suffixed with these (``id`` has none)
 VAL_SETS: tuple[str, ...] = ("id", "heldout", "ood")
 
 
 class TrialDataset(Dataset):
-    """Trials as tensors; one item is a dict with ``tokens`` [L], ``count`` and ``trigger``."""
+    """Trials as tensors. A batch is a dict: ``tokens`` [B, L], ``scored`` [B, L-1] (the targets
+    trial accuracy scores), ``prompt_end`` [B] and each task quantity (e.g. ``count``) [B]."""
 
     def __init__(self, trials: Trials):
-        self.tokens = torch.as_tensor(trials.tokens)
-        self.count = torch.as_tensor(trials.count)
-        self.trigger = torch.as_tensor(trials.trigger)
+        self.columns = {"tokens": torch.as_tensor(trials.tokens), "scored": torch.as_tensor(trials.scored),
+                        "prompt_end": torch.as_tensor(trials.prompt_end),
+                        **{k: torch.as_tensor(v) for k, v in trials.quantities.items()}}
 
     def __len__(self) -> int:
-        return len(self.count)
+        return len(self.columns["tokens"])
 
     def __getitem__(self, i):
-        return {"tokens": self.tokens[i], "count": self.count[i], "trigger": self.trigger[i]}
+        return {k: v[i] for k, v in self.columns.items()}
 
     def __getitems__(self, idx):  # batched fetch: one gather instead of a Python loop over items
         idx = torch.as_tensor(idx)
-        return {"tokens": self.tokens[idx], "count": self.count[idx], "trigger": self.trigger[idx]}
+        return {k: v[idx] for k, v in self.columns.items()}
 
 
 def _identity_collate(batch):
@@ -57,16 +60,12 @@ class EpochShuffleSampler(Sampler[int]):
         return iter(torch.randperm(self.size, generator=gen).tolist())
 
 
-class NumEquivDataModule(pl.LightningDataModule):
-    """Numeric-equivalence data (SPEC §1).
+class TrialDataModule(pl.LightningDataModule):
+    """Trials of a task family (default: numeric equivalence, SPEC §1).
 
     Args:
-        variant: task variant: ``multi``, ``single`` or ``same`` (Same-Object).
-        min_count: smallest training count.
-        max_count: largest training count.
-        heldout_counts: counts in the training range never trained on (reported as ``*_heldout``).
-        ood_counts: evaluation-only counts outside the training range (reported as ``*_ood``).
-        p_void: probability of a void token U at each demo-phase step (0 = no voids).
+        task: the task family and its settings, e.g. ``{class_path: numsym_pl.tasks.NumericEquivalence,
+            init_args: {variant: same}}``; its held-out and OOD splits are validated separately.
         train_size: trials in the training pool (reference: a fixed pool of 1,000).
         fresh_samples: draw a new pool every epoch instead of a fixed one (needs the trainer's
             ``reload_dataloaders_every_n_epochs: 1``).
@@ -79,12 +78,7 @@ class NumEquivDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        variant: Variant = "multi",
-        min_count: int = 1,
-        max_count: int = 20,
-        heldout_counts: Sequence[int] = (4, 9, 14, 17),
-        ood_counts: Sequence[int] = tuple(range(21, 31)),
-        p_void: float = 0.0,
+        task: Optional[TaskFamily] = None,
         train_size: int = 1000,
         fresh_samples: bool = False,
         val_size: int = 1000,
@@ -94,8 +88,11 @@ class NumEquivDataModule(pl.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
-        self.save_hyperparameters()
-        self.task = Task(variant, min_count, max_count, heldout_counts, ood_counts, p_void)
+        self.task = NumericEquivalence() if task is None else task
+        if not isinstance(self.task, TaskFamily):
+            raise ConfigError(f"data.task: must be a TaskFamily, got {type(self.task).__name__}")
+        self.save_hyperparameters(ignore=["task"])
+        self.hparams["task"] = self.task.config()  # plain data in the checkpoint, never a pickled object
         if train_size < 1:
             raise ConfigError(f"train_size: must be >= 1, got {train_size}")
         if batch_size < 1:
@@ -117,17 +114,15 @@ class NumEquivDataModule(pl.LightningDataModule):
 
     def train_pool(self, epoch: int = 0) -> TrialDataset:
         rng = self._rng(0, epoch if self.hparams.fresh_samples else 0)
-        counts = self.task.sample_counts("train", self.hparams.train_size, rng)
-        return TrialDataset(self.task.sample(counts, rng))
+        return TrialDataset(self.task.sample("train", self.hparams.train_size, rng))
 
     def setup(self, stage: str | None = None) -> None:
         if self.val_sets:
             return
         for i, name in enumerate(VAL_SETS):
-            rng = self._rng(1, i)
-            counts = self.task.sample_counts({"id": "train"}.get(name, name), self.hparams.val_size, rng)
-            if len(counts):
-                self.val_sets[name] = TrialDataset(self.task.sample(counts, rng))
+            split = {"id": "train"}.get(name, name)
+            if self.task.has_split(split):
+                self.val_sets[name] = TrialDataset(self.task.sample(split, self.hparams.val_size, self._rng(1, i)))
 
     def _loader(self, ds: TrialDataset, batch_size: int, shuffle: bool) -> DataLoader:
         sampler = EpochShuffleSampler(len(ds), self.hparams.seed) if shuffle else None

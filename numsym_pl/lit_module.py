@@ -14,14 +14,14 @@ from torchmetrics import MeanMetric
 from numsym_pl.data import VAL_SETS as VAL_SET_ORDER
 from numsym_pl.errors import ConfigError, TrainingDiverged
 from numsym_pl.models.interface import build_net, net_mismatch
-from numsym_pl.tasks import response_target_mask
 
 
-def response_correct(logits: torch.Tensor, tokens: torch.Tensor, trigger: torch.Tensor, count: torch.Tensor):
-    """Per-trial and per-token correctness of the response phase.
+def response_correct(logits: torch.Tensor, tokens: torch.Tensor, scored: torch.Tensor):
+    """Per-trial and per-token correctness of the scored targets (``scored`` [B, L-1], the task's
+    answer: numeric equivalence's response phase).
 
-    A trial is correct when greedy free-running decoding from the trigger reproduces every response
-    token and the E. That is exactly "every teacher-forced argmax of the response phase is right":
+    A trial is correct when greedy free-running decoding from the prompt reproduces every scored
+    token (the R's and the E). That is exactly "every teacher-forced argmax of the response phase is right":
     if the first k generated tokens are right, the model's input at step k+1 *is* the true prefix,
     so its greedy choice there is the teacher-forced argmax; and the first wrong argmax makes the
     decoded trial wrong. One forward pass therefore measures free-running trial accuracy;
@@ -30,15 +30,15 @@ def response_correct(logits: torch.Tensor, tokens: torch.Tensor, trigger: torch.
     Returns (trial_ok [B] bool, token_ok [B, L-1] bool, response mask [B, L-1] bool).
     """
     preds = logits.argmax(-1)  # [B, L-1]
-    mask = response_target_mask(trigger, count, tokens.shape[1])
+    mask = scored
     token_ok = preds == tokens[:, 1:]
     trial_ok = (token_ok | ~mask).all(1)
     return trial_ok, token_ok, mask
 
 
 @torch.no_grad()
-def greedy_decode(net: nn.Module, tokens: torch.Tensor, trigger: torch.Tensor, steps: int, forward=None) -> torch.Tensor:
-    """Free-running greedy decoding: keep each trial up to its trigger, then let the model write
+def greedy_decode(net: nn.Module, tokens: torch.Tensor, prompt_end: torch.Tensor, steps: int, forward=None) -> torch.Tensor:
+    """Free-running greedy decoding: keep each trial up to ``prompt_end``, then let the model write
     ``steps`` tokens, each fed back as the next input. Returns the written tokens [B, steps].
     ``forward(tokens) -> logits`` replaces ``net(tokens)`` (e.g. a patched run)."""
     forward = forward or net
@@ -47,7 +47,7 @@ def greedy_decode(net: nn.Module, tokens: torch.Tensor, trigger: torch.Tensor, s
     b = torch.arange(B, device=tokens.device)
     out = []
     for k in range(steps):
-        pos = trigger + k
+        pos = prompt_end + k
         nxt = forward(buf[:, : int(pos.max()) + 1])[b, pos].argmax(-1)
         buf[b, pos + 1] = nxt
         out.append(nxt)
@@ -67,7 +67,7 @@ class NextTokenLM(pl.LightningModule):
             ``min_lr_ratio * lr`` at the last step (steadier final checkpoints).
         min_lr_ratio: floor of the cosine decay, as a fraction of lr.
         loss_on: ``all`` non-pad next-token positions (reference, includes the random demo tokens)
-            or ``response`` phase only.
+            or ``response``: the targets trial accuracy scores only (numeric equivalence: the response phase).
         pad_id: padding token id (linked from the data module).
     """
 
@@ -80,7 +80,7 @@ class NextTokenLM(pl.LightningModule):
             raise ConfigError(f"loss_on: must be 'all' or 'response', got {loss_on!r}")
         if lr_decay not in ("none", "cosine"):
             raise ConfigError(f"lr_decay: must be 'none' or 'cosine', got {lr_decay!r}")
-        for field, value, ok, rule in (("lr", lr, lr > 0 and math.isfinite(lr), "> 0"),
+        for field, value, ok, rule in (("lr", lr, lr >= 0 and math.isfinite(lr), ">= 0 (0 freezes the weights)"),
                                        ("weight_decay", weight_decay, weight_decay >= 0, ">= 0"),
                                        ("warmup_steps", warmup_steps, warmup_steps >= 0, ">= 0"),
                                        ("min_lr_ratio", min_lr_ratio, 0 <= min_lr_ratio <= 1, "in [0, 1]")):
@@ -112,7 +112,7 @@ class NextTokenLM(pl.LightningModule):
         tokens = batch["tokens"]
         if self.hparams.loss_on == "all":
             return tokens[:, 1:] != self.hparams.pad_id
-        return response_target_mask(batch["trigger"], batch["count"], tokens.shape[1])
+        return batch["scored"]
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """Cross-entropy on the loss positions, from full logits [B, L-1, V] or from the logits at
@@ -141,7 +141,7 @@ class NextTokenLM(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self._val_set(dataloader_idx)
         logits = self.net(batch["tokens"][:, :-1])
-        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["trigger"], batch["count"])
+        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["scored"])
         suffix = "" if name == "id" else f"_{name}"
         B = len(trial_ok)
         updates = {"acc_trial": (trial_ok.float(), 1), "acc_token": (token_ok[mask].float(), 1),
@@ -171,6 +171,7 @@ class NextTokenLM(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        steps = int(batch["count"].max()) + 1
-        return {"decoded": greedy_decode(self.net, batch["tokens"], batch["trigger"], steps),
-                "count": batch["count"]}
+        """The greedily decoded answers [B, S] (S: the longest scored answer) and the batch's quantities."""
+        steps = int(batch["scored"].sum(1).max())
+        extra = {k: v for k, v in batch.items() if k not in ("tokens", "scored", "prompt_end")}
+        return {"decoded": greedy_decode(self.net, batch["tokens"], batch["prompt_end"], steps), **extra}

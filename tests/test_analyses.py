@@ -13,7 +13,7 @@ from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import evaluate, pair_correct, patched_logits, source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.programs import TokenKinds, get_program
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 from tests.conftest import SMALL_NETS
 
 
@@ -23,7 +23,7 @@ def _gru():
 
 
 def test_pair_correct_agrees_with_the_iia_metric():
-    net, task = _gru(), Task("multi")
+    net, task = _gru(), NumericEquivalence("multi")
     swap = SubspaceSwap(16, 4, 1, "random", seed=3)
     pairs = make_pairs(task, get_program("up_down"), ["count"], 200, seed=1)
     src = source_states(net, pairs, "state")
@@ -36,7 +36,7 @@ def test_pair_correct_agrees_with_the_iia_metric():
 
 
 def test_ood_interventions_split_by_source_set_and_carried_value():
-    net, task = _gru(), Task("multi")
+    net, task = _gru(), NumericEquivalence("multi")
     out = ood_interventions(net, task, Alignment("up_down", "count", "state", 4), SubspaceSwap(16, 4), n=120)
     assert set(out["iia"]) == {"train", "heldout", "ood"}
     assert set(out["iia_by_value"]) <= {"trained", "heldout", "above_range"} and "above_range" in out["iia_by_value"]
@@ -45,7 +45,7 @@ def test_ood_interventions_split_by_source_set_and_carried_value():
 
 def test_forward_patched_many_applies_patches_in_time_order():
     net = _gru()
-    tokens = torch.as_tensor(Task("multi").sample(np.full(4, 6), np.random.default_rng(0)).tokens)
+    tokens = torch.as_tensor(NumericEquivalence("multi").trials(np.full(4, 6), np.random.default_rng(0)).tokens)
     p1, p2 = torch.full((4,), 2), torch.full((4,), 5)
     const = torch.randn(16)
     one = net.forward_patched_many(tokens, "state", [(p2, lambda h: const.expand_as(h))])
@@ -58,19 +58,19 @@ def test_forward_patched_many_applies_patches_in_time_order():
 
 def _up_down_labels(tokens, flips):
     """Up-Down stepped token by token with its phase overwritten after each flip position."""
-    program, kinds = get_program("up_down"), TokenKinds.of(Task("multi"))
+    program, kinds = get_program("up_down"), TokenKinds.of(NumericEquivalence("multi"))
     state, preds = program.init(), []
     for t, tok in enumerate(tokens):
         state = program.step(state, np.int64(tok), kinds)
         for pos, phase in flips:
             if pos == t:
                 state = {**state, "phase": np.int64(phase)}
-        preds.append(int(program.predict(state, np.int64(99), kinds)))
+        preds.append(int(program.predict(state, {"count": np.int64(99)}, kinds)))
     return preds
 
 
 def test_phase_flip_sequences_follow_up_down():
-    task = Task("multi")
+    task = NumericEquivalence("multi")
     for flips in (1, 2):
         seq = flip_sequences(task, 50, np.random.default_rng(flips), flips)
         for b in range(50):
@@ -82,7 +82,7 @@ def test_phase_flip_sequences_follow_up_down():
 
 
 def test_phase_flips_and_gradience_run_on_a_recurrent_net():
-    net, task = _gru(), Task("multi")
+    net, task = _gru(), NumericEquivalence("multi")
     swap = SubspaceSwap(16, 4, 2, "rotation", seed=0)
     out = phase_flips(net, task, Alignment("up_down", ["count", "phase"], "state", 4), swap, n=40)
     assert set(out) == {"n", "one_flip", "two_flips", "two_flips_unpatched"}
@@ -95,13 +95,13 @@ def test_phase_flips_and_gradience_run_on_a_recurrent_net():
 def test_phase_flips_skip_nets_without_multi_patching():
     torch.manual_seed(0)
     net = SMALL_NETS["nope"]().eval()
-    out = phase_flips(net, Task("multi"), Alignment("up_down", ["count", "phase"], "resid.1", 4), SubspaceSwap(16, 4, 2))
+    out = phase_flips(net, NumericEquivalence("multi"), Alignment("up_down", ["count", "phase"], "resid.1", 4), SubspaceSwap(16, 4, 2))
     assert "skipped" in out
 
 
 def test_response_length_matches_free_running_decoding():
-    net, task = _gru(), Task("multi")
-    trials = task.sample(np.arange(1, 9), np.random.default_rng(0))
+    net, task = _gru(), NumericEquivalence("multi")
+    trials = task.trials(np.arange(1, 9), np.random.default_rng(0))
     tokens, trigger = torch.as_tensor(trials.tokens), torch.as_tensor(trials.trigger)
     written = greedy_decode(net, tokens, trigger, 12)
     expected = (written == task.response_token).long().cumprod(1).sum(1)
@@ -121,5 +121,5 @@ def test_count_direction_recovers_a_planted_linear_code():
     torch.manual_seed(0)
     net = Planted()
     swap = SubspaceSwap(8, 8, 1, "random", seed=1)  # the whole space: the direction must be v itself
-    d = count_direction(net, Task("multi"), "state", swap, n=300)
+    d = count_direction(net, NumericEquivalence("multi"), "state", swap, n=300)
     assert torch.allclose(d, net.v, atol=0.01)

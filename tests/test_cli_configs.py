@@ -56,11 +56,13 @@ def _run_cli(*args, cwd):
 
 @pytest.mark.parametrize("args, needle", [
     (["--data.variantt", "multi"], "variantt"),
+    (["--data.task.init_args.variantt", "multi"], "variantt"),
     (["--model.lrr", "0.1"], "lrr"),
-    (["--data.p_void", "1.5"], "p_void"),
-    (["--data.heldout_counts", "[25]"], "heldout_counts"),
-    (["--data.variant", "many"], "variant"),
-    (["--data.min_count", "9", "--data.max_count", "3"], "max_count"),
+    (["--data.task.init_args.p_void", "1.5"], "p_void"),
+    (["--data.task.init_args.heldout_counts", "[25]"], "heldout_counts"),
+    (["--data.task.init_args.variant", "many"], "variant"),
+    (["--data.task.init_args.min_count", "9", "--data.task.init_args.max_count", "3"], "max_count"),
+    (["--data.task", "numsym_pl.tasks.NoSuchTask"], "data.task"),
     (["--model.lr", "-0.001"], "model.lr"),
 ])
 def test_bad_settings_exit_nonzero_naming_the_field(args, needle, tmp_path):

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from numsym_pl.das.context import evaluate_context_intervention, hiding_attn_mask, hiding_pairs, substitution_pairs
+from numsym_pl.das import Alignment, SearchSettings, run_alignment
+from numsym_pl.das.context import hiding_attn_mask, hiding_pairs, substitution_pairs
 from numsym_pl.programs import PROGRAMS, TokenKinds
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 from tests.conftest import SMALL_NETS
 
-VOID_TASK = Task("multi", p_void=0.3)
+VOID_TASK = NumericEquivalence("multi", p_void=0.3)
 
 
 def _demo_count(tokens, lo, hi, kinds):
@@ -33,11 +34,11 @@ def test_substitution_labels_by_hand(name):
 
 def test_substitution_needs_voids():
     with pytest.raises(ValueError, match="^p_void:"):
-        substitution_pairs(Task("multi"), PROGRAMS["ctx_distr"], 10, 0)
+        substitution_pairs(NumericEquivalence("multi"), PROGRAMS["ctx_distr"], 10, 0)
 
 
 def test_hiding_labels_and_mask():
-    p = hiding_pairs(Task("single"), PROGRAMS["ctx_distr"], 200, seed=1)
+    p = hiding_pairs(NumericEquivalence("single"), PROGRAMS["ctx_distr"], 200, seed=1)
     hidden = p.span
     k = hidden.sum(1)
     n = (p.cf == VOCAB.D0).sum(1)
@@ -49,7 +50,7 @@ def test_hiding_labels_and_mask():
             for j in range(6):
                 assert m[b, i, j] == (not hidden[b, j] or i == j)
     with pytest.raises(ValueError, match="^program:"):
-        hiding_pairs(Task("single"), PROGRAMS["up_down"], 10, 0)
+        hiding_pairs(NumericEquivalence("single"), PROGRAMS["up_down"], 10, 0)
 
 
 def test_transformer_splice_equals_hooked_reference():
@@ -84,11 +85,13 @@ def test_recurrent_splice_patches_the_last_masked_state():
 @pytest.mark.parametrize("arch, kind, site", [("rope", "attention_hiding", "resid.1"), ("nope", "context_substitution", "resid.1"),
                                               ("gru", "context_substitution", "state")])
 def test_evaluate_runs_through_the_iia_metric(arch, kind, site):
-    net = SMALL_NETS[arch]()
-    out = evaluate_context_intervention(net, VOID_TASK, PROGRAMS["ctx_distr"], kind, site, n=64, seed=0)
-    assert 0 <= out["iia"] <= 1 and out["n"] == 64
+    result, learned = run_alignment(SMALL_NETS[arch](), VOID_TASK, Alignment("ctx_distr", None, site, intervention=kind),
+                                    SearchSettings(n_test=64, progress=False))
+    assert 0 <= result.iia <= 1 and result.n == 64 and learned is None
+    assert result.fit is None and result.baselines == {} and result.as_dict()["subspace"] is None
 
 
 def test_hiding_on_a_recurrent_net_is_refused():
     with pytest.raises(ValueError, match="^intervention:"):
-        evaluate_context_intervention(SMALL_NETS["gru"](), VOID_TASK, PROGRAMS["ctx_distr"], "attention_hiding", "state", n=8)
+        run_alignment(SMALL_NETS["gru"](), VOID_TASK, Alignment("ctx_distr", None, "state", intervention="attention_hiding"),
+                      SearchSettings(n_test=8, progress=False))

@@ -12,15 +12,15 @@ import torch
 
 from callbacks.das import DASCallback
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
-from numsym_pl.data import NumEquivDataModule
+from numsym_pl.data import TrialDataModule
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.models import GRULM
-from numsym_pl.tasks import VOCAB
+from numsym_pl.tasks import VOCAB, NumericEquivalence
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = SearchSettings(n_train=256, n_val=64, n_test=64, max_steps=8, batch_size=32, eval_every=4, progress=False)
-DATA = dict(variant="single", max_count=8, heldout_counts=(3,), ood_counts=(9, 10), train_size=256, val_size=64,
-            batch_size=32)
+DATA = dict(task=NumericEquivalence("single", max_count=8, heldout_counts=(3,), ood_counts=(9, 10)), train_size=256,
+            val_size=64, batch_size=32)
 
 
 def _fit(tmp_path, callbacks, max_epochs=3, ckpt_path=None, dropout=0.0, **trainer_kwargs):
@@ -30,7 +30,7 @@ def _fit(tmp_path, callbacks, max_epochs=3, ckpt_path=None, dropout=0.0, **train
     trainer = pl.Trainer(max_epochs=max_epochs, logger=logger, callbacks=callbacks, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=tmp_path, deterministic=True, log_every_n_steps=1,
                          **trainer_kwargs)
-    trainer.fit(lm, NumEquivDataModule(**DATA), ckpt_path=ckpt_path)
+    trainer.fit(lm, TrialDataModule(**DATA), ckpt_path=ckpt_path)
     return trainer, list(csv.DictReader(open(tmp_path / "run" / "version_0" / "metrics.csv")))
 
 
@@ -90,7 +90,7 @@ def test_bf16_keeps_the_rotation_fp32_and_iia_close_to_fp32(trained_gru):
 @pytest.fixture(scope="module")
 def trained_gru(tmp_path_factory):
     pl.seed_everything(0)
-    dm = NumEquivDataModule(**{**DATA, "train_size": 512})
+    dm = TrialDataModule(**{**DATA, "train_size": 512})
     lm = NextTokenLM(GRULM(VOCAB.size, hidden_size=32), lr=3e-3, warmup_steps=10)
     pl.Trainer(max_epochs=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, default_root_dir=tmp_path_factory.mktemp("g")).fit(lm, dm)
@@ -106,7 +106,7 @@ def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
     logger = pl.loggers.WandbLogger(project="t", save_dir=str(tmp_path), offline=True)
     trainer = pl.Trainer(max_epochs=1, logger=logger, callbacks=[cb], enable_progress_bar=False,
                          enable_checkpointing=False, default_root_dir=tmp_path)
-    trainer.fit(NextTokenLM(GRULM(VOCAB.size, hidden_size=16)), NumEquivDataModule(**DATA))
+    trainer.fit(NextTokenLM(GRULM(VOCAB.size, hidden_size=16)), TrialDataModule(**DATA))
     summary = dict(logger.experiment.summary)
     wandb.finish()
     assert "das/up_down.count/state/iia" in summary and "das/up_down.count/state/iia_full_swap" in summary
@@ -131,7 +131,7 @@ trainer:
 model:
   lr: 0.0
   net: {class_path: numsym_pl.models.GRULM, init_args: {hidden_size: 16}}
-data: {variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9], train_size: 128, val_size: 32, batch_size: 32}
+data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9]}}, train_size: 128, val_size: 32, batch_size: 32}
 """)
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
     res = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
@@ -158,7 +158,7 @@ def test_context_interventions_run_from_the_callback(tmp_path):
     logger = pl.loggers.CSVLogger(tmp_path, name="run", version=0)
     trainer = pl.Trainer(max_epochs=1, logger=logger, callbacks=[cb], enable_progress_bar=False,
                          enable_checkpointing=False, default_root_dir=tmp_path)
-    trainer.fit(NextTokenLM(TransformerLM(VOCAB.size, d_model=16)), NumEquivDataModule(**DATA))
+    trainer.fit(NextTokenLM(TransformerLM(VOCAB.size, d_model=16)), TrialDataModule(**DATA))
     rows = list(csv.DictReader(open(tmp_path / "run" / "version_0" / "metrics.csv")))
     assert _col(rows, "das/attention_hiding.ctx_distr/attn/iia") and _col(rows, "das/up_down.count/resid.1/iia")
     assert list(cb.rotations) == ["up_down.count/resid.1"]

@@ -7,7 +7,7 @@ import torch
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import make_pairs
 from numsym_pl.programs import PROGRAMS, TokenKinds
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 from tests.conftest import SMALL_NETS
 
 
@@ -144,7 +144,7 @@ def test_gradients_reach_the_patch_only():
                                                 ("ctx_distr", ["balance"]), ("up_down", ["phase"])])
 @pytest.mark.parametrize("variant", ["multi", "same"])
 def test_pairs_are_consistent(program, variables, variant):
-    task = Task(variant, p_void=0.2 if variant == "multi" else 0.0)
+    task = NumericEquivalence(variant, p_void=0.2 if variant == "multi" else 0.0)
     p = make_pairs(task, PROGRAMS[program], variables, 500, seed=1)
     kinds = TokenKinds.of(task)
     cf, i_t = p.cf.numpy(), p.target_pos.numpy()
@@ -164,7 +164,7 @@ def test_pairs_are_consistent(program, variables, variant):
 
 
 def test_up_down_pairs_respond_with_the_source_count_in_the_response_phase():
-    task = Task("single")
+    task = NumericEquivalence("single")
     p = make_pairs(task, PROGRAMS["up_down"], ["count"], 400, seed=2)
     cf = p.cf.numpy()
     for b in range(len(cf)):
@@ -179,7 +179,7 @@ def test_up_down_pairs_respond_with_the_source_count_in_the_response_phase():
 def test_forward_patched_with_out_mask_gives_the_masked_logits(arch):
     torch.manual_seed(0)
     net = SMALL_NETS[arch]().double()
-    p = make_pairs(Task("multi", p_void=0.2), PROGRAMS["up_down"], ["count"], 64, seed=4)
+    p = make_pairs(NumericEquivalence("multi", p_void=0.2), PROGRAMS["up_down"], ["count"], 64, seed=4)
     site = next(iter(net.sites))
     shift = torch.randn(64, net.site_width(site), dtype=torch.float64)
     patch = lambda h: h * 0.5 + shift
@@ -193,7 +193,7 @@ def test_forward_patched_with_out_mask_gives_the_masked_logits(arch):
 def test_forward_patched_from_the_clean_cache_is_the_same_run(arch):
     torch.manual_seed(0)
     net = SMALL_NETS[arch]().double()
-    p = make_pairs(Task("multi"), PROGRAMS["up_down"], ["count"], 64, seed=5)
+    p = make_pairs(NumericEquivalence("multi"), PROGRAMS["up_down"], ["count"], 64, seed=5)
     site = list(net.sites)[-1]
     shift = torch.randn(64, net.site_width(site), dtype=torch.float64)
     patch = lambda h: h * 0.5 + shift
@@ -205,7 +205,7 @@ def test_forward_patched_from_the_clean_cache_is_the_same_run(arch):
 
 
 def test_pairs_intervene_on_a_chosen_subset_of_variables():
-    task, prog = Task("multi"), PROGRAMS["up_down"]
+    task, prog = NumericEquivalence("multi"), PROGRAMS["up_down"]
     only_count = make_pairs(task, prog, ["count", "phase"], 200, seed=9, subsets=0)
     count = make_pairs(task, prog, ["count"], 200, seed=9)
     assert torch.equal(only_count.cf, count.cf) and only_count.blocks[:, 0].all() and not only_count.blocks[:, 1].any()

@@ -8,7 +8,7 @@ import torch
 
 from numsym_pl.das import IIA, Alignment, SearchSettings, run_alignment
 from numsym_pl.das.iia import exact_rows
-from numsym_pl.tasks import Task
+from numsym_pl.tasks import NumericEquivalence
 from tests.conftest import SMALL_NETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def test_iia_metric_is_whole_sequence_and_grouped():
 def test_run_alignment_reports_iia_and_baselines(arch, site):
     torch.manual_seed(0)
     net = SMALL_NETS[arch]()
-    result, swap = run_alignment(net, Task("multi"), Alignment("up_down", "count", site, 4), TINY)
+    result, swap = run_alignment(net, NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), TINY)
     d = result.as_dict()
     for key in ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_val"):
         assert 0.0 <= d[key] <= 1.0
@@ -91,11 +91,13 @@ def test_das_command_truncated_checkpoint(tiny_ckpt, tmp_path):
 
 def test_context_interventions_go_through_run_alignment():
     net = SMALL_NETS["rope"]()
-    task = Task("multi", p_void=0.2)
+    task = NumericEquivalence("multi", p_void=0.2)
     for kind, site in [("attention_hiding", "resid.1"), ("context_substitution", "resid.2")]:
         a = Alignment("ctx_distr", None, site, intervention=kind)
         result, swap = run_alignment(net, task, a, TINY)
-        assert swap is None and result.steps == 0 and 0 <= result.iia <= 1
+        # nothing is fitted: no steps, no validation IIA, no subspace (not a DAS-shaped result with zeros)
+        assert swap is None and result.fit is None and result.steps is None and result.iia_val is None
+        assert 0 <= result.iia <= 1 and result.as_dict()["subspace"] is None and result.baselines == {}
         assert a.key.startswith(kind) and a.variables == ("balance",)
 
 
@@ -107,3 +109,24 @@ def test_context_interventions_go_through_run_alignment():
 def test_das_command_context_intervention_errors_are_named(tiny_ckpt, tmp_path, args, needle):
     res = _das("--ckpt_path", str(tiny_ckpt), *SMALL, *args, cwd=tmp_path)
     assert res.returncode != 0 and needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_checkpoint_records_the_task_and_an_old_flat_one_still_loads(tiny_ckpt, tmp_path):
+    """``fit`` stores the task as class_path + init_args; a checkpoint from before tasks were
+    objects (numeric-equivalence fields flat in the data module's hyper-parameters) is converted."""
+    from numsym_pl.das.command import load_checkpoint
+
+    ckpt = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
+    dm = ckpt["datamodule_hyper_parameters"]
+    assert dm["task"]["class_path"].endswith("NumericEquivalence") and dm["task"]["init_args"]["variant"] == "multi"
+    _, task = load_checkpoint(tiny_ckpt)
+    old = {k: v for k, v in dm.items() if k != "task"}
+    old.update(variant="same", min_count=1, max_count=12, heldout_counts=[5], ood_counts=[13, 14], p_void=0.1)
+    ckpt["datamodule_hyper_parameters"] = old
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    _, converted = load_checkpoint(tmp_path / "old.ckpt")
+    assert converted == NumericEquivalence("same", 1, 12, (5,), (13, 14), 0.1) and task == NumericEquivalence()
+    del old["variant"]
+    torch.save(ckpt, tmp_path / "none.ckpt")
+    with pytest.raises(Exception, match="records no task"):
+        load_checkpoint(tmp_path / "none.ckpt")

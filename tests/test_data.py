@@ -4,7 +4,7 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
 
-from numsym_pl.data import NumEquivDataModule
+from numsym_pl.data import TrialDataModule
 
 
 def _epoch_orders(loader, epochs=3) -> list[list[int]]:
@@ -16,17 +16,17 @@ def _epoch_orders(loader, epochs=3) -> list[list[int]]:
 
 
 def test_single_process_order_changes_every_epoch_and_repeats_on_resume():
-    loader = NumEquivDataModule(train_size=64, seed=3).train_dataloader()
+    loader = TrialDataModule(train_size=64, seed=3).train_dataloader()
     orders = _epoch_orders(loader)
     assert len({tuple(o) for o in orders}) == 3
-    again = _epoch_orders(NumEquivDataModule(train_size=64, seed=3).train_dataloader())
+    again = _epoch_orders(TrialDataModule(train_size=64, seed=3).train_dataloader())
     assert orders == again
 
 
 def test_ddp_order_changes_every_epoch_on_every_rank():
     """Lightning wraps a custom sampler in DistributedSamplerWrapper under DDP; set_epoch must reach
     the wrapped sampler, or every epoch of every rank sees the same batches."""
-    loader = NumEquivDataModule(train_size=64, seed=3).train_dataloader()
+    loader = TrialDataModule(train_size=64, seed=3).train_dataloader()
     shards = []
     for rank in range(2):
         sampler = _get_distributed_sampler(loader, shuffle=False, overfit_batches=0, num_replicas=2, rank=rank)

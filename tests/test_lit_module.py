@@ -3,17 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from numsym_pl.data import NumEquivDataModule
+from numsym_pl.data import TrialDataModule
 from numsym_pl.lit_module import NextTokenLM, greedy_decode, response_correct
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 
 
 def _batch(variant="multi", n=64, seed=0, p_void=0.0):
-    task = Task(variant, p_void=p_void)
+    task = NumericEquivalence(variant, p_void=p_void)
     rng = np.random.default_rng(seed)
-    tr = task.sample(task.sample_counts("train", n, rng), rng)
+    tr = task.sample("train", n, rng)
     return {"tokens": torch.as_tensor(tr.tokens), "count": torch.as_tensor(tr.count),
-            "trigger": torch.as_tensor(tr.trigger)}
+            "trigger": torch.as_tensor(tr.trigger), "scored": torch.as_tensor(tr.scored)}
 
 
 class Oracle(torch.nn.Module):
@@ -39,7 +39,7 @@ def test_trial_accuracy_counts_whole_trials():
     batch = _batch("single", 400)
     for wrong, expected in [((), 1.0), ((3, 5), None)]:
         logits = Oracle(wrong)(batch["tokens"][:, :-1])
-        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["trigger"], batch["count"])
+        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["scored"])
         truth = ~torch.isin(batch["count"], torch.tensor(list(wrong), dtype=torch.long))
         assert torch.equal(trial_ok, truth)
         if expected:
@@ -57,7 +57,7 @@ def test_one_pass_trial_accuracy_equals_free_running_greedy_decoding(small_net):
         for b, (n, t) in enumerate(zip(batch["count"], batch["trigger"])):
             truth[b, : n + 1] = batch["tokens"][b, t + 1: t + n + 2]
         free_ok = torch.stack([(decoded[b, : n + 1] == truth[b, : n + 1]).all() for b, n in enumerate(batch["count"])])
-        trial_ok, _, _ = response_correct(net(batch["tokens"][:, :-1]), batch["tokens"], batch["trigger"], batch["count"])
+        trial_ok, _, _ = response_correct(net(batch["tokens"][:, :-1]), batch["tokens"], batch["scored"])
         assert torch.equal(trial_ok, free_ok)
     assert free_ok.float().mean() < 1  # the oracle's planted errors were seen
 
@@ -82,8 +82,8 @@ def test_bad_switch_is_named():
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_trains_and_validates_every_arch(small_net, precision, tmp_path):
-    dm = NumEquivDataModule(train_size=64, val_size=32, batch_size=32, max_count=8, heldout_counts=(3,),
-                            ood_counts=(9, 10))
+    dm = TrialDataModule(NumericEquivalence(max_count=8, heldout_counts=(3,), ood_counts=(9, 10)),
+                         train_size=64, val_size=32, batch_size=32)
     lm = NextTokenLM(small_net, lr=3e-3, warmup_steps=1)
     trainer = pl.Trainer(max_epochs=2, precision=precision, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from numsym_pl.models.transformer import apply_rope, rope_angles
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import NumericEquivalence, VOCAB
 
 
 def test_interface_shapes(small_net):
@@ -79,6 +79,6 @@ def test_nope_has_no_positional_parameters_or_rotation():
 
 
 def test_forward_with_out_mask_returns_the_masked_logits(small_net):
-    tokens = torch.as_tensor(Task("multi").sample(np.arange(1, 9), np.random.default_rng(0)).tokens)
+    tokens = torch.as_tensor(NumericEquivalence("multi").trials(np.arange(1, 9), np.random.default_rng(0)).tokens)
     mask = tokens != VOCAB.PAD
     torch.testing.assert_close(small_net(tokens, out_mask=mask), small_net(tokens)[mask])

@@ -5,7 +5,7 @@ import torch
 
 from numsym_pl.analysis.probe import linear_decodability
 from numsym_pl.programs import TokenKinds, get_program
-from numsym_pl.tasks import Task
+from numsym_pl.tasks import NumericEquivalence
 
 
 class CountingNet(torch.nn.Module):
@@ -17,7 +17,7 @@ class CountingNet(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
 
     def states(self, tokens, site):
-        state, _ = get_program("up_down").trace(tokens.numpy(), TokenKinds.of(self.task), np.zeros(len(tokens), int))
+        state, _ = get_program("up_down").trace(tokens.numpy(), TokenKinds.of(self.task), {"count": np.zeros(len(tokens), int)})
         gen = torch.Generator().manual_seed(0)
         noise = torch.randn(*tokens.shape, 6, generator=gen) * 0.01
         if not self.informative:
@@ -27,7 +27,7 @@ class CountingNet(torch.nn.Module):
 
 
 def test_decodability_finds_what_is_there_and_only_that():
-    task = Task("same")
+    task = NumericEquivalence("same")
     good = linear_decodability(CountingNet(task), task, "state", n_trials=200)
     bad = linear_decodability(CountingNet(task, informative=False), task, "state", n_trials=200)
     assert good["count_r2"] > 0.99 and good["count_exact_acc"] > 0.99 and good["phase_acc"] > 0.99

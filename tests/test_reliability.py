@@ -33,7 +33,7 @@ model:
   lr: 0.003
   warmup_steps: 1
   net: {{class_path: numsym_pl.models.GRULM, init_args: {{hidden_size: 16}}}}
-data: {{variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9], train_size: 256, val_size: 32, batch_size: 32, seed: {seed}}}
+data: {{task: {{class_path: numsym_pl.tasks.NumericEquivalence, init_args: {{variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9]}}}}, train_size: 256, val_size: 32, batch_size: 32, seed: {seed}}}
 """
 
 

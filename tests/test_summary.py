@@ -8,18 +8,45 @@ import pytest
 from numsym_pl.analysis.summary import agreement, correlation, paper_expectation
 
 
-@pytest.mark.parametrize("arch, task, alignment, expected", [
-    ("gru", "multi", "up_down.count/state", "high"),
-    ("lstm", "single", "up_up.demo_count/state", "low"),
-    ("lstm", "same", "up_down.count/state", "low"),
-    ("rope", "multi", "up_down.count/resid.1", "low"),
-    ("nope", "multi", "attention_hiding.ctx_distr/attn", "high"),
-    ("nope", "same", "attention_hiding.ctx_distr/attn", "low"),
-    ("gru", "multi", "ctx_distr.balance/state", None),
-    ("mlp", "multi", "up_down.count/state", None),
+def _cell(arch_family, variant, family="numeric_equivalence"):
+    return {"arch_family": arch_family, "task_family": family,
+            "task_config": {"class_path": "numsym_pl.tasks.NumericEquivalence", "init_args": {"variant": variant}}}
+
+
+def _alignment(program, variables=(), intervention="das"):
+    return {"alignment": {"program": program, "variables": list(variables), "intervention": intervention}}
+
+
+@pytest.mark.parametrize("cell, alignment, expected", [
+    (_cell("recurrent", "multi"), _alignment("up_down", ["count"]), "high"),
+    (_cell("recurrent", "single"), _alignment("up_up", ["demo_count"]), "low"),
+    (_cell("recurrent", "same"), _alignment("up_down", ["count"]), "low"),
+    (_cell("transformer", "multi"), _alignment("up_down", ["count"]), "low"),
+    (_cell("transformer", "multi"), _alignment("ctx_distr", ["balance"], "attention_hiding"), "high"),
+    (_cell("transformer", "same"), _alignment("ctx_distr", ["balance"], "attention_hiding"), "low"),
+    (_cell("recurrent", "multi"), _alignment("ctx_distr", ["balance"]), None),
+    (_cell("other", "multi"), _alignment("up_down", ["count"]), None),  # an architecture the paper did not study
+    (_cell("recurrent", "multi", "CountPlusOne"), _alignment("up_down", ["count"]), None),  # another task family
+    ({"arch": "gru", "task": "multi"}, _alignment("up_down", ["count"]), None),  # names alone say nothing
 ])
-def test_paper_expectations_follow_spec_section_5(arch, task, alignment, expected):
-    assert paper_expectation(arch, task, alignment) == expected
+def test_paper_expectations_follow_spec_section_5(cell, alignment, expected):
+    assert paper_expectation(cell, alignment) == expected
+
+
+def test_two_sites_of_one_program_are_two_rows(tmp_path):
+    """A cell aligned at two sites keeps both: the report never keeps only the first match."""
+    from numsym_pl.analysis.report import write_report
+
+    rec = lambda site, iia: {"key": f"up_down.count/{site}", "iia": iia, "iia_identity": 0.1, "iia_full_swap": 0.5,
+                             "iia_random": 0.1, "steps": 10, "intervention": "das",
+                             **_alignment("up_down", ["count"])}
+    cell = {"cell": "rope-multi-s0", "arch": "rope", "task": "multi", "seed": 0, "size": None, **_cell("transformer", "multi"),
+            "fit": {"val/acc_trial": 1.0}, "dynamics": {"accuracy": [], "das": []}, "analyses": {},
+            "alignments": [rec("resid.1", 0.31), rec("resid.2", 0.77)]}
+    import json
+    (tmp_path / "results.json").write_text(json.dumps([cell]))
+    report = write_report(tmp_path).read_text()
+    assert "up_down.count/resid.1 | 0.310" in report and "up_down.count/resid.2 | 0.770" in report
 
 
 def test_agreement_levels_and_untrained_nets():

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from numsym_pl.tasks import VOCAB, Task, TaskConfigError, response_target_mask
+from numsym_pl.tasks import NumericEquivalence, TaskConfigError, VOCAB, response_target_mask
 
 V = VOCAB
 
 
-def reference_trial(task: Task, tokens: np.ndarray) -> tuple[int, int]:
+def reference_trial(task: NumericEquivalence, tokens: np.ndarray) -> tuple[int, int]:
     """Parse one trial by hand: returns (count, trigger index), asserting the grammar."""
     assert tokens[0] == V.BOS
     t = list(tokens).index(V.TRIG)
@@ -22,10 +22,10 @@ def reference_trial(task: Task, tokens: np.ndarray) -> tuple[int, int]:
 @pytest.mark.parametrize("variant", ["multi", "single", "same"])
 @pytest.mark.parametrize("p_void", [0.0, 0.3])
 def test_trials_follow_the_grammar(variant, p_void):
-    task = Task(variant=variant, p_void=p_void)
+    task = NumericEquivalence(variant=variant, p_void=p_void)
     rng = np.random.default_rng(0)
     counts = task.sample_counts("train", 500, rng)
-    trials = task.sample(counts, rng)
+    trials = task.trials(counts, rng)
     for b in range(len(trials)):
         n, t = reference_trial(task, trials.tokens[b])
         assert n == trials.count[b] == counts[b] and t == trials.trigger[b]
@@ -38,22 +38,22 @@ def test_trials_follow_the_grammar(variant, p_void):
 
 
 def test_multi_object_uses_all_three_types_uniformly():
-    task = Task("multi")
-    trials = task.sample(np.full(2000, 20), np.random.default_rng(1))
+    task = NumericEquivalence("multi")
+    trials = task.trials(np.full(2000, 20), np.random.default_rng(1))
     freq = np.bincount(trials.tokens.ravel(), minlength=V.size)[[V.D0, V.D1, V.D2]]
     assert np.allclose(freq / freq.sum(), 1 / 3, atol=0.01)
 
 
 def test_sampling_is_deterministic_per_seed():
-    task = Task("multi", p_void=0.2)
-    a = task.sample(np.arange(1, 21), np.random.default_rng(7))
-    b = task.sample(np.arange(1, 21), np.random.default_rng(7))
-    c = task.sample(np.arange(1, 21), np.random.default_rng(8))
+    task = NumericEquivalence("multi", p_void=0.2)
+    a = task.trials(np.arange(1, 21), np.random.default_rng(7))
+    b = task.trials(np.arange(1, 21), np.random.default_rng(7))
+    c = task.trials(np.arange(1, 21), np.random.default_rng(8))
     assert (a.tokens == b.tokens).all() and not (a.tokens.shape == c.tokens.shape and (a.tokens == c.tokens).all())
 
 
 def test_count_sets():
-    task = Task()
+    task = NumericEquivalence()
     assert set(task.train_counts) == set(range(1, 21)) - {4, 9, 14, 17}
     rng = np.random.default_rng(0)
     assert set(task.sample_counts("heldout", 1000, rng)) == {4, 9, 14, 17}
@@ -61,8 +61,8 @@ def test_count_sets():
 
 
 def test_response_target_mask_covers_responses_and_end():
-    task = Task("single")
-    trials = task.sample(np.array([3, 1]), np.random.default_rng(0))
+    task = NumericEquivalence("single")
+    trials = task.trials(np.array([3, 1]), np.random.default_rng(0))
     mask = response_target_mask(trials.trigger, trials.count, trials.tokens.shape[1])
     targets = trials.tokens[:, 1:]
     for b in range(2):
@@ -80,4 +80,4 @@ def test_response_target_mask_covers_responses_and_end():
 ])
 def test_invalid_settings_name_their_field(kwargs, field):
     with pytest.raises(TaskConfigError, match=f"^{field}:"):
-        Task(**kwargs)
+        NumericEquivalence(**kwargs)

@@ -22,17 +22,17 @@ from numsym_pl.das.search import pair_correct, source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.seeding import derive, rng
+from numsym_pl.tasks import VOCAB, NumericEquivalence
 
 ALPHAS = tuple(np.round(np.arange(-3.0, 3.01, 0.5), 2))
 
 
 @torch.no_grad()
-def count_direction(net: SequenceModel, task: Task, site: str, swap: SubspaceSwap, block: int = 0, n: int = 1000,
+def count_direction(net: SequenceModel, task: NumericEquivalence, site: str, swap: SubspaceSwap, block: int = 0, n: int = 1000,
                     seed: int = 0) -> torch.Tensor:
     """[d]: the state change that raises the aligned count by one (least squares over T states)."""
-    rng = np.random.default_rng(seed)
-    trials = task.sample(task.sample_counts("train", n, rng), rng)
+    trials = task.sample("train", n, rng(seed, "count_direction"))
     tokens = torch.as_tensor(trials.tokens)
     h = net.states(tokens, site)[torch.arange(n), torch.as_tensor(trials.trigger)].float()  # [n, d]
     W = swap.weight.detach().float()
@@ -54,14 +54,14 @@ def greedy_response_length(net: SequenceModel, tokens: torch.Tensor, trigger: to
     return (written == response_token).long().cumprod(1).sum(1)
 
 
-def intervention_magnitude(net: SequenceModel, task: Task, site: str, direction: torch.Tensor, alphas=ALPHAS,
+def intervention_magnitude(net: SequenceModel, task: NumericEquivalence, site: str, direction: torch.Tensor, alphas=ALPHAS,
                            per_count: int = 8, seed: int = 0) -> dict:
     """Response length after moving the T state by ``alpha`` count units, for training counts and
     (at ``alpha = 0``) OOD counts: {"alphas", "shift_mean", "shift_sd", "exact" (length == count +
     round(alpha)), "by_count": {count: {"sd", "exact"}} over every alpha, "own": {count: exact at 0}}."""
-    rng = np.random.default_rng(seed)
+    gen = rng(seed, "magnitude")
     counts = np.repeat(task.train_counts, per_count)
-    trials = task.sample(counts, rng)
+    trials = task.trials(counts, gen)
     tokens, trigger = torch.as_tensor(trials.tokens), torch.as_tensor(trials.trigger)
     count = torch.as_tensor(trials.count)
     max_new = int(count.max()) + int(np.ceil(max(abs(a) for a in alphas))) + 4
@@ -81,7 +81,7 @@ def intervention_magnitude(net: SequenceModel, task: Task, site: str, direction:
                          "exact": float((errors[:, count == c].abs() < 0.51).float().mean())}
                 for c in torch.unique(count)}
     ood = np.repeat(np.asarray(sorted({*task.train_counts, *task.heldout_counts, *task.ood_counts})), per_count)
-    own_trials = task.sample(ood, rng)
+    own_trials = task.trials(ood, gen)
     own_count = torch.as_tensor(own_trials.count)
     own_len = greedy_response_length(net, torch.as_tensor(own_trials.tokens), torch.as_tensor(own_trials.trigger),
                                      site, lambda h: h, int(own_count.max()) + 4, task.response_token)
@@ -90,13 +90,13 @@ def intervention_magnitude(net: SequenceModel, task: Task, site: str, direction:
             "by_count": by_count, "own": own}
 
 
-def gradience(net: SequenceModel, task: Task, alignment: Alignment, swap: SubspaceSwap, n: int = 1000,
+def gradience(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap, n: int = 1000,
               seed: int = 0) -> dict:
     """Everything in the module docstring for an alignment whose first block is a count."""
-    pairs = make_pairs(task, get_program(alignment.program), alignment.variables, n, seed=seed + 104729)
+    pairs = make_pairs(task, get_program(alignment.program), alignment.variables, n, seed=derive(seed, "gradience"))
     correct = pair_correct(net, swap, alignment.site, pairs, source_states(net, pairs, alignment.site))
     direction = count_direction(net, task, alignment.site, swap, block=0, seed=seed)
     return {"per_source_value": by_group(correct, pairs.source_value),
-            "per_target_count": by_group(correct, pairs.target_count),
+            "per_target_count": by_group(correct, pairs.target_quantity),
             "direction_norm": float(direction.norm()),
             "magnitude": intervention_magnitude(net, task, alignment.site, direction, seed=seed)}

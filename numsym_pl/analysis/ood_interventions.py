@@ -15,7 +15,8 @@ from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import pair_correct, source_states
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
-from numsym_pl.tasks import Task
+from numsym_pl.seeding import derive
+from numsym_pl.tasks import NumericEquivalence
 
 SOURCE_SETS = ("train", "heldout", "ood")
 
@@ -24,17 +25,18 @@ def by_group(correct: torch.Tensor, groups: torch.Tensor) -> dict[int, float]:
     return {int(g): float(correct[groups == g].float().mean()) for g in torch.unique(groups)}
 
 
-def ood_interventions(net: SequenceModel, task: Task, alignment: Alignment, swap: SubspaceSwap, n: int = 1000,
+def ood_interventions(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap, n: int = 1000,
                       seed: int = 0) -> dict:
     """{"iia": {source set: IIA}, "iia_by_value": {"trained" | "heldout" | "above_range": IIA over the
     pairs whose carried value is such}, "per_value": {value: IIA}, "n": pairs per set}. The carried
     value is the source's variable at ``i_s`` (a count of 25 trials carries 0..25)."""
     program = get_program(alignment.program)
     iia, correct_all, values_all = {}, [], []
-    for i, which in enumerate(SOURCE_SETS):
+    for which in SOURCE_SETS:
         if which != "train" and not getattr(task, f"{which}_counts"):
             continue
-        pairs = make_pairs(task, program, alignment.variables, n, seed=seed + 7919 * (i + 1), source_counts=which)
+        pairs = make_pairs(task, program, alignment.variables, n, seed=derive(seed, "ood_interventions", which),
+                           source_split=which)
         correct = pair_correct(net, swap, alignment.site, pairs, source_states(net, pairs, alignment.site))
         iia[which] = float(correct.float().mean())
         correct_all.append(correct)

@@ -22,10 +22,10 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.models.interface import SequenceModel
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import VOCAB, NumericEquivalence
 
 
-def flip_sequences(task: Task, n: int, rng: np.random.Generator, flips: int) -> dict:
+def flip_sequences(task: NumericEquivalence, n: int, rng: np.random.Generator, flips: int) -> dict:
     """Token streams, patch positions, target phases and scored-target masks for ``flips`` (1 or 2)."""
     top = int(task.max_count)
     a = rng.integers(2, top + 1, n)
@@ -55,10 +55,10 @@ def flip_sequences(task: Task, n: int, rng: np.random.Generator, flips: int) -> 
 
 
 @torch.no_grad()
-def phase_sources(net: SequenceModel, task: Task, site: str, n: int, rng: np.random.Generator) -> dict[int, torch.Tensor]:
+def phase_sources(net: SequenceModel, task: NumericEquivalence, site: str, n: int, rng: np.random.Generator) -> dict[int, torch.Tensor]:
     """{phase: [n, d] states of training trials in that phase}, taken where DAS takes its sources:
     after a demo token (demo phase) or after a response token (response phase), never at T."""
-    trials = task.sample(task.sample_counts("train", n, rng), rng)
+    trials = task.sample("train", n, rng)
     states = net.states(torch.as_tensor(trials.tokens), site)
     rows = torch.arange(n)
     demo_pos = (rng.random(n) * (trials.trigger - 1)).astype(int) + 1
@@ -67,7 +67,7 @@ def phase_sources(net: SequenceModel, task: Task, site: str, n: int, rng: np.ran
 
 
 @torch.no_grad()
-def phase_flips(net: SequenceModel, task: Task, alignment: Alignment, swap: SubspaceSwap, n: int = 500,
+def phase_flips(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap, n: int = 500,
                 seed: int = 0) -> dict:
     """{"one_flip", "two_flips", "two_flips_unpatched": IIA, "n"} (see the module docstring)."""
     if not hasattr(net, "forward_patched_many"):

@@ -15,15 +15,15 @@ import torch
 
 from numsym_pl.analysis.figures import pca_scatter
 from numsym_pl.programs import TokenKinds, get_program
-from numsym_pl.tasks import Task
+from numsym_pl.tasks import NumericEquivalence
 
 
-def collect_states(net, task: Task, site: str, n_trials: int = 600, seed: int = 0):
+def collect_states(net, task: NumericEquivalence, site: str, n_trials: int = 600, seed: int = 0):
     """States [M, d] at every demo-phase, T and response position of fresh trials, with the
     Up-Down ``count`` and ``phase`` there and the trial id."""
     rng = np.random.default_rng(seed)
-    trials = task.sample(task.sample_counts("train", n_trials, rng), rng)
-    state, _ = get_program("up_down").trace(trials.tokens, TokenKinds.of(task), trials.count)
+    trials = task.sample("train", n_trials, rng)
+    state, _ = get_program("up_down").trace(trials.tokens, TokenKinds.of(task), trials.quantities)
     j = np.arange(trials.tokens.shape[1])[None]
     keep = (j >= 1) & (j <= (trials.trigger + trials.count)[:, None])  # up to the last R, before E
     with torch.no_grad():
@@ -39,7 +39,7 @@ def _fit_predict(X_tr, y_tr, X_te):
     return (add1(X_te).double() @ w)[:, 0]
 
 
-def linear_decodability(net, task: Task, site: str, n_trials: int = 600, seed: int = 0) -> dict:
+def linear_decodability(net, task: NumericEquivalence, site: str, n_trials: int = 600, seed: int = 0) -> dict:
     X, count, phase, trial = collect_states(net, task, site, n_trials, seed)
     train = torch.as_tensor(trial < n_trials // 2)
     c, ph = torch.as_tensor(count), torch.as_tensor(phase)
@@ -52,11 +52,11 @@ def linear_decodability(net, task: Task, site: str, n_trials: int = 600, seed: i
             "phase_acc": float((ph_pred == ph[~train].bool()).double().mean()), "n_states": int(len(X))}
 
 
-def pca_figure(net, task: Task, site: str, path: str | Path, n_trials: int = 300, seed: int = 0) -> Path:
+def pca_figure(net, task: NumericEquivalence, site: str, path: str | Path, n_trials: int = 300, seed: int = 0) -> Path:
     X, count, phase, _ = collect_states(net, task, site, n_trials, seed)
     Xc = X - X.mean(0)
     _, S, V = torch.linalg.svd(Xc, full_matrices=False)
     Z = (Xc @ V[:2].T).numpy()
     explained = (S[:2] ** 2 / (S**2).sum()).numpy()
-    title = f"{type(net).__name__} {site} on {task.variant}-object (PC1 {explained[0]:.0%}, PC2 {explained[1]:.0%})"
+    title = f"{type(net).__name__} {site} on {getattr(task, 'variant', task.family)} (PC1 {explained[0]:.0%}, PC2 {explained[1]:.0%})"
     return pca_scatter(Z, count, phase, title, path)

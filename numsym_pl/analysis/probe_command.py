@@ -38,6 +38,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(row)
         print(f"{site:<10} count R² {row['count_r2']:.3f}  count exact {row['count_exact_acc']:.3f}  "
               f"phase acc {row['phase_acc']:.3f}")
-    write_json(out / "probe.json", {"ckpt_path": cfg.ckpt_path, "task": task.variant, "sites": rows}, indent=2)
+    write_json(out / "probe.json", {"ckpt_path": cfg.ckpt_path, "task": task.config(), "sites": rows}, indent=2)
     print(f"wrote {out / 'probe.json'}")
     return rows

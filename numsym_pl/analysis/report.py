@@ -6,6 +6,7 @@ Sections whose data the study did not produce say which study config does.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from numsym_pl.analysis import study_figures as figs
-from numsym_pl.analysis.summary import (ALIGNS, FAILS, MARGIN, TRAINED, agreement, correlation, fmt, grouped,
-                                        iia_of, labels_in, mean_sd, ok_cells, paper_expectation, verdict)
+from numsym_pl.analysis.summary import (ALIGNS, FAILS, MARGIN, TRAINED, agreement, alignment_of, correlation, fmt,
+                                        grouped, iia_of, labels_in, mean_sd, ok_cells, paper_expectation, verdict)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 
@@ -31,11 +32,13 @@ def _img(path: Path | None, out_dir: Path, alt: str) -> str:
 
 def main_section(results, out_dir) -> str:
     labels = labels_in(results)
-    rows = []
+    rows = []  # one row per (architecture, task, alignment): an alignment key names its site and intervention
     for (arch, task), cells in grouped(results).items():
         acc = [fmt(mean_sd(r["fit"].get(k) for r in cells)) for k in ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood")]
-        rows.append([arch, task, len(cells), *acc, *[fmt(mean_sd(iia_of(r, lab) for r in cells)) for lab in labels]])
-    main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", *[f"IIA {lab}" for lab in labels]], rows)
+        present = [lab for lab in labels if any(alignment_of(r, lab) for r in cells)]
+        rows += [[arch, task, len(cells), *acc, lab, fmt(mean_sd(iia_of(r, lab) for r in cells))] for lab in present]
+        rows += [] if present else [[arch, task, len(cells), *acc, "–", "–"]]
+    main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", "alignment", "IIA"], rows)
     cmp_rows, base_rows = [], []
     for (arch, task), cells in grouped(results).items():
         acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
@@ -43,19 +46,22 @@ def main_section(results, out_dir) -> str:
             stat = mean_sd(iia_of(r, lab) for r in cells)
             if stat[2] == 0:
                 continue
-            expected = paper_expectation(arch, task, lab)
+            first = next(r for r in cells if alignment_of(r, lab))
+            expected = paper_expectation(first, alignment_of(first, lab))
             base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in ("iia_identity", "iia_full_swap", "iia_random")]
             untrained_base = max((b[0] for b in (base[0], base[2]) if b[2]), default=float("nan"))
             measured = verdict(stat[0]) + (" (≈ baseline)" if stat[0] - untrained_base < MARGIN else "")
-            shown_base = "–" if untrained_base != untrained_base else f"{untrained_base:.3f}"  # NaN: no baselines
+            shown_base = "–" if math.isnan(untrained_base) else f"{untrained_base:.3f}"  # NaN: no baselines
             cmp_rows.append([arch, task, f"{acc:.3f}", lab, fmt(stat), shown_base, measured, expected or "–",
                              agreement(expected, stat[0], acc)])
             if base[0][2]:
                 base_rows.append([arch, task, lab, fmt(stat), *map(fmt, base)])
     counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "disagrees", "not trained")}
     head = ("## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and "
-            "OOD counts, and IIA (held-out pairs) of each alignment; mean ± sd over seeds.")
+            "OOD counts, and IIA (held-out pairs) of each alignment, one row per alignment (program.variables/site); "
+            "mean ± sd over seeds.")
     if not labels:  # a study without post-hoc alignments (e.g. learning dynamics)
+        main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc"], [row[:6] for row in rows])
         return "\n\n".join([head, main])
     weak = ("Ctx-Distr's `balance` by DAS is a weak test: its counterfactual differs from the target's own continuation "
             "only at the first prediction after the intervention (the next step recomputes the balance from the context), "
@@ -143,7 +149,7 @@ def reviewers_section(results, out_dir, label) -> str:
             v = o["iia_by_value"]
             ood_rows.append([r["cell"], key, *[f"{o['iia'].get(s, float('nan')):.3f}" for s in ("train", "heldout", "ood")],
                              *[f"{v[k]:.3f}" if k in v else "–" for k in ("trained", "heldout", "above_range")]])
-    max_count = max((r.get("task_max_count", 20) for r in ok_cells(results)), default=20)
+    max_count = max((r.get("task_max_count") or 20 for r in ok_cells(results)), default=20)
     ood_path = figs.ood_interventions(results, max_count, out_dir / "figures" / "ood_interventions.png")
     by_value = [o["iia_by_value"] for r in ok_cells(results) for o in r.get("analyses", {}).get("ood_interventions", {}).values()]
     means = {k: mean_sd(v.get(k) for v in by_value)[0] for k in ("trained", "heldout", "above_range")}

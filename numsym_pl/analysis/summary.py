@@ -7,31 +7,36 @@ from collections import defaultdict
 
 import numpy as np
 
-#: what the paper reports (SPEC §5), as the IIA level expected of an alignment: "high" or "low";
-#: combinations it makes no claim about are absent.
-RECURRENT, TRANSFORMER = ("gru", "lstm"), ("rope", "nope")
 ALIGNS, FAILS = 0.9, 0.5  # mean IIA at or above ALIGNS: aligns; below FAILS: does not align
 TRAINED = 0.95  # the paper's claims are about trained nets: cells below this trial accuracy are not compared
 MARGIN = 0.1  # an IIA within this of an untrained baseline (identity, random) does not discriminate
 
 
-def paper_expectation(arch: str, task: str, alignment: str) -> str | None:
-    """``high`` / ``low`` / None (no claim) for an architecture, task and alignment label."""
-    program = alignment.split("/")[0]
-    kind = "recurrent" if arch.startswith(RECURRENT) else "transformer" if arch.startswith(TRANSFORMER) else None
-    if kind is None:
+def paper_expectation(cell: dict, alignment: dict) -> str | None:
+    """What the paper reports (SPEC §5) for an alignment of a cell: the IIA level expected,
+    ``high`` / ``low``, or None where it makes no claim. Reads structured fields only: the cell's
+    ``arch_family`` (``recurrent`` / ``transformer``), ``task_family`` and task variant, and the
+    alignment's program, variables and intervention."""
+    kind = cell.get("arch_family")
+    if kind not in ("recurrent", "transformer") or cell.get("task_family") != "numeric_equivalence":
         return None
-    if program.startswith("ctx_distr."):
+    variant = ((cell.get("task_config") or {}).get("init_args") or {}).get("variant")
+    identity = alignment.get("alignment") or {}
+    program, intervention = identity.get("program"), identity.get("intervention", "das")
+    variables = identity.get("variables") or []
+    if program is None or variant is None:
+        return None
+    if program == "ctx_distr" and intervention == "das":
         return None  # Ctx-Distr by a single-position DAS swap: a weak test the paper did not run
-    if task == "same":
+    if variant == "same":
         return "low"  # no program aligns on Same-Object (Ctx-Distr's context interventions included)
-    if program.startswith("attention_hiding.ctx_distr") or program.startswith("context_substitution.ctx_distr"):
-        return "high" if kind == "transformer" else None  # transformers recompute the count from context
-    if not program.startswith(("up_down.", "up_up.")):
+    if intervention != "das":
+        return "high" if program == "ctx_distr" and kind == "transformer" else None  # recomputed from context
+    if program not in ("up_down", "up_up"):
         return None
     if kind == "transformer":
         return "low"  # transformers align with neither Up-Down nor Up-Up
-    return "high" if program.startswith("up_down.count") else "low" if program.startswith("up_up.") else None
+    return "high" if program == "up_down" and variables[:1] == ["count"] else "low" if program == "up_up" else None
 
 
 def verdict(mean: float) -> str:
@@ -61,11 +66,6 @@ def fmt(stat: tuple[float, float, int], digits: int = 3) -> str:
     return f"{m:.{digits}f}" if n == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def alignment_label(key: str) -> str:
-    """The alignment without its site (sites differ between architectures): ``up_down.count``."""
-    return key.split("/")[0]
-
-
 def ok_cells(results: list[dict]) -> list[dict]:
     return [r for r in results if "error" not in r]
 
@@ -77,19 +77,24 @@ def grouped(results: list[dict], by=("arch", "task")) -> dict[tuple, list[dict]]
     return dict(out)
 
 
+def alignment_of(result: dict, label: str) -> dict | None:
+    """The cell's alignment record whose key is ``label`` (a key names one program, variables,
+    site and intervention: two sites are never merged)."""
+    return next((a for a in result.get("alignments", []) if a["key"] == label), None)
+
+
 def iia_of(result: dict, label: str, field: str = "iia") -> float | None:
-    for a in result.get("alignments", []):
-        if alignment_label(a["key"]) == label:
-            return a.get(field)
-    return None
+    a = alignment_of(result, label)
+    return None if a is None else a.get(field)
 
 
 def labels_in(results: list[dict]) -> list[str]:
+    """Every alignment key of the finished cells, in order of appearance."""
     seen = []
     for r in ok_cells(results):
         for a in r.get("alignments", []):
-            if alignment_label(a["key"]) not in seen:
-                seen.append(alignment_label(a["key"]))
+            if a["key"] not in seen:
+                seen.append(a["key"])
     return seen
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Literal, Optional, Sequence, Union
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.das.protocol import intervention
 from numsym_pl.programs import get_program
 
-INTERVENTIONS = ("das", "context_substitution", "attention_hiding")
 
 
 @dataclass
@@ -16,14 +16,15 @@ class Alignment:
     """A hypothesis to test: a program's variable(s) at a site of the net.
 
     Args:
-        program: ``up_down``, ``up_up`` or ``ctx_distr``.
+        program: ``up_down``, ``up_up``, ``ctx_distr``, or a program class's import path
+            (``mypackage.programs.MyProgram``; kept as the program's registered name).
         variables: the program variable(s) intervened on (a list, or names joined by ``+``;
             default: the program's first variable); several get disjoint blocks.
         site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers).
         subspace: coordinates per variable (DAS only).
         intervention: ``das`` (learned rotation, interchange of a subspace), or one of the
             Ctx-Distr context interventions ``context_substitution`` / ``attention_hiding``
-            (see ``numsym_pl.das.context``).
+            (see ``numsym_pl.das.context``); any registered ``das.protocol.Intervention``.
         layers: blocks (0-based) where attention hiding applies; default all.
         span: ``random`` demo-phase spans or ``all`` of the demo phase (context substitution).
     """
@@ -32,19 +33,30 @@ class Alignment:
     variables: Optional[Union[str, Sequence[str]]] = None
     site: str = "state"
     subspace: int = 16
-    intervention: Literal["das", "context_substitution", "attention_hiding"] = "das"
+    intervention: str = "das"
     layers: Optional[list[int]] = None
     span: Literal["random", "all"] = "random"
 
     def __post_init__(self):
         program = get_program(self.program)
+        self.program = program.name
         if self.variables is None:
             self.variables = program.variables[:1]
         if isinstance(self.variables, str):
             self.variables = self.variables.replace(",", "+").split("+")
         self.variables = program.check_variables(self.variables)
-        if self.intervention not in INTERVENTIONS:
-            raise ConfigError(f"intervention: unknown {self.intervention!r}; choose one of {INTERVENTIONS}")
+        intervention(self.intervention)  # a registered one, or a named error
+
+    @property
+    def identity(self) -> dict:
+        """The alignment as structured fields; results carry it beside ``key``, and reports select
+        by its fields (program, variables, site, intervention, featurizer, subspace)."""
+        das = self.intervention == "das"
+        return {"program": self.program, "variables": list(self.variables), "intervention": self.intervention,
+                "site": None if self.intervention == "attention_hiding" else self.site,
+                "featurizer": "rotation" if das else None, "subspace": self.subspace if das else None,
+                "layers": None if self.layers is None else list(self.layers),
+                "span": self.span if self.intervention == "context_substitution" else None}
 
     @property
     def key(self) -> str:
@@ -55,3 +67,15 @@ class Alignment:
         where = self.site if self.intervention == "context_substitution" else (
             "attn" if self.layers is None else "attn" + "-".join(map(str, self.layers)))
         return f"{self.intervention}.{self.program}/{where}"
+
+
+def check_distinct(alignments: Sequence[Alignment], field: str = "alignments") -> list[Alignment]:
+    """Refuse two alignments that would be logged and stored under one key (e.g. the same program,
+    variables and site at two subspace sizes): their results would overwrite each other."""
+    seen: dict[str, Alignment] = {}
+    for a in alignments:
+        if a.key in seen and seen[a.key].identity != a.identity:
+            raise ConfigError(f"{field}: {seen[a.key].identity} and {a.identity} share the key {a.key!r}; align them "
+                              "in separate runs (or cells)")
+        seen[a.key] = a
+    return list(alignments)

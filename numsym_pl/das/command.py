@@ -19,24 +19,38 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.search import SearchSettings, run_alignment
+from numsym_pl.das.run import check_alignment, run_alignment
+from numsym_pl.das.search import SearchSettings
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import write_json
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.preflight import check_writable, read_checkpoint
-from numsym_pl.tasks import Task
+from numsym_pl.tasks import TaskFamily, build_task
 
-TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_counts", "p_void")
+#: the numeric-equivalence settings that checkpoints written before tasks were objects kept flat
+LEGACY_TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_counts", "p_void")
 
 
-def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, Task]:
+def task_of(datamodule_hparams: dict, path: str | Path = "") -> TaskFamily:
+    """The task a checkpoint's data module was built with (``hparams.task``); a checkpoint written
+    before tasks were objects holds the numeric-equivalence fields flat and is converted."""
+    config = datamodule_hparams.get("task")
+    if config is None and "variant" in datamodule_hparams:
+        config = {"class_path": "numsym_pl.tasks.NumericEquivalence",
+                  "init_args": {k: datamodule_hparams[k] for k in LEGACY_TASK_FIELDS if k in datamodule_hparams}}
+    if not isinstance(config, dict):
+        raise ConfigError(f"ckpt_path: {path} records no task; was it written by `numsym_pl fit`?")
+    return build_task(config)
+
+
+def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, TaskFamily]:
     """The trained module and the task it was trained on, from a checkpoint written by ``fit``."""
     ckpt = read_checkpoint(path)
     hp, dm = ckpt.get("hyper_parameters", {}), ckpt.get("datamodule_hyper_parameters")
     if not isinstance(hp.get("net"), dict) or dm is None:
         raise ConfigError(f"ckpt_path: {path} lacks the model/data configuration; was it written by `numsym_pl fit`?")
     lm = NextTokenLM.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    return lm, Task(**{k: dm[k] for k in TASK_FIELDS if k in dm})
+    return lm, task_of(dm, path)
 
 
 def writable_dir(path: str | Path) -> Path:
@@ -84,15 +98,14 @@ def load_rotation(path: str | Path) -> SubspaceSwap:
     return swap
 
 
-def align(lm: NextTokenLM, task: Task, alignment: Alignment, settings: SearchSettings,
+def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
           ckpt_path: str | Path = "") -> tuple[dict, SubspaceSwap | None]:
     """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap)."""
-    if alignment.intervention != "attention_hiding":
-        lm.net.check_site(alignment.site)
+    check_alignment(lm.net, alignment)
     lm.net.eval()
     result, swap = run_alignment(lm.net, task, alignment, settings)
-    record = {**result.as_dict(), "key": alignment.key, "intervention": alignment.intervention,
-              "ckpt_path": str(ckpt_path), "task": task.variant, "settings": asdict(settings)}
+    record = {**result.as_dict(), "key": alignment.key, "alignment": alignment.identity, "intervention": alignment.intervention,
+              "ckpt_path": str(ckpt_path), "task": task.config(), "task_family": task.family, "settings": asdict(settings)}
     return record, swap
 
 

@@ -17,6 +17,7 @@ Both are scored by the same whole-response ``IIA`` metric as DAS.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -24,12 +25,13 @@ import numpy as np
 import torch
 
 from numsym_pl.das.iia import IIA, exact_rows
+from numsym_pl.das.protocol import AlignmentResult, Intervention
 from numsym_pl.errors import ConfigError
 from numsym_pl.das.pairs import counterfactual
-from numsym_pl.programs import Program, TokenKinds
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.programs import Program, TokenKinds, get_program
+from numsym_pl.seeding import derive
+from numsym_pl.tasks import VOCAB, NumericEquivalence, TaskFamily
 
-CONTEXT_INTERVENTIONS = ("context_substitution", "attention_hiding")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class ContextPairs:
 
 def _response_sequence(program, tokens, trigger, counts, state_after_t, kinds, rng):
     """Target up to T, then the program's response from its state after T: (cf, scored, label)."""
-    cf, loss_mask = counterfactual(program, tokens, trigger, state_after_t, counts, kinds, rng,
+    cf, loss_mask = counterfactual(program, tokens, trigger, state_after_t, {"count": counts}, kinds, rng,
                                    max_steps=2 * int(counts.max()) + 8)
     label = ((cf == kinds.resp) & (np.arange(cf.shape[1])[None] > trigger[:, None])).sum(1)
     return cf, loss_mask, label
@@ -55,23 +57,31 @@ def _to_length(x: np.ndarray, length: int) -> torch.Tensor:
 
 
 def _state_after(program, tokens, kinds, counts, pos):
-    state, _ = program.trace(tokens, kinds, counts)
+    state, _ = program.trace(tokens, kinds, {"count": counts})
     b = np.arange(len(pos))
     return {k: v[b, pos] for k, v in state.items()}
 
 
-def substitution_pairs(task: Task, program: Program, n: int, seed: int, span: Literal["random", "all"] = "random") -> ContextPairs:
+def _numeric_equivalence(task: TaskFamily) -> NumericEquivalence:
+    if not isinstance(task, NumericEquivalence):
+        raise ConfigError(f"intervention: context interventions are defined on the numeric-equivalence family, "
+                          f"not {task.family!r}")
+    return task
+
+
+def substitution_pairs(task: TaskFamily, program: Program, n: int, seed: int, span: Literal["random", "all"] = "random") -> ContextPairs:
     """Pairs for ``context_substitution`` (see the module docstring)."""
+    task = _numeric_equivalence(task)
     if task.p_void <= 0:
         raise ConfigError("p_void: context substitution needs a void-token task (p_void > 0), so that demo phases of "
                           "equal length can hold different counts")
     rng, kinds = np.random.default_rng(seed), TokenKinds.of(task)
-    tgt = task.sample(task.sample_counts("train", n, rng), rng)
+    tgt = task.sample("train", n, rng)
     m = tgt.trigger - 1  # demo-phase length
     pool = np.sort(task.train_counts)
     n_ok = np.searchsorted(pool, m, side="right")  # counts <= m are possible for the source
     n_src = pool[(rng.random(n) * n_ok).astype(int)]
-    src = task.sample(n_src, rng, voids=m - n_src)
+    src = task.trials(n_src, rng, voids=m - n_src)
     L = max(tgt.tokens.shape[1], src.tokens.shape[1])
     pad = lambda x: np.pad(x, ((0, 0), (0, L - x.shape[1])))
     s_tok, t_tok = pad(src.tokens), pad(tgt.tokens)
@@ -89,14 +99,15 @@ def substitution_pairs(task: Task, program: Program, n: int, seed: int, span: Li
     return ContextPairs(fit(s_tok), torch.as_tensor(cf), fit(in_span), torch.as_tensor(loss_mask), torch.as_tensor(label))
 
 
-def hiding_pairs(task: Task, program: Program, n: int, seed: int, n_hidden: int | None = None) -> ContextPairs:
+def hiding_pairs(task: TaskFamily, program: Program, n: int, seed: int, n_hidden: int | None = None) -> ContextPairs:
     """Pairs for ``attention_hiding``: ``n_hidden`` (default: uniform in 1..n-1) demo tokens hidden."""
+    task = _numeric_equivalence(task)
     if program.markovian:
         raise ConfigError(f"program: attention hiding has a label under ctx_distr only, not {program.name!r}")
     rng, kinds = np.random.default_rng(seed), TokenKinds.of(task)
     counts = task.sample_counts("train", n, rng)
     counts = np.where(counts < 2, 2, counts)  # at least one token stays visible
-    tgt = task.sample(counts, rng)
+    tgt = task.trials(counts, rng)
     k = np.minimum(n_hidden, counts - 1) if n_hidden else 1 + (rng.random(n) * (counts - 1)).astype(np.int64)
     demo = np.isin(tgt.tokens, kinds.demo) & (np.arange(tgt.tokens.shape[1])[None] < tgt.trigger[:, None])
     keys = np.where(demo, rng.random(demo.shape), np.inf)
@@ -116,22 +127,12 @@ def hiding_attn_mask(hidden: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_context_intervention(net, task: Task, program: Program, kind: str, site: str, n: int = 1000, seed: int = 0,
-                                  layers: Sequence[int] | None = None, span: str = "random",
-                                  batch_size: int = 500) -> dict:
-    """IIA of one Ctx-Distr intervention under ``program``'s label; also per label count."""
-    if kind not in CONTEXT_INTERVENTIONS:
-        raise ConfigError(f"intervention: unknown {kind!r}; choose one of {CONTEXT_INTERVENTIONS}")
+def score_context_pairs(net, kind: str, site: str, pairs: ContextPairs, layers: Sequence[int] | None = None,
+                        batch_size: int = 500) -> IIA:
+    """IIA of ``net`` on the pairs of one context intervention, grouped by the label's count."""
     device = next(net.parameters()).device
-    if kind == "attention_hiding":
-        pairs = hiding_pairs(task, program, n, seed)  # refuses programs without a label for it
-        if not net.attention_hook:
-            raise ConfigError(f"intervention: attention hiding needs a transformer, not {type(net).__name__}")
-    else:
-        net.check_site(site)
-        pairs = substitution_pairs(task, program, n, seed, span)
     metric = IIA(sync_on_compute=False).to(device)
-    for i in range(0, n, batch_size):
+    for i in range(0, len(pairs.cf), batch_size):
         sl = slice(i, i + batch_size)
         cf, span_mask = pairs.cf[sl].to(device), pairs.span[sl].to(device)
         inputs, mask = cf[:, :-1], span_mask[:, :-1]
@@ -141,6 +142,36 @@ def evaluate_context_intervention(net, task: Task, program: Program, kind: str, 
             src = net.states(pairs.source[sl].to(device)[:, :-1], site)  # [B, L-1, d]
             logits = net.forward_spliced(inputs, site, mask, src)
         metric.update(exact_rows(logits, cf, pairs.loss_mask[sl].to(device)), pairs.label_count[sl].to(device))
-    return {"intervention": kind, "program": program.name, "site": site if kind != "attention_hiding" else None,
-            "layers": list(layers) if layers is not None else None, "iia": metric.compute().item(),
-            "per_count": metric.per_group(), "n": n}
+    return metric
+
+
+class _ContextIntervention(Intervention):
+    """A change of context, scored under the program's label: nothing is fitted, no subspace."""
+
+    def run(self, net, task, alignment, settings, init_state=None):
+        t0 = time.perf_counter()
+        pairs = self.pairs(task, get_program(alignment.program), alignment, settings.n_test,
+                           derive(settings.seed, "context"))
+        metric = score_context_pairs(net, self.name, alignment.site, pairs, alignment.layers)
+        return AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs.cf),
+                               per_count=metric.per_group(), seconds=time.perf_counter() - t0), None
+
+
+class ContextSubstitution(_ContextIntervention):
+    name = "context_substitution"
+
+    def pairs(self, task, program, alignment, n, seed):
+        return substitution_pairs(task, program, n, seed, alignment.span)
+
+
+class AttentionHiding(_ContextIntervention):
+    name = "attention_hiding"
+
+    def check(self, net, alignment) -> None:
+        if get_program(alignment.program).markovian:
+            raise ConfigError(f"program: attention hiding has a label under ctx_distr only, not {alignment.program!r}")
+        if not net.attention_hook:
+            raise ConfigError(f"intervention: attention hiding needs a transformer, not {type(net).__name__}")
+
+    def pairs(self, task, program, alignment, n, seed):
+        return hiding_pairs(task, program, n, seed)  # refuses programs without a label for it

@@ -1,11 +1,13 @@
 """Counterfactual pairs for interchange interventions (SPEC §3, last item).
 
-For each pair: a source and a target trial, positions ``i_s`` and ``i_t`` drawn uniformly over
-positions whose input token is a demo-phase token (demo or void) or a response token, the
-program's variable(s) read on the source at ``i_s``, written into the target's state at ``i_t``,
-and the program rolled forward to E. The counterfactual sequence is the target up to ``i_t``
-followed by that continuation. The scored targets are its response-phase tokens (R's and E)
-after the intervention: positions before ``i_t`` are not touched by it.
+Generic over (task family, program). For each pair: a source and a target trial, positions ``i_s``
+and ``i_t`` drawn uniformly over the positions the task marks ``intervenable`` (numeric
+equivalence: demo-phase inputs, demo or void, and response inputs), the program's variable(s)
+read on the source at ``i_s``, written into the target's state at ``i_t``, and the program rolled
+forward to its end token. The counterfactual sequence is the target up to ``i_t`` followed by
+that continuation. The scored targets are the continuation's outputs the program calls answers
+(``Program.scored``; counting programs: the response phase's R's and E): positions before ``i_t``
+are not touched by the intervention.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from numsym_pl.errors import ConfigError
 from numsym_pl.programs import Program, TokenKinds, rollout
-from numsym_pl.tasks import VOCAB, Task
+from numsym_pl.tasks import TaskFamily
+from numsym_pl.tasks.base import Split
 
 
 @dataclass
@@ -31,7 +35,7 @@ class PairBatch:
     target_pos: torch.Tensor  # [N] i_t
     loss_mask: torch.Tensor  # [N, Lc - 1] bool
     source_value: torch.Tensor  # [N] value of the first intervened variable on the source
-    target_count: torch.Tensor  # [N] objects of the target trial
+    target_quantity: torch.Tensor  # [N] the target trial's first task quantity (numeric equivalence: its count)
     blocks: torch.Tensor  # [N, n_variables] bool: the variables (rotation blocks) this pair intervenes on
 
     def __len__(self) -> int:
@@ -44,57 +48,51 @@ class PairBatch:
         return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
-def _intervenable_positions(tokens: np.ndarray, trigger: np.ndarray, count: np.ndarray, rng) -> np.ndarray:
-    """One position per row, uniform over demo-phase and response inputs (not P, B, T, E)."""
-    j = np.arange(tokens.shape[1])[None, :]
-    ok = ((j >= 1) & (j < trigger[:, None])) | ((j > trigger[:, None]) & (j <= (trigger + count)[:, None]))
-    keys = np.where(ok, rng.random(tokens.shape), -1.0)
+def _intervenable_positions(intervenable: np.ndarray, rng) -> np.ndarray:
+    """One position per row, uniform over the row's intervenable positions."""
+    keys = np.where(intervenable, rng.random(intervenable.shape), -1.0)
     return keys.argmax(1)
 
 
-def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state: dict, counts: np.ndarray,
+def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state: dict, quantities: dict,
                    kinds: TokenKinds, rng: np.random.Generator, max_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """``tokens[b, : pos[b] + 1]`` followed by the program rolled forward from ``state`` (its state
-    after ``pos``) to E, built with one gather: (cf [N, L], scored mask [N, L - 1]). Scored are the
-    response-phase targets (R, E) at next-token positions t >= pos; the response phase starts at a
-    T, or at ``pos`` itself when ``state`` is already in it."""
-    cont = rollout(program, state, counts, kinds, rng, max_steps)  # [N, S]
-    L = int((pos + 1 + (cont != VOCAB.PAD).sum(1)).max())
+    after ``pos``) to its end token, built with one gather: (cf [N, L], scored mask [N, L - 1]).
+    Scored are the continuation's answers (``program.scored``), next-token targets t >= pos."""
+    cont, cont_scored = rollout(program, state, quantities, kinds, rng, max_steps)  # [N, S]
+    L = int((pos + 1 + (cont != kinds.pad).sum(1)).max())
     j = np.arange(L)[None, :]
     rel = j - pos[:, None] - 1  # index into the continuation
     head = np.take_along_axis(tokens, np.minimum(j, tokens.shape[1] - 1), 1)
-    tail = np.where(rel < cont.shape[1], np.take_along_axis(cont, np.clip(rel, 0, cont.shape[1] - 1), 1), VOCAB.PAD)
+    in_cont = (rel >= 0) & (rel < cont.shape[1])
+    at = np.clip(rel, 0, cont.shape[1] - 1)
+    tail = np.where(in_cont, np.take_along_axis(cont, at, 1), kinds.pad)
     cf = np.where(rel >= 0, tail, head)
-    nxt = cf[:, 1:]
-    phase_after = (np.cumsum(cf == VOCAB.TRIG, 1)[:, :-1] > 0) | (state["phase"][:, None] == 1)
-    t = np.arange(L - 1)[None, :]
-    loss_mask = phase_after & ((nxt == kinds.resp) | (nxt == VOCAB.EOS)) & (t >= pos[:, None])
+    # target t is token t + 1, i.e. continuation index t - pos
+    loss_mask = (in_cont & np.take_along_axis(cont_scored, at, 1))[:, 1:]
     return cf, loss_mask
 
 
-def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, seed: int,
-               source_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train",
-               target_counts: Literal["train", "heldout", "ood"] | Sequence[int] = "train",
+def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: int, seed: int,
+               source_split: Split = "train", target_split: Split = "train",
                subsets: Literal["all", "random"] | int = "all") -> PairBatch:
-    """``n`` counterfactual pairs, vectorised and reproducible from ``seed``. Counts are drawn
-    from a named set of the task or uniformly from an explicit list. With several variables,
-    ``subsets`` says which each pair intervenes on: ``all`` of them, a ``random`` non-empty subset
-    per pair (what makes each rotation block stand for its own variable when training), or only
-    the variable with that index."""
+    """``n`` counterfactual pairs, vectorised and reproducible from ``seed``; sources and targets
+    are trials of the named splits of the task. With several variables, ``subsets`` says which
+    each pair intervenes on: ``all`` of them, a ``random`` non-empty subset per pair (what makes
+    each rotation block stand for its own variable when training), or only the variable with that
+    index."""
     variables = program.check_variables(variables)
+    program.check_task(task)
     rng = np.random.default_rng(seed)
     kinds = TokenKinds.of(task)
-
-    def sample(which):
-        counts = rng.choice(np.asarray(which), n) if not isinstance(which, str) else task.sample_counts(which, n, rng)
-        return task.sample(counts, rng)
-
-    src, tgt = sample(source_counts), sample(target_counts)
-    i_s = _intervenable_positions(src.tokens, src.trigger, src.count, rng)
-    i_t = _intervenable_positions(tgt.tokens, tgt.trigger, tgt.count, rng)
+    src, tgt = task.sample(source_split, n, rng), task.sample(target_split, n, rng)
+    if len(src) < n or len(tgt) < n:
+        raise ConfigError(f"split: task {task.family!r} has no {source_split if len(src) < n else target_split!r} trials")
+    i_s = _intervenable_positions(src.intervenable, rng)
+    i_t = _intervenable_positions(tgt.intervenable, rng)
     b = np.arange(n)
-    src_state, _ = program.trace(src.tokens, kinds, src.count)
-    tgt_state, _ = program.trace(tgt.tokens, kinds, tgt.count)
+    src_state, _ = program.trace(src.tokens, kinds, src.quantities)
+    tgt_state, _ = program.trace(tgt.tokens, kinds, tgt.quantities)
     blocks = np.ones((n, len(variables)), dtype=bool)
     if subsets == "random" and len(variables) > 1:
         pick = rng.integers(1, 2 ** len(variables), n)  # a non-empty subset, as a bit mask
@@ -104,12 +102,13 @@ def make_pairs(task: Task, program: Program, variables: Sequence[str], n: int, s
     state = {k: v[b, i_t] for k, v in tgt_state.items()}
     for j, var in enumerate(variables):
         state[var] = np.where(blocks[:, j], src_state[var][b, i_s], state[var])
-    max_steps = 2 * int(max(src.count.max(), tgt.count.max())) + 4
-    cf, loss_mask = counterfactual(program, tgt.tokens, i_t, state, tgt.count, kinds, rng, max_steps)
+    max_steps = src.tokens.shape[1] + tgt.tokens.shape[1]  # no continuation is longer than both trials
+    cf, loss_mask = counterfactual(program, tgt.tokens, i_t, state, tgt.quantities, kinds, rng, max_steps)
     if not loss_mask.any(1).all():
-        raise RuntimeError("make_pairs: a counterfactual without a scored response token")
+        raise RuntimeError("make_pairs: a counterfactual without a scored answer token")
 
     as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x))
+    first = tgt.quantities[task.quantities[0]] if task.quantities else np.zeros(n, np.int64)
     return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
                      loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
-                     target_count=as_t(tgt.count), blocks=as_t(blocks))
+                     target_quantity=as_t(first), blocks=as_t(blocks))

@@ -1,4 +1,5 @@
-"""Distributed Alignment Search on a frozen net: fit a rotation, measure IIA and the baselines.
+"""Distributed Alignment Search on a frozen net: fit a rotation, measure IIA and the baselines
+(the ``das`` intervention of ``numsym_pl.das.protocol``).
 
 Plain PyTorch, no Trainer: the net is deep-copied and frozen, the pairs are generated once from
 their own seed, and only the rotation is trained (teacher-forced cross-entropy on the scored
@@ -8,9 +9,8 @@ counterfactual tokens). Source states are computed once per pair set, since the 
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -18,14 +18,15 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.context import evaluate_context_intervention
 from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.protocol import BASELINE_FIELDS, AlignmentResult, Intervention
 from numsym_pl.das.pairs import PairBatch, make_pairs
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
-from numsym_pl.tasks import Task
+from numsym_pl.seeding import derive
+from numsym_pl.tasks import TaskFamily
 
 
 @dataclass
@@ -64,27 +65,6 @@ class SearchSettings:
     precision: str = "32"
     progress: bool = True
     orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"
-
-
-@dataclass
-class DASResult:
-    program: str
-    variables: list[str]
-    site: str
-    subspace: int
-    iia: float
-    iia_identity: float | None
-    iia_full_swap: float | None
-    iia_random: float | None
-    iia_val: float
-    steps: int
-    seconds: float
-    per_count: dict[int, float]
-    history: list[dict] = field(default_factory=list)
-    iia_alone: dict[str, float] | None = None  # several variables: IIA intervening on each one alone
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -151,7 +131,7 @@ class PairSets:
     """The train / validation / test pairs of one alignment, their source states and the clean
     runs below each intervention (``clean_cache``), computed once: the net is frozen."""
 
-    def __init__(self, net, task: Task, alignment: Alignment, settings: SearchSettings, device):
+    def __init__(self, net, task: TaskFamily, alignment: Alignment, settings: SearchSettings, device):
         program = get_program(alignment.program)
         # (size, which variables each pair intervenes on): training and validation pairs take a random
         # subset each, so every block learns its own variable; test pairs intervene on all of them,
@@ -159,9 +139,9 @@ class PairSets:
         sets = {"train": (settings.n_train, "random"), "val": (settings.n_val, "random"), "test": (settings.n_test, "all")}
         if len(alignment.variables) > 1:
             sets.update({f"test.{v}": (settings.n_test, j) for j, v in enumerate(alignment.variables)})
-        self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=settings.seed * 1000 + i,
+        self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
                                        subsets=which).to(device)
-                      for i, (name, (n, which)) in enumerate(sets.items())}
+                      for name, (n, which) in sets.items()}
         self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
         self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
 
@@ -176,7 +156,7 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
     """Train ``swap``'s rotation; returns (steps taken, history of checks)."""
     opt = torch.optim.Adam(swap.parameters(), lr=settings.lr)
     train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
-    gen = torch.Generator().manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(derive(settings.seed, "batches"))
     n_check = min(len(train), settings.n_val or 1000)
     history, best, stale, step = [], -1.0, 0, 0
     bar = tqdm(total=settings.max_steps, desc="DAS", disable=not settings.progress, leave=False)
@@ -210,47 +190,40 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
     return step, history
 
 
-def run_alignment(net: SequenceModel, task: Task, alignment: Alignment, settings: SearchSettings | None = None,
-                  init_rotation: dict | None = None) -> tuple[DASResult, SubspaceSwap | None]:
-    """Fit DAS for ``alignment`` on a frozen copy of ``net`` and score it on held-out pairs.
-    ``init_rotation`` (a ``SubspaceSwap`` state_dict) warm-starts the rotation. Context
-    interventions have nothing to fit: they are scored directly and return no swap."""
-    settings = settings or SearchSettings()
-    t0 = time.perf_counter()
-    frozen = copy.deepcopy(net).eval().requires_grad_(False)
-    if alignment.intervention != "das":  # a change of context: nothing to fit
-        out = evaluate_context_intervention(frozen, task, get_program(alignment.program), alignment.intervention,
-                                            alignment.site, settings.n_test, settings.seed, alignment.layers,
-                                            alignment.span)
-        return DASResult(program=alignment.program, variables=list(alignment.variables), site=alignment.site,
-                         subspace=0, iia=out["iia"], iia_identity=None, iia_full_swap=None, iia_random=None,
-                         iia_val=out["iia"], steps=0, seconds=time.perf_counter() - t0,
-                         per_count=out["per_count"]), None
-    width = frozen.site_width(alignment.site)
-    device = next(frozen.parameters()).device
-    n_blocks = len(alignment.variables)
-    swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=settings.seed,
-                        orthogonal_map=settings.orthogonal_map).to(device)
-    if init_rotation is not None:
-        swap.load_state_dict(init_rotation)
-    sets = PairSets(frozen, task, alignment, settings, device)
-    steps, history = fit_rotation(frozen, swap, alignment.site, sets, settings)
-    seconds = time.perf_counter() - t0
-    test = lambda s: sets.score(frozen, s, alignment.site, "test", precision=settings.precision)
-    metric = test(swap)
-    alone = {v: sets.score(frozen, swap, alignment.site, f"test.{v}", precision=settings.precision).compute().item()
-             for v in alignment.variables if f"test.{v}" in sets.pairs}
-    base = {}
-    if settings.baselines:
-        for kind in ("identity", "full", "random"):
-            b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=settings.seed + 1).to(device)
-            base[kind] = test(b).compute().item()
-    # the fit always ends on a check, so the last history row already holds the final validation IIA
-    iia_val = history[-1]["iia_val"] if history else sets.score(frozen, swap, alignment.site, "val",
-                                                                  precision=settings.precision).compute().item()
-    result = DASResult(
-        program=alignment.program, variables=list(alignment.variables), site=alignment.site,
-        subspace=alignment.subspace, iia=metric.compute().item(), iia_identity=base.get("identity"),
-        iia_full_swap=base.get("full"), iia_random=base.get("random"), iia_val=iia_val,
-        steps=steps, seconds=seconds, per_count=metric.per_group(), history=history, iia_alone=alone or None)
-    return result, swap
+class Interchange(Intervention):
+    """DAS: learn a rotation whose first ``subspace`` coordinates per variable carry the program's
+    variable(s), by interchange interventions on counterfactual pairs; scored on held-out pairs
+    with the raw-neuron, full-state and random-rotation baselines."""
+
+    name, learned = "das", True
+
+    def check(self, net, alignment) -> None:
+        # the swap checks that the blocks fit the site
+        SubspaceSwap(net.site_width(alignment.site), alignment.subspace, len(alignment.variables), kind="identity")
+
+    def run(self, net, task, alignment, settings, init_state=None):
+        t0 = time.perf_counter()
+        width, site = net.site_width(alignment.site), alignment.site
+        device = next(net.parameters()).device
+        n_blocks = len(alignment.variables)
+        swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=derive(settings.seed, "rotation"),
+                            orthogonal_map=settings.orthogonal_map).to(device)
+        if init_state is not None:
+            swap.load_state_dict(init_state)
+        sets = PairSets(net, task, alignment, settings, device)
+        steps, history = fit_rotation(net, swap, site, sets, settings)
+        seconds = time.perf_counter() - t0
+        test = lambda s, name="test": sets.score(net, s, site, name, precision=settings.precision)
+        metric = test(swap)
+        alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
+        base = {}
+        if settings.baselines:
+            for kind in BASELINE_FIELDS:
+                b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=derive(settings.seed, "baseline")).to(device)
+                base[kind] = test(b).compute().item()
+        # the fit always ends on a check, so the last history row already holds the final validation IIA
+        iia_val = history[-1]["iia_val"] if history else test(swap, "val").compute().item()
+        result = AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(sets.pairs["test"]),
+                                 per_count=metric.per_group(), seconds=seconds, baselines=base,
+                                 fit={"steps": steps, "iia_val": iia_val, "history": history}, iia_alone=alone or None)
+        return result, swap

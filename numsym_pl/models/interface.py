@@ -41,6 +41,8 @@ class SequenceModel(nn.Module):
     """
 
     vocab_size: int
+    #: the architecture family reports compare by (``recurrent``, ``transformer``; a new family names its own)
+    family: str = "other"
     #: True when ``forward`` takes ``attn_mask`` / ``mask_layers`` (attention manipulation)
     attention_hook: bool = False
     init_config: dict  # {"class_path", "init_args"}: how to build this net again (set on construction)

@@ -19,6 +19,7 @@ class RecurrentLM(SequenceModel):
     """
 
     cell_type: type[nn.RNNBase]
+    family = "recurrent"
 
     def __init__(self, vocab_size: int, hidden_size: int, embed_size: int | None = None,
                  decoder_mult: int = 4, dropout: float = 0.0):

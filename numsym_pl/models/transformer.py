@@ -94,6 +94,7 @@ class TransformerLM(SequenceModel):
     """
 
     attention_hook = True
+    family = "transformer"
 
     def __init__(self, vocab_size: int, d_model: int = 128, n_layers: int = 2, n_heads: int = 1,
                  ffn_mult: int = 4, positional: Literal["rope", "nope"] = "rope", rope_base: float = 10000.0,
@@ -162,6 +163,8 @@ class TransformerLM(SequenceModel):
         masked position (attention is causal) and only the masked logits are computed (others are 0)."""
         k = self._layer(site)
         B, L = tokens.shape
+        if out_mask is not None and not out_mask.any():  # no logit asked for: nothing to run
+            return self.head.weight.new_zeros(B, L, self.head.out_features)
         if out_mask is not None:
             cut = int(torch.where(out_mask, torch.arange(L, device=tokens.device), 0).max()) + 1
             cut = max(cut, int(positions.max()) + 1)

@@ -11,13 +11,14 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.jsonfile import write_json
 from numsym_pl.models.interface import SequenceModel
-from numsym_pl.tasks import Task
+from numsym_pl.tasks import NumericEquivalence, TaskFamily
 
 
-def applies(name: str, alignment: Alignment) -> bool:
-    """Which learned alignments an analysis reads: OOD interventions any; gradience an Up-Down
-    alignment whose first block is the count; phase flips an Up-Down alignment with a phase block."""
-    if alignment.intervention != "das":
+def applies(name: str, alignment: Alignment, task: TaskFamily) -> bool:
+    """Which learned alignments an analysis reads (all are written for the numeric-equivalence
+    family's counts): OOD interventions any; gradience an Up-Down alignment whose first block is
+    the count; phase flips an Up-Down alignment with a phase block."""
+    if not isinstance(task, NumericEquivalence):
         return False
     if name == "gradience":
         return alignment.program == "up_down" and alignment.variables[0] == "count"
@@ -29,14 +30,14 @@ def applies(name: str, alignment: Alignment) -> bool:
 ANALYSIS_FUNCTIONS = {"gradience": gradience, "ood_interventions": ood_interventions, "phase_flips": phase_flips}
 
 
-def run_analyses(cell, net: SequenceModel, task: Task, swaps: dict[str, SubspaceSwap | None]) -> dict:
+def run_analyses(cell, net: SequenceModel, task: TaskFamily, swaps: dict[str, SubspaceSwap | None]) -> dict:
     """{analysis: {alignment key: result}}; each result is cached in the cell directory."""
     out = {}
     for name in cell.analyses:
         out[name] = {}
         for alignment in cell.alignments:
             swap = swaps.get(alignment.key)
-            if swap is None or not applies(name, alignment):
+            if swap is None or not applies(name, alignment, task):
                 continue
             path = cell.dir / "analyses" / f"{name}@{alignment.key.replace('/', '@')}.json"
             if path.is_file():

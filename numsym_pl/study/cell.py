@@ -105,7 +105,9 @@ def run_cell(cell: Cell) -> dict:
         records.append(record)
         swaps[alignment.key] = swap
     analyses = run_analyses(cell, lm.net.eval(), task, swaps)
-    result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt), "task_max_count": task.max_count,
+    result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt),
+              "arch_family": lm.net.family, "task_family": task.family, "task_config": task.config(),
+              "task_max_count": getattr(task, "max_count", None),
               "alignments": records, "analyses": analyses, "seconds": time.perf_counter() - t0}
     write_json(result_path, result)
     return result

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.alignment import Alignment, check_distinct
+from numsym_pl.das.protocol import intervention
 from numsym_pl.das.search import SearchSettings
 from numsym_pl.errors import ConfigError
 
@@ -72,7 +73,7 @@ class Cell:
 def scaled_subspace(alignment: Alignment, size: Optional[int]) -> Alignment:
     """The reference subspace is 16 of d = 128 (d / 8); the size sweep keeps that ratio, so
     small nets are not aligned with a subspace as wide as their whole state."""
-    if size is None or alignment.intervention != "das":
+    if size is None or not intervention(alignment.intervention).learned:
         return alignment
     return Alignment(**{**alignment.__dict__, "subspace": max(1, min(alignment.subspace, size // 8))})
 
@@ -137,7 +138,8 @@ class Study:
             if size is not None:
                 args += [a for key, mult in arch.size_args.items() for a in (f"--{key}", str(int(round(size * mult))))]
             cell_id = f"{arch_name}-{task_name}" + ("" if size is None else f"-d{size}") + f"-s{seed}"
-            out.append(Cell(cell_id, arch_name, task_name, seed, size, args,
-                            [scaled_subspace(a, size) for a in arch.alignments], self.das, self.analyses,
+            alignments = check_distinct([scaled_subspace(a, size) for a in arch.alignments],
+                                        f"architectures.{arch_name}.alignments")
+            out.append(Cell(cell_id, arch_name, task_name, seed, size, args, alignments, self.das, self.analyses,
                             self.out_dir / "cells" / cell_id, threads))
         return out

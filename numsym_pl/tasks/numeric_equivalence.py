@@ -1,8 +1,8 @@
-"""Numeric-equivalence tasks: vocabulary, task variants and a vectorised trial sampler.
+"""The numeric-equivalence family (SPEC §1): ``B D×n T R×n E``, right-padded with ``P``.
 
-A trial is ``B D×n T R×n E`` right-padded with ``P`` (SPEC §1). The void variant inserts ``U``
-tokens into the demo phase; each demo-phase step is a ``U`` with probability ``p_void`` and does
-not change the count, so the demo phase ends with a demo token.
+Three variants (Multi-, Single-, Same-Object). The void variant inserts ``U`` tokens into the demo
+phase; each demo-phase step is a ``U`` with probability ``p_void`` and does not change the count,
+so the demo phase ends with a demo token. The family's quantity is ``count``.
 """
 
 from __future__ import annotations
@@ -12,58 +12,41 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from numsym_pl.errors import ConfigError
+from numsym_pl.tasks.base import Split, TaskConfigError, TaskFamily, Trials, Vocab
 
 Variant = Literal["multi", "single", "same"]
 VARIANTS: tuple[str, ...] = ("multi", "single", "same")
 
 
-class TaskConfigError(ConfigError):
-    """An invalid task setting; the message starts with the name of the offending field."""
-
-
 @dataclass(frozen=True)
-class Vocab:
-    """Token ids, shared by every variant so that one model interface fits all tasks."""
+class NumEquivVocab(Vocab):
+    """The family's token ids (fixed: checkpoints depend on them)."""
 
-    PAD: int = 0
-    BOS: int = 1
-    EOS: int = 2
-    TRIG: int = 3
-    RESP: int = 4
-    VOID: int = 5
-    D0: int = 6
-    D1: int = 7
-    D2: int = 8
     names: tuple[str, ...] = ("P", "B", "E", "T", "R", "U", "D0", "D1", "D2")
+    BOS, EOS, TRIG, RESP, VOID, D0, D1, D2 = 1, 2, 3, 4, 5, 6, 7, 8
+
+
+VOCAB = NumEquivVocab()
+
+
+@dataclass
+class CountTrials(Trials):
+    """Numeric-equivalence trials: the response targets of trial b are the tokens at
+    ``trigger[b] + 1 .. trigger[b] + count[b] + 1`` (``count`` responses, then E)."""
+
+    trigger: np.ndarray = None  # [N] index of T
 
     @property
-    def size(self) -> int:
-        return len(self.names)
+    def count(self) -> np.ndarray:  # [N] objects in the demo phase
+        return self.quantities["count"]
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """Human-readable trial, pads dropped: ``'B D0 D2 T R R E'``."""
-        return " ".join(self.names[i] for i in ids if i != self.PAD)
-
-
-VOCAB = Vocab()
+    @property
+    def prompt_end(self) -> np.ndarray:
+        return self.trigger
 
 
 @dataclass
-class Trials:
-    """A batch of trials. ``tokens`` is right-padded; the response targets of trial b are the
-    tokens at ``trigger[b] + 1 .. trigger[b] + count[b] + 1`` (``count`` responses, then E)."""
-
-    tokens: np.ndarray  # [N, L] int64
-    count: np.ndarray  # [N] objects in the demo phase
-    trigger: np.ndarray  # [N] index of T
-
-    def __len__(self) -> int:
-        return len(self.count)
-
-
-@dataclass
-class Task:
+class NumericEquivalence(TaskFamily):
     """A numeric-equivalence task variant (SPEC §1).
 
     Args:
@@ -83,7 +66,8 @@ class Task:
     heldout_counts: Sequence[int] = (4, 9, 14, 17)
     ood_counts: Sequence[int] = tuple(range(21, 31))
     p_void: float = 0.0
-    vocab: Vocab = field(default=VOCAB, repr=False)
+    vocab: NumEquivVocab = field(default=VOCAB, repr=False, init=False)
+    quantities = ("count",)
 
     def __post_init__(self) -> None:
         self.heldout_counts = tuple(int(c) for c in self.heldout_counts)
@@ -109,6 +93,10 @@ class Task:
         if not 0.0 <= self.p_void < 1.0:
             raise TaskConfigError(f"p_void: must lie in [0, 1), got {self.p_void}")
 
+    @property
+    def family(self) -> str:
+        return "numeric_equivalence"
+
     # ---- tokens of this variant -------------------------------------------------------------
     @property
     def demo_tokens(self) -> tuple[int, ...]:
@@ -120,14 +108,40 @@ class Task:
         return self.vocab.D0 if self.variant == "same" else self.vocab.RESP
 
     @property
+    def token_roles(self) -> dict[str, int | tuple[int, ...]]:
+        v = self.vocab
+        return {"pad": v.PAD, "bos": v.BOS, "eos": v.EOS, "trigger": v.TRIG, "void": v.VOID,
+                "demo": self.demo_tokens, "resp": self.response_token}
+
+    @property
     def train_counts(self) -> np.ndarray:
         counts = np.arange(self.min_count, self.max_count + 1)
         return counts[~np.isin(counts, self.heldout_counts)]
 
+    def _pool(self, split: Split) -> np.ndarray:
+        pools = {"train": self.train_counts, "heldout": np.asarray(self.heldout_counts, dtype=np.int64),
+                 "ood": np.asarray(self.ood_counts, dtype=np.int64)}
+        if split not in pools:
+            raise TaskConfigError(f"split: unknown split {split!r}; choose one of {list(pools)}")
+        return pools[split]
+
+    def has_split(self, split: Split) -> bool:
+        return self._pool(split).size > 0
+
     # ---- sampling -----------------------------------------------------------------------------
-    def sample(self, counts: np.ndarray, rng: np.random.Generator, length: int | None = None,
-               voids: np.ndarray | None = None) -> Trials:
-        """Sample one trial per entry of ``counts`` (vectorised). ``length`` pads to a fixed width
+    def sample(self, split: Split, n: int, rng: np.random.Generator) -> CountTrials:
+        return self.trials(self.sample_counts(split, n, rng), rng)
+
+    def sample_counts(self, which: Split, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Counts drawn uniformly from the training, held-out or OOD set."""
+        pool = self._pool(which)
+        if pool.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        return rng.choice(pool, size=size).astype(np.int64)
+
+    def trials(self, counts: np.ndarray, rng: np.random.Generator, length: int | None = None,
+               voids: np.ndarray | None = None) -> CountTrials:
+        """One trial per entry of ``counts`` (vectorised). ``length`` pads to a fixed width
         (it must fit the longest trial); by default the batch is padded to its longest trial.
         ``voids`` fixes the number of void tokens per trial (default: drawn with ``p_void``)."""
         v = self.vocab
@@ -140,8 +154,8 @@ class Task:
             raise ValueError("voids: a trial with voids needs at least one demo token")
         m = n + voids  # demo-phase length
         total = m + n + 3  # B, demo phase, T, R×n, E
-        L = int(total.max()) if length is None else length
-        if total.max() > L:
+        L = (int(total.max()) if N else 3) if length is None else length
+        if N and total.max() > L:
             raise ValueError(f"length {L} is shorter than the longest sampled trial ({int(total.max())})")
         j = np.arange(L)[None, :]  # [1, L]
         m_, n_ = m[:, None], n[:, None]
@@ -160,20 +174,11 @@ class Task:
         tokens = np.where(j == m_ + 1, v.TRIG, tokens)
         tokens = np.where((j >= m_ + 2) & (j <= m_ + 1 + n_), self.response_token, tokens)
         tokens = np.where(j == m_ + 2 + n_, v.EOS, tokens)
-        return Trials(tokens=tokens, count=n, trigger=m + 1)
-
-    def sample_counts(self, which: Literal["train", "heldout", "ood"], size: int, rng: np.random.Generator) -> np.ndarray:
-        """Counts drawn uniformly from the training, held-out or OOD set."""
-        pool = {"train": self.train_counts, "heldout": np.asarray(self.heldout_counts),
-                "ood": np.asarray(self.ood_counts)}[which]
-        if pool.size == 0:
-            return np.zeros(0, dtype=np.int64)
-        return rng.choice(pool, size=size).astype(np.int64)
-
-    def max_length(self, max_count: int | None = None) -> int:
-        """Length of the longest trial without voids (voids add a random amount)."""
-        c = max(self.max_count, *self.ood_counts) if max_count is None else max_count
-        return 2 * c + 3
+        trigger = m + 1
+        # an interchange may target a demo-phase input (demo or void) or a response input (not P, B, T, E)
+        intervenable = ((j >= 1) & (j < trigger[:, None])) | ((j > trigger[:, None]) & (j <= (trigger + n)[:, None]))
+        return CountTrials(tokens=tokens, scored=response_target_mask(trigger, n, L), intervenable=intervenable,
+                           quantities={"count": n}, trigger=trigger)
 
 
 def response_target_mask(trigger, count, length: int):

@@ -1,0 +1,97 @@
+"""The intervention protocol: every way of testing an alignment (the interchange on a learned
+subspace, attention hiding, context substitution) is one ``Intervention`` that makes its pairs,
+runs the patched net and scores it, and returns one ``AlignmentResult``.
+
+Interventions register under their name (``Alignment.intervention``) when their class is defined;
+``numsym_pl.das.run.run_alignment`` dispatches by that name, so callers never branch on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from numsym_pl.errors import ConfigError
+
+INTERVENTIONS: dict[str, "Intervention"] = {}
+#: the baselines of learned interventions, as the flat result fields reports and metrics use
+BASELINE_FIELDS = {"identity": "iia_identity", "full": "iia_full_swap", "random": "iia_random"}
+
+
+@dataclass
+class AlignmentResult:
+    """What one intervention measured for one alignment.
+
+    ``iia`` is on the held-out test pairs; ``baselines`` holds the controls this intervention
+    defines (a learned subspace: raw neurons ``identity``, the ``full`` state, a ``random``
+    rotation); ``fit`` how the learned part was fitted (``steps``, ``iia_val``, ``history``), None
+    when nothing is fitted."""
+
+    alignment: dict  # Alignment.identity
+    iia: float
+    n: int
+    per_count: dict[int, float]
+    seconds: float
+    baselines: dict[str, float] = field(default_factory=dict)
+    fit: dict | None = None
+    iia_alone: dict[str, float] | None = None  # several variables: IIA intervening on each one alone
+
+    def baseline(self, name: str) -> float | None:
+        return self.baselines.get(name)
+
+    @property
+    def iia_identity(self) -> float | None:
+        return self.baseline("identity")
+
+    @property
+    def iia_full_swap(self) -> float | None:
+        return self.baseline("full")
+
+    @property
+    def iia_random(self) -> float | None:
+        return self.baseline("random")
+
+    @property
+    def steps(self) -> int | None:
+        return None if self.fit is None else self.fit["steps"]
+
+    @property
+    def iia_val(self) -> float | None:
+        return None if self.fit is None else self.fit["iia_val"]
+
+    def as_dict(self) -> dict:
+        """The flat JSON record (``das_result.json``, a study cell's ``alignments``)."""
+        a = self.alignment
+        return {"program": a["program"], "variables": list(a["variables"]), "site": a["site"],
+                "subspace": a["subspace"], "iia": self.iia, "n": self.n,
+                **{flat: self.baselines.get(name) for name, flat in BASELINE_FIELDS.items()},
+                "baselines": dict(self.baselines), "iia_val": self.iia_val, "steps": self.steps,
+                "seconds": self.seconds, "per_count": self.per_count,
+                "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone}
+
+
+class Intervention:
+    """Base of the interventions. Subclasses set ``name`` and define ``run``; ``learned`` says
+    whether the intervention fits a subspace (so a subspace size applies to it)."""
+
+    name: str = ""
+    learned: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            INTERVENTIONS[cls.name] = cls()
+
+    def check(self, net, alignment) -> None:
+        """Fail at once, by name, if ``alignment`` cannot run on ``net`` (a missing site, a
+        subspace too wide, a capability the net lacks)."""
+        net.check_site(alignment.site)
+
+    def run(self, net, task, alignment, settings, init_state: dict | None = None) -> tuple[AlignmentResult, object]:
+        """Score ``alignment`` on the frozen ``net``: (the result, the learned module or None)."""
+        raise NotImplementedError
+
+
+def intervention(name: str) -> Intervention:
+    if name not in INTERVENTIONS:
+        raise ConfigError(f"intervention: unknown {name!r}; choose one of {sorted(INTERVENTIONS)}")
+    return INTERVENTIONS[name]

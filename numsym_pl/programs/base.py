@@ -1,0 +1,167 @@
+"""The program interface: a symbolic program (causal model) over a task family's tokens.
+
+A program reads the token stream and keeps named variables. It says which token roles and which
+trial quantities it reads (``reads``, ``reads_quantities``), so it fits any task family that
+declares them (``check_task``). Two implementations of its dynamics:
+
+- ``step(state, token, kinds)``: the per-token reference, written with numpy ops so that it steps
+  one trial (0-d values) or a batch ([N] arrays) alike; ``rollout`` uses it to generate
+  counterfactual continuations.
+- ``trace(tokens, kinds, quantities)``: the vectorised version over a whole batch of trials; it
+  returns every state component at every position and the next-token prediction. Tests check that
+  it equals stepping the reference token by token.
+
+``predict(state, quantities, kinds)`` is the program's output (the next token, or ``DEMO`` where
+the task draws it at random), and ``scored(state)`` says which outputs are deterministic answers a
+counterfactual is scored on. State at position t is the state *after reading* token t, i.e. what
+predicts token t + 1 (the same convention as a network's state at t). ``variables`` are the
+components an intervention may overwrite; other components are bookkeeping.
+
+Programs register by ``name`` when their class is defined; ``get_program`` also takes a class path
+(``mypackage.MyProgram``), which imports and registers a program from outside the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from numsym_pl.errors import ConfigError
+
+#: sentinel prediction "some demo token" (which one is random in the task)
+DEMO = -1
+
+State = dict[str, np.ndarray]
+PROGRAMS: dict[str, "Program"] = {}
+
+
+@dataclass(frozen=True)
+class TokenKinds:
+    """The token roles of a task (``TaskFamily.token_roles``), as attributes: ``kinds.trigger``."""
+
+    roles: dict
+
+    @classmethod
+    def of(cls, task) -> "TokenKinds":
+        return cls(dict(task.token_roles))
+
+    def __getattr__(self, role: str):
+        roles = self.__dict__.get("roles", {})
+        if role not in roles:
+            raise AttributeError(f"the task declares no token role {role!r} (it has {sorted(roles)})")
+        return roles[role]
+
+
+class Program:
+    """Base: subclasses define ``name``, ``variables``, ``components``, ``reads``, ``step``,
+    ``predict``, ``scored`` and ``trace``."""
+
+    name: str = ""
+    #: Markovian programs carry their state from token to token; a context-distributed one
+    #: recomputes it from the whole context. This decides how a substituted context span is read.
+    markovian: bool = True
+    variables: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()  # every state component, variables included
+    reads: tuple[str, ...] = ()  # token roles the program reads
+    reads_quantities: tuple[str, ...] = ()  # trial quantities its outputs depend on
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            PROGRAMS[cls.name] = cls()
+
+    def check_variables(self, variables) -> tuple[str, ...]:
+        variables = (variables,) if isinstance(variables, str) else tuple(variables)
+        unknown = [v for v in variables if v not in self.variables]
+        if unknown or not variables:
+            raise ConfigError(f"variables: program {self.name!r} has no variable(s) {unknown or variables}; "
+                              f"its variables are {list(self.variables)}")
+        if len(set(variables)) != len(variables):
+            raise ConfigError(f"variables: {list(variables)} names a variable twice")
+        return variables
+
+    def check_task(self, task) -> None:
+        """Refuse, by name, a task that lacks a token role or quantity this program reads."""
+        roles, quantities = set(task.token_roles), set(task.quantities)
+        missing = [r for r in self.reads if r not in roles] + [q for q in self.reads_quantities if q not in quantities]
+        if missing:
+            raise ConfigError(f"program: {self.name!r} reads {missing}, which task {task.family!r} does not declare "
+                              f"(its token roles are {sorted(roles)}, its quantities {sorted(quantities)})")
+
+    def init(self, shape=()) -> State:
+        return {c: np.zeros(shape, dtype=np.int64) for c in self.components}
+
+    def step(self, state: State, token, kinds: TokenKinds) -> State:
+        raise NotImplementedError
+
+    def predict(self, state: State, quantities: dict, kinds: TokenKinds):
+        raise NotImplementedError
+
+    def scored(self, state: State):
+        """bool (per trial): whether the output from ``state`` is a scored (deterministic) answer."""
+        raise NotImplementedError
+
+    def trace(self, tokens: np.ndarray, kinds: TokenKinds, quantities: dict) -> tuple[State, np.ndarray]:
+        """Every component [N, L] after each token, and the prediction [N, L] of the next token
+        (pad after the end token)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _finish(pred, tokens, kinds: TokenKinds):
+        ended = np.cumsum(tokens == kinds.eos, 1) > 0
+        return np.where(ended | (tokens == kinds.pad), kinds.pad, pred)
+
+
+def get_program(name: str) -> Program:
+    """A registered program by name, or a program class by its import path."""
+    if name not in PROGRAMS and "." in name:
+        module, _, cls_name = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"program: cannot import {name!r} ({type(err).__name__})") from err
+        if not (isinstance(cls, type) and issubclass(cls, Program) and cls.name):
+            raise ConfigError(f"program: {name!r} is not a named Program class")
+        return PROGRAMS[cls.name]
+    if name not in PROGRAMS:
+        raise ConfigError(f"program: unknown program {name!r}; choose one of {sorted(PROGRAMS)} or give a class path")
+    return PROGRAMS[name]
+
+
+def reference_trace(program: Program, tokens: np.ndarray, kinds: TokenKinds, quantities: dict) -> tuple[list[State], list[int]]:
+    """Step one trial token by token with the reference ``step``: states and predictions
+    (``quantities`` holds that trial's values as scalars)."""
+    state, states, preds, ended = program.init(), [], [], False
+    for tok in tokens:
+        state = program.step(state, np.int64(tok), kinds)
+        ended = ended or tok == kinds.eos
+        states.append({k: int(v) for k, v in state.items()})
+        preds.append(kinds.pad if ended or tok == kinds.pad else int(program.predict(state, quantities, kinds)))
+    return states, preds
+
+
+def rollout(program: Program, state: State, quantities: dict, kinds: TokenKinds, rng: np.random.Generator,
+            max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Roll the program forward from ``state`` ([N] per component), feeding each prediction back
+    as the next token, until it emits the end token. Demo tokens are drawn at random from
+    ``kinds.demo``. Returns the emitted tokens [N, S] (pad after the end) and which of them are
+    scored answers [N, S]."""
+    N = len(next(iter(state.values())))
+    out = np.full((N, max_steps), kinds.pad, dtype=np.int64)
+    scored = np.zeros((N, max_steps), dtype=bool)
+    done = np.zeros(N, dtype=bool)
+    demo_choices = np.asarray(getattr(kinds, "demo", ()) if "demo" in kinds.roles else (), dtype=np.int64)
+    for s in range(max_steps):
+        tok = program.predict(state, quantities, kinds)
+        if demo_choices.size:
+            tok = np.where(tok == DEMO, demo_choices[rng.integers(0, len(demo_choices), N)], tok)
+        scored[:, s] = program.scored(state) & ~done
+        tok = np.where(done, kinds.pad, tok)
+        out[:, s] = tok
+        state = program.step(state, tok, kinds)
+        done |= tok == kinds.eos
+        if done.all():
+            return out[:, : s + 1], scored[:, : s + 1]
+    raise RuntimeError(f"rollout: {int((~done).sum())} continuations did not reach the end within {max_steps} steps")

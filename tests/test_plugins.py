@@ -1,0 +1,91 @@
+"""A task family, a program and an architecture defined outside the package (tests/plugins/, one
+file each) go through fit with the DAS callback, ``das`` with baselines, and a one-cell study
+with its report: nothing in numsym_pl names them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numsym_pl.das.pairs import make_pairs
+from numsym_pl.errors import ConfigError
+from numsym_pl.programs import TokenKinds, get_program, reference_trace
+from numsym_pl.tasks import NumericEquivalence
+from tests.plugins.count_plus_one import CountPlusOne
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = "tests.plugins.plus_one_program.UpDownPlusOne"
+
+
+def _cli(*args, cwd, timeout=400):
+    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "numsym_pl", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_plugin_program_traces_like_its_reference_and_predicts_every_answer():
+    task, program = CountPlusOne(), get_program(PROGRAM)
+    trials, kinds = task.sample("train", 300, np.random.default_rng(0)), TokenKinds.of(task)
+    state, pred = program.trace(trials.tokens, kinds, trials.quantities)
+    for b in range(0, 300, 7):
+        ref_states, ref_pred = reference_trace(program, trials.tokens[b], kinds, {"count": int(trials.quantities["count"][b])})
+        assert state["count"][b].tolist() == [s["count"] for s in ref_states] and pred[b].tolist() == ref_pred
+    assert (pred[:, :-1][trials.scored] == trials.tokens[:, 1:][trials.scored]).all()
+    # a count interchange: the counterfactual answers source-count + 1 (at T) minus what was read
+    pairs = make_pairs(task, program, ["count"], 200, seed=1)
+    assert pairs.loss_mask.any(1).all()
+    with pytest.raises(ConfigError, match="reads"):
+        get_program("up_down").check_task(type("NoTrigger", (CountPlusOne,), {"token_roles": {"pad": 0}})())
+    assert get_program("up_down").check_task(NumericEquivalence()) is None
+
+
+@pytest.fixture(scope="module")
+def plugin_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plugins")
+    res = _cli("fit", "--config", str(ROOT / "tests/plugins/plus_one.yaml"), cwd=d)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return d, res
+
+
+def test_fit_with_the_das_callback(plugin_run):
+    d, res = plugin_run
+    assert "[DAS] epoch 14 up_down_plus_one.count/h" in res.stderr + res.stdout
+    metrics = (d / "runs/plus_one/version_0/metrics.csv").read_text()
+    assert "das/up_down_plus_one.count/h/iia" in metrics and "val/acc_trial_ood" in metrics
+
+
+def test_das_with_baselines_on_the_plugin_checkpoint(plugin_run):
+    d, _ = plugin_run
+    ckpt = d / "runs/plus_one/version_0/checkpoints/last.ckpt"
+    res = _cli("das", "--ckpt_path", str(ckpt), "--program", PROGRAM, "--site", "h", "--subspace", "4",
+               "--settings.n_train", "256", "--settings.n_val", "64", "--settings.n_test", "64",
+               "--settings.max_steps", "10", "--settings.progress", "false", "--out", str(d / "das"), cwd=d)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads((d / "das" / "das_result.json").read_text())
+    assert out["program"] == "up_down_plus_one" and out["task_family"] == "CountPlusOne"
+    assert all(out[k] is not None for k in ("iia", "iia_identity", "iia_full_swap", "iia_random"))
+
+
+def test_one_cell_study_and_report(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(f"""
+name: plugins
+out_dir: {tmp_path / 'out'}
+architectures:
+  tanh:
+    config: {ROOT / 'tests/plugins/plus_one.yaml'}
+    alignments: [{{program: {PROGRAM}, variables: [count], site: h, subspace: 4}}]
+    fit_args: [--trainer.max_epochs, "10"]
+das: {{n_train: 256, n_val: 64, n_test: 64, max_steps: 10, batch_size: 32, progress: false}}
+max_parallel: 1
+""")
+    res = _cli("study", "--config", str(study), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = _cli("report", str(tmp_path / "out"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "up_down_plus_one.count/h" in report and "tanh" in report
