@@ -26,11 +26,11 @@ from numsym_pl.tasks import NumericEquivalence, VOCAB
 
 
 METHODS = {"forward_patched + cache": "forward_patched", "+ cache, cayley map": "forward_patched",
-           "forward_patched": "forward_patched", "forward_patched_reference": "forward_patched_reference"}
+           "forward_patched": "forward_patched", "forward_patched_by_hooks": "forward_patched_by_hooks"}
 
 
 def step(net, swap, opt, batch, src, cache, variant):
-    kwargs = {} if variant == "forward_patched_reference" else {"out_mask": batch.loss_mask}
+    kwargs = {} if variant == "forward_patched_by_hooks" else {"out_mask": batch.loss_mask}
     if "cache" in variant:
         kwargs["cache"] = cache
     logits = getattr(net, METHODS[variant])(batch.cf[:, :-1], "state", batch.target_pos, lambda h: swap(h, src), **kwargs)
@@ -66,7 +66,7 @@ def main() -> None:
     print(f"{'method':<28}{'median s/step':>14}")
     for k, v in med.items():
         print(f"{k:<28}{v:>14.4f}")
-    ref = med["forward_patched_reference"]
+    ref = med["forward_patched_by_hooks"]
     print(f"speed-up (reference / fused): {ref / med['forward_patched']:.1f}x without cache, "
           f"{ref / med['forward_patched + cache']:.1f}x with the cache (as DAS runs), "
           f"{ref / med['+ cache, cayley map']:.1f}x with the cache and orthogonal_map: cayley")

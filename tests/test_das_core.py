@@ -63,15 +63,23 @@ def test_forward_patched_matches_the_per_step_reference(arch):
     net = SMALL_NETS[arch]().double()
     tokens = torch.randint(1, VOCAB.size, (6, 15))
     positions = torch.tensor([1, 4, 14, 7, 0, 9])
-    for site, (width, _) in net.sites.items():
+    for site, (width, *_) in net.sites.items():
         shift = torch.randn(6, width, dtype=torch.float64)
         patch = lambda h: h * 0.5 + shift
         got = net.forward_patched(tokens, site, positions, patch)
-        if hasattr(net, "forward_patched_reference"):
-            ref = net.forward_patched_reference(tokens, site, positions, patch)
-        else:  # transformer reference: patch the full-sequence residual by a forward hook on each block
+        # the generic path built on the hook points, and for transformers an independent one through
+        # torch's own forward hooks on each block
+        torch.testing.assert_close(got, net.forward_patched_by_hooks(tokens, site, positions, patch), atol=1e-5, rtol=1e-5)
+        if arch in ("rope", "nope"):
             ref = _transformer_hook_reference(net, tokens, site, positions, patch)
-        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+        masked = torch.rand(6, 15) < 0.3
+        masked[2] = False  # a row that asks for no logit
+        torch.testing.assert_close(net.forward_patched(tokens, site, positions, patch, out_mask=masked)[masked],
+                                   got[masked], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.states(tokens, site), net.states_by_hooks(tokens, site), atol=1e-6, rtol=1e-6)
+        nothing = torch.zeros_like(masked)
+        assert not net.forward_patched(tokens, site, positions, patch, out_mask=nothing).any()
         clean = net(tokens)
         for b, p in enumerate(positions):  # before the patch nothing changes
             torch.testing.assert_close(got[b, :p], clean[b, :p])
@@ -88,7 +96,7 @@ def test_forward_patched_out_mask_and_its_gradient_match_the_per_step_reference(
     mask = torch.rand(6, 15) < 0.4
     mask[1, 4] = mask[2, 3] = True
     grads = []
-    for forward in (net.forward_patched, net.forward_patched_reference):
+    for forward in (net.forward_patched, net.forward_patched_by_hooks):
         shift = torch.zeros(6, net.site_width("state"), dtype=torch.float64, requires_grad=True)
         kwargs = {"out_mask": mask} if forward == net.forward_patched else {}
         logits = forward(tokens, "state", positions, lambda h, shift=shift: h * 0.5 + shift, **kwargs)[mask]
@@ -126,7 +134,7 @@ def test_forward_patched_float32_within_1e5(arch):
     shift = torch.randn(32, net.site_width("state"))
     patch = lambda h: h.flip(-1) * 0.7 + shift  # row-wise, like a swap with per-row sources
     torch.testing.assert_close(net.forward_patched(tokens, "state", positions, patch),
-                               net.forward_patched_reference(tokens, "state", positions, patch), atol=1e-5, rtol=1e-5)
+                               net.forward_patched_by_hooks(tokens, "state", positions, patch), atol=1e-5, rtol=1e-5)
 
 
 def test_gradients_reach_the_patch_only():

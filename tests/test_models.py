@@ -11,7 +11,7 @@ from numsym_pl.tasks import NumericEquivalence, VOCAB
 def test_interface_shapes(small_net):
     tokens = torch.randint(0, VOCAB.size, (3, 11))
     assert small_net(tokens).shape == (3, 11, VOCAB.size)
-    for site, (width, meaning) in small_net.sites.items():
+    for site, (width, meaning, _) in small_net.sites.items():
         assert small_net.states(tokens, site).shape == (3, 11, width) and meaning
 
 

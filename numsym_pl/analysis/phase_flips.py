@@ -10,7 +10,7 @@ swapping in the phase block of a state of the other phase (the count block stays
 - **unpatched control**: the two-flip token stream with no intervention.
 
 Scored as IIA: a sequence counts only if every scored token is predicted exactly. Needs a net that
-can be patched at several positions of one sequence (``forward_patched_many``, recurrent nets).
+carries its state from step to step (``carried_state`` among its ``capabilities``: recurrent nets).
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ def phase_sources(net: SequenceModel, task: NumericEquivalence, site: str, n: in
 def phase_flips(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap, n: int = 500,
                 seed: int = 0) -> dict:
     """{"one_flip", "two_flips", "two_flips_unpatched": IIA, "n"} (see the module docstring)."""
-    if not hasattr(net, "forward_patched_many"):
-        return {"skipped": f"{type(net).__name__} cannot be patched at several positions of one sequence"}
+    if "carried_state" not in net.capabilities:
+        return {"skipped": f"{type(net).__name__} does not carry its state from step to step (a phase flip "
+                           "needs a state that step t + 1 reads whole)"}
     block = list(alignment.variables).index("phase")
     blocks = torch.zeros(len(alignment.variables), dtype=torch.bool)
     blocks[block] = True

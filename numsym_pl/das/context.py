@@ -170,7 +170,7 @@ class AttentionHiding(_ContextIntervention):
     def check(self, net, alignment) -> None:
         if get_program(alignment.program).markovian:
             raise ConfigError(f"program: attention hiding has a label under ctx_distr only, not {alignment.program!r}")
-        if not net.attention_hook:
+        if "attention_mask" not in net.capabilities:
             raise ConfigError(f"intervention: attention hiding needs a transformer, not {type(net).__name__}")
 
     def pairs(self, task, program, alignment, n, seed):

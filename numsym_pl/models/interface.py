@@ -3,10 +3,11 @@ architecture in particular (DESIGN.md, "The model interface")."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -14,6 +15,17 @@ from torch import nn
 from numsym_pl.errors import ConfigError
 
 PatchFn = Callable[[torch.Tensor], torch.Tensor]  # state [B, d] -> patched state [B, d]
+#: a hook point's function: (activation, step) -> activation; the activation is the whole sequence
+#: [B, L, d] with step None, or the state at step t [B, d] for a net that runs step by step
+HookFn = Callable[[torch.Tensor, "int | None"], torch.Tensor]
+
+
+class Site(NamedTuple):
+    """A named hook point: its width d, what it is, and the shape its hook sees."""
+
+    width: int
+    meaning: str
+    shape: str = "[B, L, d]"
 
 
 def last_masked(mask: torch.Tensor) -> torch.Tensor:
@@ -26,7 +38,12 @@ class SequenceModel(nn.Module):
 
     - ``forward(tokens[B, L]) -> logits[B, L, V]``; ``forward(tokens, out_mask=mask[B, L])`` returns
       only the logits at the masked positions, [M, V] (training skips the decoder on padding)
-    - ``sites``: name -> (width, meaning) of the places DAS may intervene on
+    - ``sites``: name -> ``Site(width, meaning, shape)``: the named hook points. ``forward`` passes
+      each site's activation through ``self.hook(name, x, t)`` (the whole sequence ``[B, L, d]``
+      with ``t=None``, or the state at step ``t`` ``[B, d]`` for a net that runs step by step), and
+      that is all an architecture must do: the base class builds ``states``, ``forward_patched``
+      and ``forward_patched_many`` on the hook points (``*_by_hooks``). Fast paths override them
+      and are tested against these.
     - ``states(tokens, site) -> [B, L, d]``: the site's state at every position
     - ``forward_patched(tokens, site, positions[B], patch_fn) -> logits[B, L, V]``: run the net,
       replace the state at ``(b, positions[b])`` by ``patch_fn(state[B, d])`` and continue from it.
@@ -38,13 +55,15 @@ class SequenceModel(nn.Module):
       may reuse (``cache=``) when it patches the same tokens and positions again with an
       ``out_mask`` at or after each position (DAS: once per pair set, not once per step); None if
       the net has nothing to reuse. Row i of the cache belongs to row i of the tokens.
+    - ``capabilities``: what else the net offers, declared: ``attention_mask`` (``forward`` takes
+      ``attn_mask`` / ``mask_layers``), ``carried_state`` (the state at t is all that step t + 1
+      reads, so patching it steers everything after: what repeated phase flips need).
     """
 
     vocab_size: int
     #: the architecture family reports compare by (``recurrent``, ``transformer``; a new family names its own)
     family: str = "other"
-    #: True when ``forward`` takes ``attn_mask`` / ``mask_layers`` (attention manipulation)
-    attention_hook: bool = False
+    capabilities: frozenset[str] = frozenset()
     init_config: dict  # {"class_path", "init_args"}: how to build this net again (set on construction)
 
     def __init_subclass__(cls, **kwargs):
@@ -64,11 +83,11 @@ class SequenceModel(nn.Module):
         cls.__init__ = recording_init
 
     @property
-    def sites(self) -> dict[str, tuple[int, str]]:
+    def sites(self) -> dict[str, Site]:
         raise NotImplementedError
 
     def site_width(self, site: str) -> int:
-        return self.sites[self.check_site(site)][0]
+        return self.sites[self.check_site(site)].width
 
     def check_site(self, site: str) -> str:
         if site not in self.sites:
@@ -77,12 +96,81 @@ class SequenceModel(nn.Module):
             )
         return site
 
+    # ---- hook points ------------------------------------------------------------------------------
+    def hook(self, site: str, x: torch.Tensor, t: int | None = None) -> torch.Tensor:
+        """Where ``forward`` passes the activation of ``site``; the identity unless hooks are set."""
+        fns = self.__dict__.get("_hook_fns")
+        fn = fns.get(site) if fns else None
+        return x if fn is None else fn(x, t)
+
+    @property
+    def hooks_active(self) -> bool:
+        """True inside ``hooked``: a net with a fast path that skips hook points must take the
+        path that calls them."""
+        return bool(self.__dict__.get("_hook_fns"))
+
+    @contextlib.contextmanager
+    def hooked(self, fns: dict[str, HookFn]):
+        """Run the net with these hook functions at these sites."""
+        for site in fns:
+            self.check_site(site)
+        old = self.__dict__.get("_hook_fns")
+        self.__dict__["_hook_fns"] = dict(fns)
+        try:
+            yield self
+        finally:
+            self.__dict__["_hook_fns"] = old
+
+    # ---- what the hook points give every architecture -------------------------------------------------
+    def states_by_hooks(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
+        got: list[torch.Tensor] = []
+
+        def capture(x, t):
+            got.append(x)
+            return x
+
+        with self.hooked({site: capture}):
+            self.forward(tokens)
+        return got[0] if len(got) == 1 and got[0].dim() == 3 else torch.stack(got, 1)  # [B, L, d]
+
+    def forward_patched_many_by_hooks(self, tokens: torch.Tensor, site: str, patches: list[tuple[torch.Tensor, PatchFn]],
+                                      out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, L, V] with several patches in one sequence, applied in order: each
+        ``(positions[B], patch_fn)`` replaces the site's state at ``(b, positions[b])`` (-1: no patch
+        in row b) by ``patch_fn(state)``, and the net continues from it."""
+        B = len(tokens)
+        rows = torch.arange(B, device=tokens.device)
+
+        def patch(x, t):
+            for positions, fn in patches:
+                if t is None:  # the whole sequence at once: [B, L, d]
+                    at = positions.clamp(min=0)
+                    hit = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+                    hit[rows, at] = positions >= 0
+                    new = fn(x[rows, at]).to(x.dtype)  # [B, d]
+                    x = torch.where(hit[..., None], new[:, None, :].expand_as(x), x)
+                elif (positions == t).any():  # step t of a step-by-step net: [B, d]
+                    x = torch.where((positions == t)[:, None], fn(x).to(x.dtype), x)
+            return x
+
+        with self.hooked({site: patch}):
+            logits = self.forward(tokens)
+        return logits if out_mask is None else logits * out_mask[..., None]
+
+    def forward_patched_by_hooks(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
+                                 out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_patched_many_by_hooks(tokens, site, [(positions, patch_fn)], out_mask)
+
+    # ---- the interface (overridden by fast paths) ---------------------------------------------------------
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
-        raise NotImplementedError
+        return self.states_by_hooks(tokens, site)
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                         out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        return self.forward_patched_by_hooks(tokens, site, positions, patch_fn, out_mask)
+
+    def forward_patched_many(self, tokens: torch.Tensor, site: str, patches: list[tuple[torch.Tensor, PatchFn]]) -> torch.Tensor:
+        return self.forward_patched_many_by_hooks(tokens, site, patches)
 
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor | None:
         return None

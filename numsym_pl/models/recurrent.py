@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from numsym_pl.errors import ConfigError
-from numsym_pl.models.interface import PatchFn, SequenceModel, last_masked
+from numsym_pl.models.interface import PatchFn, SequenceModel, Site, last_masked
 from numsym_pl.models.scan import scan
 
 
@@ -20,6 +20,7 @@ class RecurrentLM(SequenceModel):
 
     cell_type: type[nn.RNNBase]
     family = "recurrent"
+    capabilities = frozenset({"carried_state"})
 
     def __init__(self, vocab_size: int, hidden_size: int, embed_size: int | None = None,
                  decoder_mult: int = 4, dropout: float = 0.0):
@@ -40,10 +41,10 @@ class RecurrentLM(SequenceModel):
         return isinstance(self.rnn, nn.LSTM)
 
     @property
-    def sites(self) -> dict[str, tuple[int, str]]:
+    def sites(self) -> dict[str, Site]:
         width = 2 * self.hidden_size if self.is_lstm else self.hidden_size
         meaning = "[h; c] after the cell at step t" if self.is_lstm else "h after the cell at step t"
-        return {"state": (width, meaning)}
+        return {"state": Site(width, meaning, "[B, d] at each step t")}
 
     # ---- state <-> the rnn's (h, c) ---------------------------------------------------------------
     def _to_site(self, hx) -> torch.Tensor:  # rnn final state -> [B, d]
@@ -54,6 +55,9 @@ class RecurrentLM(SequenceModel):
         return tuple(s.chunk(2, -1)) if self.is_lstm else s
 
     def forward(self, tokens: torch.Tensor, out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.hooks_active:  # the scan runs every step at once and calls no hook: go step by step
+            logits = self.decoder(self._stepwise(tokens))
+            return logits if out_mask is None else logits[out_mask]
         x, H = self.embed(tokens), self.hidden_size
         if out_mask is None:
             return self.decoder(scan(self.rnn, x)[0][..., :H])  # [B, L, V]
@@ -61,6 +65,18 @@ class RecurrentLM(SequenceModel):
             return self.decoder(x.new_zeros(0, H))
         lengths = last_masked(out_mask) + 1  # each row runs up to its last needed step
         return self.decoder(scan(self.rnn, x, lengths, at=out_mask.nonzero(as_tuple=True))[0][:, :H])  # [M, V]
+
+    def _stepwise(self, tokens: torch.Tensor) -> torch.Tensor:
+        """h [B, L, H] by one cell call per step, the site's state passing its hook point each step
+        (the reference the scan's fast paths are tested against)."""
+        x = self.embed(tokens)
+        s = x.new_zeros(len(tokens), self.sites["state"].width)
+        hs = []
+        for t in range(tokens.shape[1]):
+            _, hx = self.rnn(x[:, t: t + 1], self._from_site(s))
+            s = self.hook("state", self._to_site(hx), t)  # [B, d]
+            hs.append(s[:, : self.hidden_size])
+        return torch.stack(hs, 1)
 
     def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
         self.check_site(site)
@@ -127,29 +143,6 @@ class RecurrentLM(SequenceModel):
             parts.append(prefix_h.flatten(0, 1).to(h_patched.dtype))
         logits = self.decoder(torch.cat(parts).index_select(0, where))
         return logits.new_zeros(B, L, logits.shape[-1]).index_put((b, tt), logits)
-
-    def forward_patched_reference(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn) -> torch.Tensor:
-        """Per-step loop doing the same as ``forward_patched``; the reference for tests and benchmarks."""
-        return self.forward_patched_many(tokens, site, [(positions, patch_fn)])
-
-    def forward_patched_many(self, tokens: torch.Tensor, site: str, patches: list[tuple[torch.Tensor, PatchFn]]) -> torch.Tensor:
-        """Logits [B, L, V] with several patches in one sequence, applied in time order: each
-        ``(positions[B], patch_fn)`` replaces the state at ``(b, positions[b])`` (-1: no patch in
-        row b) by ``patch_fn(state)`` and the net continues from it (a per-step loop)."""
-        self.check_site(site)
-        B, L = tokens.shape
-        x = self.embed(tokens)
-        s = torch.zeros(B, self.site_width(site), device=tokens.device, dtype=x.dtype)
-        hs = []
-        for t in range(L):
-            _, hx = self.rnn(x[:, t: t + 1], self._from_site(s))
-            s = self._to_site(hx)
-            for positions, patch_fn in patches:
-                hit = (positions == t)[:, None]
-                if hit.any():
-                    s = torch.where(hit, patch_fn(s), s)
-            hs.append(s[:, : self.hidden_size])
-        return self.decoder(torch.stack(hs, 1))
 
 
 class GRULM(RecurrentLM):

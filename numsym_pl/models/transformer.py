@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from numsym_pl.errors import ConfigError
-from numsym_pl.models.interface import PatchFn, SequenceModel
+from numsym_pl.models.interface import PatchFn, SequenceModel, Site
 
 
 def rope_angles(length: int, head_dim: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +93,7 @@ class TransformerLM(SequenceModel):
         dropout: dropout in attention and FFN (default 0).
     """
 
-    attention_hook = True
+    capabilities = frozenset({"attention_mask"})
     family = "transformer"
 
     def __init__(self, vocab_size: int, d_model: int = 128, n_layers: int = 2, n_heads: int = 1,
@@ -113,9 +113,9 @@ class TransformerLM(SequenceModel):
         self.head = nn.Linear(d_model, vocab_size)
 
     @property
-    def sites(self) -> dict[str, tuple[int, str]]:
-        s = {"resid.0": (self.d_model, "token embeddings (input of block 1)")}
-        s.update({f"resid.{k}": (self.d_model, f"residual stream after block {k}") for k in range(1, len(self.blocks) + 1)})
+    def sites(self) -> dict[str, Site]:
+        s = {"resid.0": Site(self.d_model, "token embeddings (input of block 1)")}
+        s.update({f"resid.{k}": Site(self.d_model, f"residual stream after block {k}") for k in range(1, len(self.blocks) + 1)})
         return s
 
     def _layer(self, site: str) -> int:
@@ -124,7 +124,7 @@ class TransformerLM(SequenceModel):
     def _run(self, x: torch.Tensor, start: int, stop: int, attn_mask, mask_layers) -> torch.Tensor:
         for i in range(start, stop):
             use = attn_mask is not None and (mask_layers is None or i in mask_layers)
-            x = self.blocks[i](x, attn_mask if use else None)
+            x = self.hook(f"resid.{i + 1}", self.blocks[i](x, attn_mask if use else None))  # [B, L, d]
         return x
 
     def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None,
@@ -132,7 +132,7 @@ class TransformerLM(SequenceModel):
         """Logits [B, L, V] (with ``out_mask`` [B, L]: those positions only, [M, V]). ``attn_mask``
         (bool [B, L, L], True = may attend) is the attention-manipulation hook, applied in the
         blocks listed in ``mask_layers`` (0-based; ``None`` = all)."""
-        x = self._run(self.embed(tokens), 0, len(self.blocks), attn_mask, mask_layers)
+        x = self._run(self.hook("resid.0", self.embed(tokens)), 0, len(self.blocks), attn_mask, mask_layers)
         return self.head(self.ln_f(x if out_mask is None else x[out_mask]))
 
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
@@ -192,7 +192,8 @@ class TransformerLM(SequenceModel):
             n = mask.sum(1)  # [B]; each row's asked positions first, in order, then its last one repeated
             t = torch.arange(x.shape[1], device=x.device)
             order = torch.sort(torch.where(mask, t, x.shape[1] + t), 1).values[:, : int(n.max())]
-            qpos = torch.where(order < x.shape[1], order, order.gather(1, (n - 1).clamp(min=0)[:, None]))
+            last = torch.where(n > 0, order.gather(1, (n - 1).clamp(min=0)[:, None])[:, 0], 0)  # a row asking for none: 0
+            qpos = torch.where(order < x.shape[1], order, last[:, None])
             valid = torch.arange(qpos.shape[1], device=x.device)[None, :] < n[:, None]
             y = self.blocks[-1].forward_at(x, qpos)[valid]  # [M, d]
             rows, slot = valid.nonzero(as_tuple=True)

@@ -1,9 +1,10 @@
-"""A toy architecture, in one file: a plain tanh RNN behind the SequenceModel interface."""
+"""A toy architecture, in one file: a plain tanh RNN. It only declares its site and passes the
+state through its hook point; states and patched runs come from the SequenceModel base."""
 
 import torch
 from torch import nn
 
-from numsym_pl.models import SequenceModel
+from numsym_pl.models import SequenceModel, Site
 
 
 class TanhRNNLM(SequenceModel):
@@ -14,6 +15,8 @@ class TanhRNNLM(SequenceModel):
         hidden_size: state width.
     """
 
+    capabilities = frozenset({"carried_state"})
+
     def __init__(self, vocab_size: int, hidden_size: int = 32):
         super().__init__()
         self.vocab_size = vocab_size
@@ -22,25 +25,12 @@ class TanhRNNLM(SequenceModel):
 
     @property
     def sites(self):
-        return {"h": (self.cell.hidden_size, "h after the cell at step t")}
-
-    def _run(self, tokens, positions=None, patch_fn=None):  # states [B, L, d], patched at positions
-        x, h, hs = self.embed(tokens), None, []
-        for t in range(tokens.shape[1]):
-            h = self.cell(x[:, t], h)
-            if patch_fn is not None and (positions == t).any():
-                h = torch.where((positions == t)[:, None], patch_fn(h), h)
-            hs.append(h)
-        return torch.stack(hs, 1)
+        return {"h": Site(self.cell.hidden_size, "h after the cell at step t", "[B, d] at each step t")}
 
     def forward(self, tokens, out_mask=None):
-        h = self._run(tokens)
+        x, h, hs = self.embed(tokens), None, []
+        for t in range(tokens.shape[1]):
+            h = self.hook("h", self.cell(x[:, t], h), t)  # [B, d]
+            hs.append(h)
+        h = torch.stack(hs, 1)  # [B, L, d]
         return self.head(h if out_mask is None else h[out_mask])
-
-    def states(self, tokens, site):
-        return self._run(tokens)[..., : self.site_width(site)]
-
-    def forward_patched(self, tokens, site, positions, patch_fn, out_mask=None, cache=None):
-        self.check_site(site)
-        logits = self.head(self._run(tokens, positions, patch_fn))
-        return logits if out_mask is None else logits * out_mask[..., None]
