@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from numsym_pl.das.command import load_checkpoint
+from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das.iia import exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.pairs import make_pairs

@@ -32,15 +32,15 @@ class NumSymCLI(LightningCLI):
         parser.link_arguments("data.vocab_size", "model.net.init_args.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_id", "model.pad_id", apply_on="instantiate")
 
-    def _parse_ckpt_path(self) -> None:
-        """Where LightningCLI first reads the checkpoint (from the command line or a config file)
-        and replaces the model config by the checkpoint's: refuse, by name, a checkpoint that is
-        missing, unreadable or holds another net than the config asks for."""
+    def parse_arguments(self, parser, args) -> None:
+        """After parsing and before LightningCLI reads the checkpoint's hyper-parameters into the
+        model config: refuse, by name, a checkpoint that is missing, unreadable or holds another
+        net than the config asks for."""
+        super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         if sub:
             net = self.config[sub]["model"]["net"]
             check_resume_checkpoint(self.config[sub].get("ckpt_path"), net.as_dict() if hasattr(net, "as_dict") else net)
-        super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
         check_output_dirs(self.trainer)

@@ -53,3 +53,9 @@ def check_resume_checkpoint(ckpt_path: str | None, net_config: dict | None = Non
     why = net_mismatch(theirs, net_config)
     if why:
         raise ConfigError(f"ckpt_path: {ckpt_path}: {why}")
+
+
+def writable_dir(path: str | Path) -> Path:
+    """``path``, created if needed, after making sure it can be written (``out:`` error otherwise)."""
+    check_writable(path, "out")
+    return Path(path)

@@ -225,7 +225,7 @@ def test_pairs_intervene_on_a_chosen_subset_of_variables():
 
 @pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley"])
 def test_learned_rotation_stays_orthogonal_and_round_trips(orthogonal_map, tmp_path):
-    from numsym_pl.das.command import load_rotation, save_result
+    from numsym_pl.das.results import load_rotation, save_result
 
     swap = SubspaceSwap(12, 3, 2, "rotation", seed=1, orthogonal_map=orthogonal_map)
     opt = torch.optim.Adam(swap.parameters(), lr=0.1)

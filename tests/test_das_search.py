@@ -114,7 +114,7 @@ def test_das_command_context_intervention_errors_are_named(tiny_ckpt, tmp_path, 
 def test_checkpoint_records_the_task_and_an_old_flat_one_still_loads(tiny_ckpt, tmp_path):
     """``fit`` stores the task as class_path + init_args; a checkpoint from before tasks were
     objects (numeric-equivalence fields flat in the data module's hyper-parameters) is converted."""
-    from numsym_pl.das.command import load_checkpoint
+    from numsym_pl.checkpoints import load_checkpoint
 
     ckpt = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
     dm = ckpt["datamodule_hyper_parameters"]

@@ -14,7 +14,8 @@ from typing import Optional
 from jsonargparse import ActionConfigFile, ArgumentParser
 
 from numsym_pl.analysis.probe import linear_decodability, pca_figure
-from numsym_pl.das.command import load_checkpoint, writable_dir
+from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.preflight import writable_dir
 from numsym_pl.jsonfile import write_json
 
 

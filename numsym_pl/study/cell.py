@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from numsym_pl.das.command import align, load_checkpoint, load_rotation, save_result
+from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.das.results import align, load_rotation, save_result
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
 from numsym_pl.study.analyses import run_analyses

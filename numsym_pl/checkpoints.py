@@ -1,0 +1,35 @@
+"""Loading what ``numsym_pl fit`` wrote: the trained module and the task it was trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from numsym_pl.errors import ConfigError
+from numsym_pl.lit_module import NextTokenLM
+from numsym_pl.preflight import read_checkpoint
+from numsym_pl.tasks import TaskFamily, build_task
+
+#: the numeric-equivalence settings that checkpoints written before tasks were objects kept flat
+LEGACY_TASK_FIELDS = ("variant", "min_count", "max_count", "heldout_counts", "ood_counts", "p_void")
+
+
+def task_of(datamodule_hparams: dict, path: str | Path = "") -> TaskFamily:
+    """The task a checkpoint's data module was built with (``hparams.task``); a checkpoint written
+    before tasks were objects holds the numeric-equivalence fields flat and is converted."""
+    config = datamodule_hparams.get("task")
+    if config is None and "variant" in datamodule_hparams:
+        config = {"class_path": "numsym_pl.tasks.NumericEquivalence",
+                  "init_args": {k: datamodule_hparams[k] for k in LEGACY_TASK_FIELDS if k in datamodule_hparams}}
+    if not isinstance(config, dict):
+        raise ConfigError(f"ckpt_path: {path} records no task; was it written by `numsym_pl fit`?")
+    return build_task(config)
+
+
+def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, TaskFamily]:
+    """The trained module and the task it was trained on, from a checkpoint written by ``fit``."""
+    ckpt = read_checkpoint(path)
+    hp, dm = ckpt.get("hyper_parameters", {}), ckpt.get("datamodule_hyper_parameters")
+    if not isinstance(hp.get("net"), dict) or dm is None:
+        raise ConfigError(f"ckpt_path: {path} lacks the model/data configuration; was it written by `numsym_pl fit`?")
+    lm = NextTokenLM.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    return lm, task_of(dm, path)
