@@ -1,6 +1,6 @@
 """Wall time of the learning-dynamics study with the DAS callback off, on, and on with warm start.
 
-    python bench/callback_overhead.py [--config configs/gru.yaml] [--callbacks configs/callbacks/dynamics_recurrent.yaml] [--max_epochs 100]
+    python bench/callback_overhead.py [--config configs/gru.yaml] [--callbacks configs/callbacks/dynamics.yaml] [--max_epochs 100]
 
 The cell of `configs/studies/learning_dynamics.yaml --quick`: the config with the callbacks of the
 overlay. Each variant is one `numsym_pl fit` subprocess of the same config and seed; prints wall seconds,

@@ -58,6 +58,7 @@ class DASCallback(pl.Callback):
 
     # ---- hooks ----------------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self.alignments = check_distinct([a.for_net(pl_module.net) for a in self.alignments])
         for a in self.alignments:  # fail now, not after N epochs of training
             check_alignment(pl_module.net, a)
 

@@ -4,7 +4,9 @@ subcommands registered in ``EXTRA_COMMANDS``."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from numsym_pl.data import TrialDataModule
@@ -41,6 +43,15 @@ class NumSymCLI(LightningCLI):
         if sub:
             net = self.config[sub]["model"]["net"]
             check_resume_checkpoint(self.config[sub].get("ckpt_path"), net.as_dict() if hasattr(net, "as_dict") else net)
+
+    def before_instantiate_classes(self) -> None:
+        """A logger whose ``name`` is null (configs/base/trainer.yaml) is named after the first
+        ``--config`` file: ``configs/gru.yaml`` logs to ``runs/gru/``."""
+        cfg = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
+        logger, configs = cfg.get("trainer", {}).get("logger"), cfg.get("config") or []
+        args = logger.get("init_args") if isinstance(logger, Namespace) else None
+        if args is not None and "name" in args and args.name is None and configs:
+            args.name = Path(str(configs[0])).stem
 
     def before_fit(self) -> None:
         check_output_dirs(self.trainer)

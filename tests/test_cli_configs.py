@@ -30,9 +30,35 @@ def test_every_arch_config_is_covered():
     assert {"gru.yaml", "lstm.yaml", "transformer_rope.yaml", "transformer_nope.yaml"} <= set(ARCH_CONFIGS)
 
 
+BASES = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs" / "base").glob("*.yaml"))
+
+
 def test_every_config_file_is_smoke_tested():
     every = {str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").rglob("*.yaml")}
-    assert every == set(ARCH_CONFIGS) | set(OVERLAYS) | set(STUDY_CONFIGS)  # studies: tests/test_study.py
+    # studies: tests/test_study.py; the bases through every architecture config
+    assert every == set(ARCH_CONFIGS) | set(OVERLAYS) | set(STUDY_CONFIGS) | set(BASES)
+
+
+def test_architecture_configs_share_one_base_and_differ_only_in_the_net():
+    texts = {c: (ROOT / "configs" / c).read_text() for c in ARCH_CONFIGS}
+    for base in BASES:
+        assert all(f": {base}" in t for t in texts.values()), base
+    bodies = {c: [line for line in t.splitlines() if not line.startswith("#") and "init_args" not in line
+                  and "class_path" not in line] for c, t in texts.items()}
+    assert len({tuple(b) for b in bodies.values()}) == 1  # nothing but the net and its comment differs
+
+
+def test_run_directory_is_named_after_the_config_and_das_uses_the_net_default_site(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    das = tmp_path / "das.yaml"  # the base's DAS callback (no site given), cut to one step
+    das.write_text("trainer:\n  callbacks:\n    - class_path: callbacks.das.DASCallback\n      init_args:\n"
+                   "        alignments: [{program: up_down, variables: [count]}]\n"
+                   "        settings: {n_train: 64, n_val: 32, n_test: 32, max_steps: 1, progress: false}\n")
+    main(["fit", "--config", str(ROOT / "configs" / "transformer_nope.yaml"), "--config", str(das),
+          "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1", "--trainer.enable_progress_bar", "false",
+          "--data.val_size", "16", "--data.train_size", "32"])
+    rows = (tmp_path / "runs" / "transformer_nope" / "version_0" / "metrics.csv").read_text()
+    assert "das/up_down.count/resid.1/iia" in rows
 
 
 @pytest.mark.parametrize("config", ARCH_CONFIGS)

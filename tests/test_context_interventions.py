@@ -67,6 +67,7 @@ def test_transformer_splice_equals_hooked_reference():
     finally:
         handle.remove()
     torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(net.forward_spliced_by_hooks(tokens, "resid.1", mask, repl), ref)
 
 
 def test_recurrent_splice_patches_the_last_masked_state():
@@ -80,6 +81,9 @@ def test_recurrent_splice_patches_the_last_masked_state():
     got = net.forward_spliced(tokens, "state", mask, repl)
     ref = net.forward_patched(tokens, "state", torch.tensor([4, 2]), lambda h: repl[torch.arange(2), torch.tensor([4, 2])])
     torch.testing.assert_close(got, ref)
+    hooked = net.forward_spliced_by_hooks(tokens, "state", mask, repl)  # every masked state replaced
+    torch.testing.assert_close(hooked[0, 4:], ref[0, 4:], atol=1e-5, rtol=1e-5)  # the same after the span
+    torch.testing.assert_close(hooked[1, 2:], ref[1, 2:], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("arch, kind, site", [("rope", "attention_hiding", "resid.1"), ("nope", "context_substitution", "resid.1"),

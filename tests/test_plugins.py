@@ -89,3 +89,32 @@ max_parallel: 1
     assert res.returncode == 0, res.stderr[-3000:]
     report = (tmp_path / "out" / "report.md").read_text()
     assert "up_down_plus_one.count/h" in report and "tanh" in report
+
+
+def test_a_new_site_on_an_existing_architecture_is_one_hook_call():
+    """A subclass that adds a hook point (the final LayerNorm's output) gets states, patched runs
+    and a DAS fit through the base class's hook path; the residual sites keep their fast paths."""
+    import torch
+
+    from numsym_pl.das import Alignment, SearchSettings, run_alignment
+    from numsym_pl.models import Site, TransformerLM
+
+    class WithFinalSite(TransformerLM):
+        @property
+        def sites(self):
+            return {**super().sites, "final": Site(self.d_model, "output of the final LayerNorm")}
+
+        def forward(self, tokens, out_mask=None):
+            x = self._run(self.hook("resid.0", self.embed(tokens)), 0, len(self.blocks), None, None)
+            x = self.hook("final", self.ln_f(x))  # [B, L, d]
+            return self.head(x if out_mask is None else x[out_mask])
+
+    torch.manual_seed(0)
+    net, task = WithFinalSite(NumericEquivalence().vocab.size, d_model=16), NumericEquivalence(max_count=6, heldout_counts=(2,),
+                                                                                               ood_counts=(7,))
+    tokens = torch.as_tensor(task.sample("train", 4, np.random.default_rng(0)).tokens)
+    assert net.states(tokens, "final").shape == (*tokens.shape, 16)
+    torch.testing.assert_close(net.states(tokens, "resid.1"), net.states_by_hooks(tokens, "resid.1"))
+    result, _ = run_alignment(net, task, Alignment("up_down", "count", "final", 4),
+                              SearchSettings(n_train=64, n_val=32, n_test=32, max_steps=2, batch_size=16, progress=False))
+    assert result.alignment["site"] == "final" and result.iia_identity is not None

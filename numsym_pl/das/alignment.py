@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Optional, Sequence, Union
 
 from numsym_pl.errors import ConfigError
@@ -20,7 +20,8 @@ class Alignment:
             (``mypackage.programs.MyProgram``; kept as the program's registered name).
         variables: the program variable(s) intervened on (a list, or names joined by ``+``;
             default: the program's first variable); several get disjoint blocks.
-        site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers).
+        site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers); default:
+            the architecture's ``default_site`` (filled in by ``for_net`` once the net is known).
         subspace: coordinates per variable (DAS only).
         intervention: ``das`` (learned rotation, interchange of a subspace), or one of the
             Ctx-Distr context interventions ``context_substitution`` / ``attention_hiding``
@@ -31,7 +32,7 @@ class Alignment:
 
     program: str = "up_down"
     variables: Optional[Union[str, Sequence[str]]] = None
-    site: str = "state"
+    site: Optional[str] = None
     subspace: int = 16
     intervention: str = "das"
     layers: Optional[list[int]] = None
@@ -46,6 +47,10 @@ class Alignment:
             self.variables = self.variables.replace(",", "+").split("+")
         self.variables = program.check_variables(self.variables)
         intervention(self.intervention)  # a registered one, or a named error
+
+    def for_net(self, net) -> "Alignment":
+        """This alignment with its site filled in from ``net.default_site`` when none was given."""
+        return self if self.site is not None else replace(self, site=net.default_site)
 
     @property
     def identity(self) -> dict:
@@ -63,7 +68,7 @@ class Alignment:
         """The metric namespace under ``das/``: ``<program>.<var>[+<var>]/<site>`` for DAS,
         ``<intervention>.<program>/<site or layers>`` for context interventions."""
         if self.intervention == "das":
-            return f"{self.program}.{'+'.join(self.variables)}/{self.site}"
+            return f"{self.program}.{'+'.join(self.variables)}/{self.site or 'default_site'}"
         where = self.site if self.intervention == "context_substitution" else (
             "attn" if self.layers is None else "attn" + "-".join(map(str, self.layers)))
         return f"{self.intervention}.{self.program}/{where}"

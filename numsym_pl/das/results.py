@@ -20,6 +20,7 @@ from numsym_pl.tasks import TaskFamily
 def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
           ckpt_path: str | Path = "") -> tuple[dict, SubspaceSwap | None]:
     """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap)."""
+    alignment = alignment.for_net(lm.net)
     check_alignment(lm.net, alignment)
     lm.net.eval()
     result, swap = run_alignment(lm.net, task, alignment, settings)

@@ -19,7 +19,7 @@ BUILT_IN = (Interchange, ContextSubstitution, AttentionHiding)
 
 def check_alignment(net: SequenceModel, alignment: Alignment) -> None:
     """Fail now, by name, if ``alignment`` cannot run on ``net`` (before any training or fitting)."""
-    intervention(alignment.intervention).check(net, alignment)
+    intervention(alignment.intervention).check(net, alignment.for_net(net))
 
 
 def run_alignment(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings | None = None,
@@ -27,7 +27,7 @@ def run_alignment(net: SequenceModel, task: TaskFamily, alignment: Alignment, se
     """Score ``alignment`` on a frozen copy of ``net`` through its intervention: (the result, the
     learned module, e.g. the DAS rotation, or None). ``init_rotation`` (a state_dict of that
     module) warm-starts a learned intervention."""
-    how = intervention(alignment.intervention)
+    how, alignment = intervention(alignment.intervention), alignment.for_net(net)
     frozen = copy.deepcopy(net).eval().requires_grad_(False)
     how.check(frozen, alignment)
     return how.run(frozen, task, alignment, settings or SearchSettings(), init_rotation)

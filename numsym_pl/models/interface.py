@@ -86,6 +86,11 @@ class SequenceModel(nn.Module):
     def sites(self) -> dict[str, Site]:
         raise NotImplementedError
 
+    @property
+    def default_site(self) -> str:
+        """The site an alignment without one uses (the first of ``sites`` unless overridden)."""
+        return next(iter(self.sites))
+
     def site_width(self, site: str) -> int:
         return self.sites[self.check_site(site)].width
 
@@ -160,6 +165,18 @@ class SequenceModel(nn.Module):
     def forward_patched_by_hooks(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                                  out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_patched_many_by_hooks(tokens, site, [(positions, patch_fn)], out_mask)
+
+    def forward_spliced_by_hooks(self, tokens: torch.Tensor, site: str, mask: torch.Tensor,
+                                 replacement: torch.Tensor) -> torch.Tensor:
+        """Logits [B, L, V] with the site's states at every ``mask`` position replaced by
+        ``replacement`` [B, L, d]."""
+        def splice(x, t):
+            if t is None:
+                return torch.where(mask[..., None], replacement.to(x.dtype), x)
+            return torch.where(mask[:, t, None], replacement[:, t].to(x.dtype), x)
+
+        with torch.no_grad(), self.hooked({site: splice}):
+            return self.forward(tokens)
 
     # ---- the interface (overridden by fast paths) ---------------------------------------------------------
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:

@@ -118,6 +118,16 @@ class TransformerLM(SequenceModel):
         s.update({f"resid.{k}": Site(self.d_model, f"residual stream after block {k}") for k in range(1, len(self.blocks) + 1)})
         return s
 
+    @property
+    def default_site(self) -> str:
+        """The residual stream in the middle of the net (``resid.1`` of the 2-block reference)."""
+        return f"resid.{len(self.blocks) // 2}"
+
+    def _on_residual(self, site: str) -> bool:
+        """The fast paths below know the residual stream; any other hook point takes the base
+        class's hook path."""
+        return self.check_site(site).startswith("resid.")
+
     def _layer(self, site: str) -> int:
         return int(self.check_site(site).split(".")[1])
 
@@ -136,12 +146,16 @@ class TransformerLM(SequenceModel):
         return self.head(self.ln_f(x if out_mask is None else x[out_mask]))
 
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
+        if not self._on_residual(site):
+            return self.states_by_hooks(tokens, site)
         return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
 
     def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor,
                         attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
         """Residual stream at ``site`` replaced by ``replacement`` [B, L, d] where ``mask`` [B, L]
         is True (context substitution); the blocks above see the spliced stream."""
+        if not self._on_residual(site) and attn_mask is None:
+            return self.forward_spliced_by_hooks(tokens, site, mask, replacement)
         k = self._layer(site)
         with torch.no_grad():
             x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)
@@ -153,7 +167,7 @@ class TransformerLM(SequenceModel):
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
         """The clean residual stream at the site, every position [B, L, d]: the blocks below the
         site do not depend on the patch."""
-        return self.states(tokens, site)
+        return self.states(tokens, site) if self._on_residual(site) else None
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                         out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None,
@@ -161,6 +175,8 @@ class TransformerLM(SequenceModel):
         """Blocks up to the site run once without grad (or come from ``cache``); only the blocks
         above it are rerun. With ``out_mask`` ([B, L] bool) the sequence is cut after the last
         masked position (attention is causal) and only the masked logits are computed (others are 0)."""
+        if not self._on_residual(site) and attn_mask is None:
+            return self.forward_patched_by_hooks(tokens, site, positions, patch_fn, out_mask)
         k = self._layer(site)
         B, L = tokens.shape
         if out_mask is not None and not out_mask.any():  # no logit asked for: nothing to run

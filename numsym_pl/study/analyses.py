@@ -30,12 +30,12 @@ def applies(name: str, alignment: Alignment, task: TaskFamily) -> bool:
 ANALYSIS_FUNCTIONS = {"gradience": gradience, "ood_interventions": ood_interventions, "phase_flips": phase_flips}
 
 
-def run_analyses(cell, net: SequenceModel, task: TaskFamily, swaps: dict[str, SubspaceSwap | None]) -> dict:
+def run_analyses(cell, alignments: list[Alignment], net: SequenceModel, task: TaskFamily, swaps: dict[str, SubspaceSwap | None]) -> dict:
     """{analysis: {alignment key: result}}; each result is cached in the cell directory."""
     out = {}
     for name in cell.analyses:
         out[name] = {}
-        for alignment in cell.alignments:
+        for alignment in alignments:
             swap = swaps.get(alignment.key)
             if swap is None or not applies(name, alignment, task):
                 continue

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.das.alignment import check_distinct
 from numsym_pl.das.results import align, load_rotation, save_result
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
@@ -93,7 +94,8 @@ def run_cell(cell: Cell) -> dict:
     fit_metrics, dynamics = read_metrics(cell.dir / "fit" / "metrics.csv")
     lm, task = load_checkpoint(ckpt)
     records, swaps = [], {}
-    for alignment in cell.alignments:
+    alignments = check_distinct([a.for_net(lm.net) for a in cell.alignments], f"cell {cell.id}: alignments")
+    for alignment in alignments:
         out = cell.dir / "das" / alignment.key.replace("/", "@")
         if (out / "das_result.json").is_file():
             record = json.loads((out / "das_result.json").read_text())
@@ -105,7 +107,7 @@ def run_cell(cell: Cell) -> dict:
             save_result(record, out, swap)
         records.append(record)
         swaps[alignment.key] = swap
-    analyses = run_analyses(cell, lm.net.eval(), task, swaps)
+    analyses = run_analyses(cell, alignments, lm.net.eval(), task, swaps)
     result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt),
               "arch_family": lm.net.family, "task_family": task.family, "task_config": task.config(),
               "task_max_count": getattr(task, "max_count", None),
