@@ -43,3 +43,17 @@ def test_probe_command_writes_json_and_figures(tiny_ckpt, tmp_path):
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "probe.json").read_text())
     assert data["sites"][0]["site"] == "state" and (tmp_path / "figures" / "pca_state.png").stat().st_size > 5000
+
+
+def test_probe_reads_any_programs_variables_and_refuses_a_task_it_does_not_fit():
+    import pytest
+
+    from numsym_pl.errors import ConfigError
+    from tests.plugins.count_plus_one import CountPlusOne
+
+    task = NumericEquivalence("multi")
+    out = linear_decodability(CountingNet(task), task, "state", n_trials=100, program="up_up")
+    assert {"demo_count_r2", "resp_count_r2", "phase_acc"} <= set(out) and out["program"] == "up_up"
+    with pytest.raises(ConfigError, match="reads"):
+        no_trigger = type("NoTrigger", (CountPlusOne,), {"token_roles": {"pad": 0, "eos": 2}})()
+        linear_decodability(CountingNet(task), no_trigger, "state", n_trials=10)
