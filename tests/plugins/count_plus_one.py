@@ -1,7 +1,6 @@
 """A toy task family, defined in one file outside the package: ``B D×n T R×(n+1) E``."""
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -10,17 +9,12 @@ from numsym_pl.tasks import TaskConfigError, TaskFamily, Trials, Vocab
 
 @dataclass
 class CountPlusOne(TaskFamily):
-    """Answer one more response than the demo phase showed objects.
-
-    Args:
-        max_count: largest training count (counts start at 1).
-        heldout_counts: training-range counts never trained on.
-        ood_counts: evaluation-only counts above the range.
-    """
+    """One more response than the demo phase showed objects. Args: max_count (counts start at 1),
+    heldout_counts (never trained on), ood_counts (evaluation only)."""
 
     max_count: int = 8
-    heldout_counts: Sequence[int] = (3,)
-    ood_counts: Sequence[int] = (9,)
+    heldout_counts: tuple[int, ...] = (3,)
+    ood_counts: tuple[int, ...] = (9,)
     vocab = Vocab(("P", "B", "E", "T", "R", "D"))
     quantities = ("count",)
     token_roles = {"pad": 0, "bos": 1, "eos": 2, "trigger": 3, "resp": 4, "demo": (5,)}
