@@ -95,7 +95,6 @@ def test_thread_setting_is_restored_and_does_not_change_results(rnn, monkeypatch
     x, h0 = inputs(rnn, requires_grad=False)
     want, _ = scan(rnn, x, LENGTHS, h0)
     monkeypatch.setattr(scan_module, "ONE_THREAD_BELOW_FLOPS", threshold)
-    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
     before = torch.get_num_threads()
     got, _ = scan(rnn, x, LENGTHS, h0)
     assert torch.get_num_threads() == before
@@ -127,3 +126,32 @@ def test_model_trains_and_reads_as_with_the_torch_module(arch):
     torch.testing.assert_close(net(tokens), want)
     torch.testing.assert_close(net(tokens, out_mask=mask), want[mask])
     torch.testing.assert_close(net.states(tokens, "state")[..., :16], h)
+
+
+@pytest.mark.parametrize("policy", [None, "passive", "ACTIVE"])
+def test_the_thread_choice_depends_on_sizes_never_on_the_environment(monkeypatch, policy):
+    """The same run computes the same numbers whatever OMP_WAIT_POLICY the caller exported."""
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    torch.set_num_threads(2)
+    with scan_module._step_threads(torch.zeros(384, 128), rows=128):
+        assert torch.get_num_threads() == 1  # a small per-step matmul
+    with scan_module._step_threads(torch.zeros(3072, 1024), rows=512):
+        assert torch.get_num_threads() == 2  # a large one keeps the threads
+    assert torch.get_num_threads() == 2
+
+
+def test_numsym_pl_sets_a_sleeping_wait_policy_unless_the_caller_chose_one():
+    import os
+    import subprocess
+    import sys
+
+    code = "import numsym_pl, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                         text=True, timeout=60).stdout
+    assert out.strip() == "ACTIVE"

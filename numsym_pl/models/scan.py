@@ -16,25 +16,26 @@ The state is the DAS site: ``h`` for a GRU, ``[h; c]`` for an LSTM.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-#: with OMP_WAIT_POLICY=passive, a step's matmul below this many FLOPs runs on one CPU thread:
-#: measured on 2 cores, a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us
-#: on two sleeping threads (61 us on two spinning ones, the default policy); two win from ~50 MFLOP
+#: a step's matmul below this many FLOPs runs on one CPU thread, whatever the OpenMP wait policy,
+#: so that one command computes the same numbers wherever it runs (numsym_pl sets
+#: OMP_WAIT_POLICY=passive, the policy this is fast under, unless the caller chose one). Measured
+#: on 2 cores: a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us on two
+#: sleeping threads (61 us on two spinning ones, the OpenMP default); two win from ~50 MFLOP
 ONE_THREAD_BELOW_FLOPS = 3e7
 
 
 @contextlib.contextmanager
 def _step_threads(w_hh: torch.Tensor, rows: int):
-    """One CPU thread for the per-step work when its matmul is small and idle threads sleep (waking
-    them costs more than they give); the large matmuls outside the loop keep every thread."""
+    """One CPU thread for the per-step work when its matmul is small (waking sleeping threads costs
+    more than they give); the large matmuls outside the loop keep every thread. The choice depends
+    on the sizes only, never on the environment: the same run gives the same numbers."""
     before = torch.get_num_threads()
-    small = (w_hh.device.type == "cpu" and os.environ.get("OMP_WAIT_POLICY", "").lower() == "passive"
-             and 2 * rows * w_hh.numel() < ONE_THREAD_BELOW_FLOPS)
+    small = w_hh.device.type == "cpu" and 2 * rows * w_hh.numel() < ONE_THREAD_BELOW_FLOPS
     if small:
         torch.set_num_threads(1)
     try:
