@@ -39,12 +39,14 @@ def variant_config(base: dict, variant: str, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default=str(ROOT / "configs" / "gru.yaml"))
-    ap.add_argument("--callbacks", default=str(ROOT / "configs" / "callbacks" / "dynamics_recurrent.yaml"))
+    ap.add_argument("--callbacks", default=str(ROOT / "configs" / "callbacks" / "dynamics.yaml"))
     ap.add_argument("--max_epochs", type=int, default=100)
     args = ap.parse_args()
-    base = yaml.safe_load(Path(args.config).read_text())
-    base["trainer"]["callbacks"] = yaml.safe_load(Path(args.callbacks).read_text())["trainer"]["callbacks"]
-    base["trainer"]["max_epochs"] = args.max_epochs
+    # the config as the CLI resolves it (base files included, overlays merged)
+    printed = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", args.config, "--config", args.callbacks,
+                              "--trainer.max_epochs", str(args.max_epochs), "--print_config"],
+                             check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    base = yaml.safe_load(printed)
     out = Path(tempfile.mkdtemp(prefix="callback_overhead_"))
     results = {}
     for variant in ("off", "on", "warm"):

@@ -118,3 +118,32 @@ def test_a_new_site_on_an_existing_architecture_is_one_hook_call():
     result, _ = run_alignment(net, task, Alignment("up_down", "count", "final", 4),
                               SearchSettings(n_train=64, n_val=32, n_test=32, max_steps=2, batch_size=16, progress=False))
     assert result.alignment["site"] == "final" and result.iia_identity is not None
+
+
+def test_a_featurizer_in_one_file_goes_through_das_and_rotation_files(tmp_path):
+    import torch
+
+    from numsym_pl.das import Alignment, SearchSettings, SubspaceSwap, run_alignment
+    from numsym_pl.das.results import load_rotation, save_result
+    from tests.conftest import SMALL_NETS
+
+    path = "tests.plugins.scaled_rotation.ScaledRotation"
+    swap = SubspaceSwap(16, 4, featurizer=path)
+    with torch.no_grad():
+        swap.rotation.log_scale.normal_()
+    h, s = torch.randn(5, 16), torch.randn(5, 16)
+    torch.testing.assert_close(swap.rotation.decode(swap.rotation.encode(h)), h, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(swap(h, h), h, atol=1e-5, rtol=1e-5)  # swapping a state with itself
+    z = swap.rotation.encode(swap(h, s))  # the swapped block is the source's, the rest the target's
+    torch.testing.assert_close(z[:, :4], swap.rotation.encode(s)[:, :4], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(z[:, 4:], swap.rotation.encode(h)[:, 4:], atol=1e-5, rtol=1e-5)
+    a = Alignment("up_down", "count", "state", 4, featurizer=path)
+    assert a.key == "up_down.count/state~scaled_rotation" and a.identity["featurizer"] == "scaled_rotation"
+    result, learned = run_alignment(SMALL_NETS["gru"](), NumericEquivalence(max_count=6, heldout_counts=(2,), ood_counts=(7,)), a,
+                                    SearchSettings(n_train=64, n_val=32, n_test=32, max_steps=3, batch_size=16, progress=False))
+    assert result.alignment["featurizer"] == "scaled_rotation" and result.iia_random is not None
+    save_result({"key": a.key}, tmp_path, learned)
+    again = load_rotation(tmp_path / "rotation.pt")
+    torch.testing.assert_close(again(h, s), learned(h, s))
+    with pytest.raises(ConfigError, match="featurizer"):
+        Alignment("up_down", "count", "state", 4, featurizer="no_such_map")

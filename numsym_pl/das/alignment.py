@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Optional, Sequence, Union
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.das.featurizers import featurizer_class
 from numsym_pl.das.protocol import intervention
 from numsym_pl.programs import get_program
 
@@ -26,6 +27,8 @@ class Alignment:
         intervention: ``das`` (learned rotation, interchange of a subspace), or one of the
             Ctx-Distr context interventions ``context_substitution`` / ``attention_hiding``
             (see ``numsym_pl.das.context``); any registered ``das.protocol.Intervention``.
+        featurizer: the learned map DAS swaps coordinates in (``rotation``, the default; any
+            registered ``das.featurizers.Featurizer``, or its class path). DAS only.
         layers: blocks (0-based) where attention hiding applies; default all.
         span: ``random`` demo-phase spans or ``all`` of the demo phase (context substitution).
     """
@@ -35,6 +38,7 @@ class Alignment:
     site: Optional[str] = None
     subspace: int = 16
     intervention: str = "das"
+    featurizer: str = "rotation"
     layers: Optional[list[int]] = None
     span: Literal["random", "all"] = "random"
 
@@ -47,6 +51,7 @@ class Alignment:
             self.variables = self.variables.replace(",", "+").split("+")
         self.variables = program.check_variables(self.variables)
         intervention(self.intervention)  # a registered one, or a named error
+        self.featurizer = featurizer_class(self.featurizer).name
 
     def for_net(self, net) -> "Alignment":
         """This alignment with its site filled in from ``net.default_site`` when none was given."""
@@ -59,7 +64,7 @@ class Alignment:
         das = self.intervention == "das"
         return {"program": self.program, "variables": list(self.variables), "intervention": self.intervention,
                 "site": None if self.intervention == "attention_hiding" else self.site,
-                "featurizer": "rotation" if das else None, "subspace": self.subspace if das else None,
+                "featurizer": self.featurizer if das else None, "subspace": self.subspace if das else None,
                 "layers": None if self.layers is None else list(self.layers),
                 "span": self.span if self.intervention == "context_substitution" else None}
 
@@ -68,7 +73,8 @@ class Alignment:
         """The metric namespace under ``das/``: ``<program>.<var>[+<var>]/<site>`` for DAS,
         ``<intervention>.<program>/<site or layers>`` for context interventions."""
         if self.intervention == "das":
-            return f"{self.program}.{'+'.join(self.variables)}/{self.site or 'default_site'}"
+            learned = "" if self.featurizer == "rotation" else f"~{self.featurizer}"
+            return f"{self.program}.{'+'.join(self.variables)}/{self.site or 'default_site'}{learned}"
         where = self.site if self.intervention == "context_substitution" else (
             "attn" if self.layers is None else "attn" + "-".join(map(str, self.layers)))
         return f"{self.intervention}.{self.program}/{where}"

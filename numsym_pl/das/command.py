@@ -10,6 +10,7 @@ next to the checkpoint (or into ``--out``).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = parser.parse_args(argv)
     out_dir = writable_dir(cfg.out or Path(cfg.ckpt_path).parent)
     lm, task = load_checkpoint(cfg.ckpt_path)
-    alignment = Alignment(cfg.program, cfg.variables, cfg.site, cfg.subspace, cfg.intervention, cfg.layers, cfg.span)
+    alignment = Alignment(**{f.name: cfg[f.name] for f in fields(Alignment)})
     record, swap = align(lm, task, alignment, SearchSettings(**cfg.settings.as_dict()), cfg.ckpt_path)
     print(format_table(record))
     print(f"wrote {save_result(record, out_dir, swap)}")

@@ -1,10 +1,11 @@
-"""Interchange interventions in a rotated basis (SPEC §4).
+"""Interchange interventions in a learned feature basis (SPEC §4).
 
-``z = h W`` with ``W`` orthogonal; the first ``subspace * n_blocks`` coordinates of the target's
-``z`` are replaced by the source's (one block of ``subspace`` coordinates per intervened variable,
-blocks disjoint); ``W^T`` maps back. The baselines go through the same code:
+``z = encode(h)``; the first ``subspace * n_blocks`` coordinates of the target's ``z`` are replaced
+by the source's (one block of ``subspace`` coordinates per intervened variable, blocks disjoint);
+``decode`` maps back. The learned map is a featurizer (``numsym_pl.das.featurizers``; the default
+``rotation`` is ``z = h W``, ``W`` orthogonal). The baselines go through the same code:
 
-- ``rotation``: ``W`` learned, kept orthogonal by ``torch.nn.utils.parametrizations.orthogonal``;
+- ``rotation``: the featurizer learned (named by ``featurizer``, default the orthogonal ``W``);
 - ``identity``: ``W = I``, i.e. swap raw neurons;
 - ``random``: a fixed random orthogonal ``W``;
 - ``full``: the whole state is swapped (``subspace`` = width).
@@ -17,9 +18,11 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import nn
-from torch.nn.utils.parametrizations import orthogonal
+import inspect
 
+from torch import nn
+
+from numsym_pl.das.featurizers import featurizer_class, random_orthogonal
 from numsym_pl.errors import ConfigError
 
 Kind = Literal["rotation", "identity", "random", "full"]
@@ -36,11 +39,13 @@ class SubspaceSwap(nn.Module):
         kind: ``rotation`` (learned), ``identity``, ``random`` or ``full``.
         seed: seed of the initial (``rotation``) or fixed (``random``) orthogonal matrix.
         orthogonal_map: how ``parametrizations.orthogonal`` keeps the learned W orthogonal:
-            ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (a linear solve, cheaper).
+            ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (a linear solve, cheaper);
+            passed to featurizers that take it.
+        featurizer: the learned map of ``kind: rotation`` (a registered name or a class path).
     """
 
     def __init__(self, width: int, subspace: int, n_blocks: int = 1, kind: Kind = "rotation", seed: int = 0,
-                 orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"):
+                 orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp", featurizer: str = "rotation"):
         super().__init__()
         if kind not in KINDS:
             raise ConfigError(f"intervention: unknown kind {kind!r}; choose one of {KINDS}")
@@ -50,20 +55,22 @@ class SubspaceSwap(nn.Module):
             raise ConfigError(f"subspace: {n_blocks} block(s) of {subspace} coordinates do not fit a state of "
                               f"width {width}")
         self.width, self.subspace, self.n_blocks, self.kind = width, subspace, n_blocks, kind
-        self.orthogonal_map = orthogonal_map
-        gen = torch.Generator().manual_seed(seed)
-        q, _ = torch.linalg.qr(torch.randn(width, width, generator=gen))
+        self.orthogonal_map, self.featurizer = orthogonal_map, featurizer
         if kind == "rotation":
-            self.rotation = orthogonal(nn.Linear(width, width, bias=False), orthogonal_map=orthogonal_map)
-            with torch.no_grad():
-                self.rotation.weight = q
+            cls = featurizer_class(featurizer)
+            options = {"orthogonal_map": orthogonal_map} if "orthogonal_map" in inspect.signature(cls).parameters else {}
+            self.rotation = cls(width, seed=seed, **options)
         else:
-            self.register_buffer("fixed", torch.eye(width) if kind in ("identity", "full") else q)
+            self.register_buffer("fixed", torch.eye(width) if kind in ("identity", "full") else random_orthogonal(width, seed))
 
     @property
     def weight(self) -> torch.Tensor:
-        """The orthogonal matrix W [d, d] (rows index the original basis)."""
-        return self.rotation.weight if self.kind == "rotation" else self.fixed
+        """The linear map W [d, d] (rows index the original basis); a non-linear featurizer has none."""
+        if self.kind != "rotation":
+            return self.fixed
+        if not hasattr(self.rotation, "weight"):
+            raise ConfigError(f"featurizer: {self.featurizer!r} is not linear; this needs a linear map (a rotation)")
+        return self.rotation.weight
 
     @property
     def swapped(self) -> int:
@@ -73,8 +80,10 @@ class SubspaceSwap(nn.Module):
         """target, source [B, d] -> patched target [B, d]. ``blocks`` (bool [n_blocks] or
         [B, n_blocks]) limits the swap to some blocks; default all."""
         with torch.autocast(target.device.type, enabled=False):
-            W = self.weight.float()
-            zt, zs = target.float() @ W, source.float() @ W  # [B, d]
+            linear = self.kind != "rotation" or hasattr(self.rotation, "weight")
+            W = self.weight.float() if linear else None  # computed once: a parametrized W costs a matrix_exp
+            encode = (lambda h: h.float() @ W) if linear else (lambda h: self.rotation.encode(h.float()))
+            zt, zs = encode(target), encode(source)  # [B, d]
             swap = torch.zeros(self.width, dtype=torch.bool, device=zt.device)
             swap[: self.swapped] = True
             if blocks is not None:
@@ -82,4 +91,4 @@ class SubspaceSwap(nn.Module):
                 swap = swap.expand(*per_coord.shape[:-1], -1).clone()
                 swap[..., : self.swapped] = per_coord
             z = torch.where(swap, zs, zt)
-            return (z @ W.T).to(target.dtype)
+            return (z @ W.T if linear else self.rotation.decode(z)).to(target.dtype)

@@ -78,7 +78,7 @@ class Intervention:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
+        if cls.__dict__.get("name"):  # a class names itself; a subclass that does not is not registered
             INTERVENTIONS[cls.name] = cls()
 
     def check(self, net, alignment) -> None:

@@ -33,7 +33,8 @@ def save_result(record: dict, out_dir: Path, swap: SubspaceSwap | None = None) -
     """Write ``das_result.json`` (and the learned rotation, ``rotation.pt``) atomically into ``out_dir``."""
     if swap is not None:
         torch.save({"width": swap.width, "subspace": swap.subspace, "n_blocks": swap.n_blocks,
-                    "orthogonal_map": swap.orthogonal_map, "state_dict": swap.state_dict()}, out_dir / "rotation.pt")
+                    "orthogonal_map": swap.orthogonal_map, "featurizer": swap.featurizer,
+                    "state_dict": swap.state_dict()}, out_dir / "rotation.pt")
     return write_json(out_dir / "das_result.json", record, indent=2)
 
 
@@ -41,6 +42,7 @@ def load_rotation(path: str | Path) -> SubspaceSwap:
     """The rotation ``numsym_pl das`` saved as ``rotation.pt``."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     swap = SubspaceSwap(saved["width"], saved["subspace"], saved["n_blocks"], "rotation",
-                        orthogonal_map=saved.get("orthogonal_map", "matrix_exp"))
+                        orthogonal_map=saved.get("orthogonal_map", "matrix_exp"),
+                        featurizer=saved.get("featurizer", "rotation"))
     swap.load_state_dict(saved["state_dict"])
     return swap

@@ -207,7 +207,7 @@ class Interchange(Intervention):
         device = next(net.parameters()).device
         n_blocks = len(alignment.variables)
         swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=derive(settings.seed, "rotation"),
-                            orthogonal_map=settings.orthogonal_map).to(device)
+                            orthogonal_map=settings.orthogonal_map, featurizer=alignment.featurizer).to(device)
         if init_state is not None:
             swap.load_state_dict(init_state)
         sets = PairSets(net, task, alignment, settings, device)

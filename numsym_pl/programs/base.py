@@ -69,7 +69,7 @@ class Program:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
+        if cls.__dict__.get("name"):  # a class names itself; a subclass that does not is not registered
             PROGRAMS[cls.name] = cls()
 
     def check_variables(self, variables) -> tuple[str, ...]:
