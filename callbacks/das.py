@@ -112,7 +112,8 @@ class DASCallback(pl.Callback):
                 if swap is not None:
                     self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
                 row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "alignment": a.identity, "iia": result.iia,
-                       **{b: getattr(result, b) for b in BASELINES}, "steps": result.steps,
+                       **{b: getattr(result, b) for b in BASELINES}, "iia_effective": result.iia_effective,
+                       "iia_none": result.iia_none, "steps": result.steps,
                        "seconds": result.seconds, "warm_start": init is not None}
                 rows.append(row)
                 full = "-" if result.iia_full_swap is None else f"{result.iia_full_swap:.3f}"
@@ -121,7 +122,7 @@ class DASCallback(pl.Callback):
         self.history.extend(rows)
         metrics = {"epoch": float(epoch)}
         for r in rows:
-            for name in ("iia", *BASELINES, "steps", "seconds"):
+            for name in ("iia", *BASELINES, "iia_effective", "iia_none", "steps", "seconds"):
                 if r[name] is not None:
                     metrics[f"das/{r['key']}/{name}"] = float(r[name])
         for logger in trainer.loggers:

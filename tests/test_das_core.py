@@ -238,3 +238,27 @@ def test_learned_rotation_stays_orthogonal_and_round_trips(orthogonal_map, tmp_p
     torch.testing.assert_close(W @ W.T, torch.eye(12), atol=1e-5, rtol=0)
     save_result({"iia": 0.5}, tmp_path, swap)
     torch.testing.assert_close(load_rotation(tmp_path / "rotation.pt").weight.detach(), W)
+
+
+@pytest.mark.parametrize("variant", ["multi", "same"])
+def test_effective_pairs_are_those_whose_count_changes(variant):
+    """Up-Down `count` alone: a pair tests something exactly when the source's count at i_s differs
+    from the target's at i_t (re-derived here from the target prefix, not from the pair code)."""
+    task, prog = NumericEquivalence(variant), PROGRAMS["up_down"]
+    p = make_pairs(task, prog, ["count"], 2000, seed=11)
+    cf = p.cf.numpy()
+    state, _ = prog.trace(cf, TokenKinds.of(task), {"count": p.target_quantity.numpy()})
+    target_count = state["count"][np.arange(len(p)), p.target_pos.numpy()]  # the prefix up to i_t is the target's
+    assert (p.effective.numpy() == (p.source_value.numpy() != target_count)).all()
+    assert 0.03 < 1 - p.effective.float().mean() < 0.2  # the no-op share the field noticed (about 8 %)
+
+
+def test_results_carry_the_no_op_floor():
+    from numsym_pl.das import Alignment, SearchSettings, run_alignment
+
+    torch.manual_seed(0)
+    settings = SearchSettings(n_train=128, n_val=64, n_test=200, max_steps=4, batch_size=32, eval_every=2, progress=False)
+    result, _ = run_alignment(SMALL_NETS["gru"](), NumericEquivalence(), Alignment("up_down", "count", "state", 4), settings)
+    record = result.as_dict()
+    assert 0 < record["n_effective"] < record["n"] == 200
+    assert 0 <= record["iia_none"] <= 1 and 0 <= record["iia_effective"] <= 1

@@ -35,6 +35,8 @@ def build_parser() -> ArgumentParser:
 def format_table(result: dict) -> str:
     rows = [("intervention", result["intervention"]), ("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
             ("subspace", result["subspace"]), ("IIA (held-out pairs)", result["iia"]),
+            (f"IIA on effective pairs ({result.get('n_effective')} of {result.get('n')})", result.get("iia_effective")),
+            ("IIA without intervention (floor)", result.get("iia_none")),
             ("IIA identity (raw neurons)", result["iia_identity"]), ("IIA full-state swap", result["iia_full_swap"]),
             ("IIA random rotation", result["iia_random"]),
             *[(f"IIA {var} alone", v) for var, v in (result.get("iia_alone") or {}).items()],

@@ -37,6 +37,7 @@ class PairBatch:
     source_value: torch.Tensor  # [N] value of the first intervened variable on the source
     target_quantity: torch.Tensor  # [N] the target trial's first task quantity (numeric equivalence: its count)
     blocks: torch.Tensor  # [N, n_variables] bool: the variables (rotation blocks) this pair intervenes on
+    effective: torch.Tensor  # [N] bool: the label differs from what the program predicts on cf without intervention
 
     def __len__(self) -> int:
         return len(self.source_pos)
@@ -106,9 +107,13 @@ def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: 
     cf, loss_mask = counterfactual(program, tgt.tokens, i_t, state, tgt.quantities, kinds, rng, max_steps)
     if not loss_mask.any(1).all():
         raise RuntimeError("make_pairs: a counterfactual without a scored answer token")
+    # the no-op floor: a pair whose scored labels are what the program, not intervened on, predicts
+    # on the same counterfactual inputs measures nothing (a net that ignores the patch gets it right)
+    _, unintervened = program.trace(cf, kinds, tgt.quantities)
+    effective = (loss_mask & (unintervened[:, :-1] != cf[:, 1:])).any(1)
 
     as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x))
     first = tgt.quantities[task.quantities[0]] if task.quantities else np.zeros(n, np.int64)
     return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
                      loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
-                     target_quantity=as_t(first), blocks=as_t(blocks))
+                     target_quantity=as_t(first), blocks=as_t(blocks), effective=as_t(effective))

@@ -34,6 +34,11 @@ class AlignmentResult:
     baselines: dict[str, float] = field(default_factory=dict)
     fit: dict | None = None
     iia_alone: dict[str, float] | None = None  # several variables: IIA intervening on each one alone
+    #: the no-op floor: IIA of the net not intervened on, and the IIA on the pairs whose label differs
+    #: from what the program predicts without the intervention (``n_effective`` of them)
+    iia_none: float | None = None
+    iia_effective: float | None = None
+    n_effective: int | None = None
 
     def baseline(self, name: str) -> float | None:
         return self.baselines.get(name)
@@ -65,6 +70,7 @@ class AlignmentResult:
                 "subspace": a["subspace"], "iia": self.iia, "n": self.n,
                 **{flat: self.baselines.get(name) for name, flat in BASELINE_FIELDS.items()},
                 "baselines": dict(self.baselines), "iia_val": self.iia_val, "steps": self.steps,
+                "iia_none": self.iia_none, "iia_effective": self.iia_effective, "n_effective": self.n_effective,
                 "seconds": self.seconds, "per_count": self.per_count,
                 "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone}
 

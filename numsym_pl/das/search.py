@@ -145,6 +145,11 @@ class PairSets:
         self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
         self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
 
+    def correct(self, net, swap, site: str, name: str, precision: str = "32") -> torch.Tensor:
+        """[N] bool: which pairs of a set ``swap`` gets exactly right."""
+        return pair_correct(net, swap, site, self.pairs[name], self.src[name], precision=precision,
+                            cache=self.cache[name])
+
     def score(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32") -> IIA:
         """IIA of ``swap`` on the first ``n`` pairs of a set (all by default)."""
         cache = self.cache[name]
@@ -190,6 +195,11 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
     return step, history
 
 
+def no_intervention(target: torch.Tensor, source: torch.Tensor, blocks=None) -> torch.Tensor:
+    """The swap that changes nothing: the net's own run on the counterfactual inputs (the floor)."""
+    return target
+
+
 class Interchange(Intervention):
     """DAS: learn a rotation whose first ``subspace`` coordinates per variable carry the program's
     variable(s), by interchange interventions on counterfactual pairs; scored on held-out pairs
@@ -214,7 +224,11 @@ class Interchange(Intervention):
         steps, history = fit_rotation(net, swap, site, sets, settings)
         seconds = time.perf_counter() - t0
         test = lambda s, name="test": sets.score(net, s, site, name, precision=settings.precision)
-        metric = test(swap)
+        pairs = sets.pairs["test"]
+        ok = sets.correct(net, swap, site, "test", settings.precision)
+        metric = IIA(sync_on_compute=False).to(device)
+        metric.update(ok, pairs.source_value)
+        floor = sets.correct(net, no_intervention, site, "test", settings.precision)  # the unpatched net
         alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
         base = {}
         if settings.baselines:
@@ -223,7 +237,10 @@ class Interchange(Intervention):
                 base[kind] = test(b).compute().item()
         # the fit always ends on a check, so the last history row already holds the final validation IIA
         iia_val = history[-1]["iia_val"] if history else test(swap, "val").compute().item()
-        result = AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(sets.pairs["test"]),
+        effective = pairs.effective
+        result = AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs),
                                  per_count=metric.per_group(), seconds=seconds, baselines=base,
+                                 iia_none=floor.float().mean().item(), n_effective=int(effective.sum()),
+                                 iia_effective=ok[effective].float().mean().item() if effective.any() else None,
                                  fit={"steps": steps, "iia_val": iia_val, "history": history}, iia_alone=alone or None)
         return result, swap

@@ -22,7 +22,8 @@ from numsym_pl.study.executors import executor_for, threads_per_cell
 from numsym_pl.study.spec import Study
 
 CSV_COLUMNS = ("cell", "arch", "task", "seed", "size", "acc_trial", "acc_trial_heldout", "acc_trial_ood", "trained_epoch",
-               "alignment", "intervention", "iia", "iia_identity", "iia_full_swap", "iia_random", "das_steps", "error")
+               "alignment", "intervention", "iia", "iia_effective", "iia_none", "iia_identity", "iia_full_swap",
+               "iia_random", "das_steps", "error")
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -70,6 +71,7 @@ def csv_rows(result: dict) -> list[dict]:
             "size": result["size"], "acc_trial": fit.get("val/acc_trial"), "acc_trial_heldout": fit.get("val/acc_trial_heldout"),
             "acc_trial_ood": fit.get("val/acc_trial_ood"), "trained_epoch": fit.get("trained/epoch"), "error": result.get("error")}
     rows = [{**base, "alignment": a["key"], "intervention": a["intervention"], "iia": a["iia"],
+             "iia_effective": a.get("iia_effective"), "iia_none": a.get("iia_none"),
              "iia_identity": a["iia_identity"], "iia_full_swap": a["iia_full_swap"], "iia_random": a["iia_random"],
              "das_steps": a["steps"]} for a in result.get("alignments", [])]
     return rows or [base]
