@@ -12,14 +12,13 @@ once its module is imported (``featurizer: mypackage.MyFeaturizer`` imports it).
 
 from __future__ import annotations
 
-import importlib
 from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from numsym_pl.errors import ConfigError
+from numsym_pl.registry import lookup
 
 FEATURIZERS: dict[str, type["Featurizer"]] = {}
 
@@ -75,15 +74,4 @@ class Rotation(Featurizer, nn.Linear):
 
 def featurizer_class(name: str) -> type[Featurizer]:
     """A registered featurizer by name, or a Featurizer class by its import path."""
-    if name not in FEATURIZERS and "." in name:
-        module, _, cls_name = name.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"featurizer: cannot import {name!r} ({type(err).__name__})") from err
-        if not (isinstance(cls, type) and issubclass(cls, Featurizer) and cls.name):
-            raise ConfigError(f"featurizer: {name!r} is not a named Featurizer class")
-        return cls
-    if name not in FEATURIZERS:
-        raise ConfigError(f"featurizer: unknown {name!r}; choose one of {sorted(FEATURIZERS)} or give a class path")
-    return FEATURIZERS[name]
+    return lookup(name, FEATURIZERS, Featurizer, "featurizer")

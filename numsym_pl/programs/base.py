@@ -23,12 +23,12 @@ Programs register by ``name`` when their class is defined; ``get_program`` also 
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.registry import lookup
 
 #: sentinel prediction "some demo token" (which one is random in the task)
 DEMO = -1
@@ -116,18 +116,7 @@ class Program:
 
 def get_program(name: str) -> Program:
     """A registered program by name, or a program class by its import path."""
-    if name not in PROGRAMS and "." in name:
-        module, _, cls_name = name.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), cls_name)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"program: cannot import {name!r} ({type(err).__name__})") from err
-        if not (isinstance(cls, type) and issubclass(cls, Program) and cls.name):
-            raise ConfigError(f"program: {name!r} is not a named Program class")
-        return PROGRAMS[cls.name]
-    if name not in PROGRAMS:
-        raise ConfigError(f"program: unknown program {name!r}; choose one of {sorted(PROGRAMS)} or give a class path")
-    return PROGRAMS[name]
+    return lookup(name, PROGRAMS, Program, "program")
 
 
 def reference_trace(program: Program, tokens: np.ndarray, kinds: TokenKinds, quantities: dict) -> tuple[list[State], list[int]]:
