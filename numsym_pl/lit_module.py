@@ -29,11 +29,9 @@ def response_correct(logits: torch.Tensor, tokens: torch.Tensor, scored: torch.T
 
     Returns (trial_ok [B] bool, token_ok [B, L-1] bool, response mask [B, L-1] bool).
     """
-    preds = logits.argmax(-1)  # [B, L-1]
-    mask = scored
-    token_ok = preds == tokens[:, 1:]
-    trial_ok = (token_ok | ~mask).all(1)
-    return trial_ok, token_ok, mask
+    token_ok = logits.argmax(-1) == tokens[:, 1:]  # [B, L-1]
+    trial_ok = (token_ok | ~scored).all(1)
+    return trial_ok, token_ok, scored
 
 
 @torch.no_grad()

@@ -143,6 +143,8 @@ def test_a_featurizer_in_one_file_goes_through_das_and_rotation_files(tmp_path):
                                     SearchSettings(n_train=64, n_val=32, n_test=32, max_steps=3, batch_size=16, progress=False))
     assert result.alignment["featurizer"] == "scaled_rotation" and result.iia_random is not None
     save_result({"key": a.key}, tmp_path, learned)
+    # the import path, so that a fresh process that never imported the plugin can rebuild it
+    assert torch.load(tmp_path / "rotation.pt", weights_only=True)["featurizer"] == path
     again = load_rotation(tmp_path / "rotation.pt")
     torch.testing.assert_close(again(h, s), learned(h, s))
     with pytest.raises(ConfigError, match="featurizer"):

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 import inspect
 
+import torch
 from torch import nn
 
 from numsym_pl.das.featurizers import featurizer_class, random_orthogonal
@@ -58,6 +58,8 @@ class SubspaceSwap(nn.Module):
         self.orthogonal_map, self.featurizer = orthogonal_map, featurizer
         if kind == "rotation":
             cls = featurizer_class(featurizer)
+            # the class's import path: what a fresh process needs to rebuild a featurizer defined elsewhere
+            self.featurizer_path = f"{cls.__module__}.{cls.__qualname__}"
             options = {"orthogonal_map": orthogonal_map} if "orthogonal_map" in inspect.signature(cls).parameters else {}
             self.rotation = cls(width, seed=seed, **options)
         else:

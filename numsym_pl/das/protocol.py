@@ -69,7 +69,7 @@ class AlignmentResult:
         return {"program": a["program"], "variables": list(a["variables"]), "site": a["site"],
                 "subspace": a["subspace"], "iia": self.iia, "n": self.n,
                 **{flat: self.baselines.get(name) for name, flat in BASELINE_FIELDS.items()},
-                "baselines": dict(self.baselines), "iia_val": self.iia_val, "steps": self.steps,
+                "iia_val": self.iia_val, "steps": self.steps,
                 "iia_none": self.iia_none, "iia_effective": self.iia_effective, "n_effective": self.n_effective,
                 "seconds": self.seconds, "per_count": self.per_count,
                 "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone}

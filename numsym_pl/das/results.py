@@ -10,7 +10,7 @@ import torch
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.run import check_alignment, run_alignment
+from numsym_pl.das.run import run_alignment
 from numsym_pl.das.search import SearchSettings
 from numsym_pl.jsonfile import write_json
 from numsym_pl.lit_module import NextTokenLM
@@ -20,8 +20,7 @@ from numsym_pl.tasks import TaskFamily
 def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
           ckpt_path: str | Path = "") -> tuple[dict, SubspaceSwap | None]:
     """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap)."""
-    alignment = alignment.for_net(lm.net)
-    check_alignment(lm.net, alignment)
+    alignment = alignment.for_net(lm.net)  # run_alignment checks it before any work
     lm.net.eval()
     result, swap = run_alignment(lm.net, task, alignment, settings)
     record = {**result.as_dict(), "key": alignment.key, "alignment": alignment.identity, "intervention": alignment.intervention,
@@ -33,7 +32,7 @@ def save_result(record: dict, out_dir: Path, swap: SubspaceSwap | None = None) -
     """Write ``das_result.json`` (and the learned rotation, ``rotation.pt``) atomically into ``out_dir``."""
     if swap is not None:
         torch.save({"width": swap.width, "subspace": swap.subspace, "n_blocks": swap.n_blocks,
-                    "orthogonal_map": swap.orthogonal_map, "featurizer": swap.featurizer,
+                    "orthogonal_map": swap.orthogonal_map, "featurizer": swap.featurizer_path,
                     "state_dict": swap.state_dict()}, out_dir / "rotation.pt")
     return write_json(out_dir / "das_result.json", record, indent=2)
 

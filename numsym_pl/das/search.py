@@ -145,16 +145,20 @@ class PairSets:
         self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
         self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
 
-    def correct(self, net, swap, site: str, name: str, precision: str = "32") -> torch.Tensor:
-        """[N] bool: which pairs of a set ``swap`` gets exactly right."""
-        return pair_correct(net, swap, site, self.pairs[name], self.src[name], precision=precision,
-                            cache=self.cache[name])
-
-    def score(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32") -> IIA:
-        """IIA of ``swap`` on the first ``n`` pairs of a set (all by default)."""
+    def correct(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32") -> torch.Tensor:
+        """[n] bool: which of the first ``n`` pairs of a set (all by default) ``swap`` gets exactly right."""
         cache = self.cache[name]
-        return evaluate(net, swap, site, self.pairs[name][:n], self.src[name][:n], precision=precision,
-                        cache=None if cache is None else cache[:n])
+        return pair_correct(net, swap, site, self.pairs[name][:n], self.src[name][:n], precision=precision,
+                            cache=None if cache is None else cache[:n])
+
+    def score(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32",
+              correct: torch.Tensor | None = None) -> IIA:
+        """IIA of ``swap`` on the first ``n`` pairs of a set, grouped by the value the source carries
+        (from ``correct`` when the pairs were already scored)."""
+        correct = self.correct(net, swap, site, name, n, precision) if correct is None else correct
+        metric = IIA(sync_on_compute=False).to(correct.device)  # every rank scores the same pairs
+        metric.update(correct, self.pairs[name].source_value[:n])
+        return metric
 
 
 def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings) -> tuple[int, list[dict]]:
@@ -223,12 +227,12 @@ class Interchange(Intervention):
         sets = PairSets(net, task, alignment, settings, device)
         steps, history = fit_rotation(net, swap, site, sets, settings)
         seconds = time.perf_counter() - t0
-        test = lambda s, name="test": sets.score(net, s, site, name, precision=settings.precision)
+        test = lambda s, name="test", correct=None: sets.score(net, s, site, name, precision=settings.precision,
+                                                               correct=correct)
         pairs = sets.pairs["test"]
-        ok = sets.correct(net, swap, site, "test", settings.precision)
-        metric = IIA(sync_on_compute=False).to(device)
-        metric.update(ok, pairs.source_value)
-        floor = sets.correct(net, no_intervention, site, "test", settings.precision)  # the unpatched net
+        ok = sets.correct(net, swap, site, "test", precision=settings.precision)
+        metric = test(swap, correct=ok)
+        floor = sets.correct(net, no_intervention, site, "test", precision=settings.precision)  # the unpatched net
         alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
         base = {}
         if settings.baselines:

@@ -194,12 +194,8 @@ class SequenceModel(nn.Module):
 
     def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
         """Run the net with the site's states at ``mask`` ([B, L] bool, at least one per row)
-        replaced by ``replacement`` ([B, L, d]) and continue; logits [B, L, V]. The default, exact
-        for nets whose future depends on the last state only (recurrent nets), patches each row's
-        last masked position; logits at earlier masked positions are the clean run's."""
-        last = last_masked(mask)
-        rows = torch.arange(len(tokens), device=tokens.device)
-        return self.forward_patched(tokens, site, last, lambda h: replacement[rows, last].to(h.dtype))
+        replaced by ``replacement`` ([B, L, d]) and continue; logits [B, L, V]."""
+        return self.forward_spliced_by_hooks(tokens, site, mask, replacement)
 
 
 def build_net(config: dict) -> SequenceModel:

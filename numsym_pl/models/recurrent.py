@@ -66,6 +66,14 @@ class RecurrentLM(SequenceModel):
         lengths = last_masked(out_mask) + 1  # each row runs up to its last needed step
         return self.decoder(scan(self.rnn, x, lengths, at=out_mask.nonzero(as_tuple=True))[0][:, :H])  # [M, V]
 
+    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
+        """The fast path of the splice: the future of a recurrent net depends on its last state
+        only, so patching each row's last masked position is exact after it (logits at earlier
+        masked positions are the clean run's)."""
+        last = last_masked(mask)
+        rows = torch.arange(len(tokens), device=tokens.device)
+        return self.forward_patched(tokens, site, last, lambda h: replacement[rows, last].to(h.dtype))
+
     def _stepwise(self, tokens: torch.Tensor) -> torch.Tensor:
         """h [B, L, H] by one cell call per step, the site's state passing its hook point each step
         (the reference the scan's fast paths are tested against)."""

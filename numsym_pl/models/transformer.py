@@ -123,10 +123,14 @@ class TransformerLM(SequenceModel):
         """The residual stream in the middle of the net (``resid.1`` of the 2-block reference)."""
         return f"resid.{len(self.blocks) // 2}"
 
-    def _on_residual(self, site: str) -> bool:
+    def _on_residual(self, site: str, attn_mask=None) -> bool:
         """The fast paths below know the residual stream; any other hook point takes the base
-        class's hook path."""
-        return self.check_site(site).startswith("resid.")
+        class's hook path (which runs no attention mask)."""
+        if self.check_site(site).startswith("resid."):
+            return True
+        if attn_mask is not None:
+            raise ConfigError(f"site: attention masks run at the residual sites only, not at {site!r}")
+        return False
 
     def _layer(self, site: str) -> int:
         return int(self.check_site(site).split(".")[1])
@@ -147,15 +151,15 @@ class TransformerLM(SequenceModel):
 
     def states(self, tokens: torch.Tensor, site: str) -> torch.Tensor:
         if not self._on_residual(site):
-            return self.states_by_hooks(tokens, site)
+            return super().states(tokens, site)
         return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
 
     def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor,
                         attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
         """Residual stream at ``site`` replaced by ``replacement`` [B, L, d] where ``mask`` [B, L]
         is True (context substitution); the blocks above see the spliced stream."""
-        if not self._on_residual(site) and attn_mask is None:
-            return self.forward_spliced_by_hooks(tokens, site, mask, replacement)
+        if not self._on_residual(site, attn_mask):
+            return super().forward_spliced(tokens, site, mask, replacement)
         k = self._layer(site)
         with torch.no_grad():
             x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)
@@ -175,15 +179,15 @@ class TransformerLM(SequenceModel):
         """Blocks up to the site run once without grad (or come from ``cache``); only the blocks
         above it are rerun. With ``out_mask`` ([B, L] bool) the sequence is cut after the last
         masked position (attention is causal) and only the masked logits are computed (others are 0)."""
-        if not self._on_residual(site) and attn_mask is None:
-            return self.forward_patched_by_hooks(tokens, site, positions, patch_fn, out_mask)
+        if not self._on_residual(site, attn_mask):
+            return super().forward_patched(tokens, site, positions, patch_fn, out_mask)
         k = self._layer(site)
         B, L = tokens.shape
-        if out_mask is not None and not out_mask.any():  # no logit asked for: nothing to run
-            return self.head.weight.new_zeros(B, L, self.head.out_features)
         if out_mask is not None:
-            cut = int(torch.where(out_mask, torch.arange(L, device=tokens.device), 0).max()) + 1
-            cut = max(cut, int(positions.max()) + 1)
+            last = int(torch.where(out_mask, torch.arange(L, device=tokens.device), -1).max())  # one host sync
+            if last < 0:  # no logit asked for: nothing to run
+                return self.head.weight.new_zeros(B, L, self.head.out_features)
+            cut = max(last + 1, int(positions.max()) + 1)
             tokens = tokens[:, :cut]
             attn_mask = attn_mask[:, :cut, :cut] if attn_mask is not None else None
         if cache is not None:

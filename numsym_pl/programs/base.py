@@ -138,19 +138,18 @@ def rollout(program: Program, state: State, quantities: dict, kinds: TokenKinds,
     ``kinds.demo``. Returns the emitted tokens [N, S] (pad after the end) and which of them are
     scored answers [N, S]."""
     N = len(next(iter(state.values())))
-    out = np.full((N, max_steps), kinds.pad, dtype=np.int64)
-    scored = np.zeros((N, max_steps), dtype=bool)
+    out, scored = [], []  # one column per step, stacked once: max_steps is only the bound
     done = np.zeros(N, dtype=bool)
-    demo_choices = np.asarray(getattr(kinds, "demo", ()) if "demo" in kinds.roles else (), dtype=np.int64)
-    for s in range(max_steps):
+    demo_choices = np.asarray(kinds.roles.get("demo", ()), dtype=np.int64)
+    for _ in range(max_steps):
         tok = program.predict(state, quantities, kinds)
         if demo_choices.size:
             tok = np.where(tok == DEMO, demo_choices[rng.integers(0, len(demo_choices), N)], tok)
-        scored[:, s] = program.scored(state) & ~done
+        scored.append(program.scored(state) & ~done)
         tok = np.where(done, kinds.pad, tok)
-        out[:, s] = tok
+        out.append(tok)
         state = program.step(state, tok, kinds)
         done |= tok == kinds.eos
         if done.all():
-            return out[:, : s + 1], scored[:, : s + 1]
+            return np.stack(out, 1).astype(np.int64, copy=False), np.stack(scored, 1)
     raise RuntimeError(f"rollout: {int((~done).sum())} continuations did not reach the end within {max_steps} steps")
