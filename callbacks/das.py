@@ -47,8 +47,7 @@ class DASCallback(pl.Callback):
                  figure: bool = True):
         if every_n_epochs < 1:
             raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
-        self.alignments = check_distinct([a if isinstance(a, Alignment) else Alignment(**a)
-                                          for a in (alignments or [Alignment()])])
+        self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
         self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = every_n_epochs, warm_start, at_fit_end, figure
         self.settings = settings or SearchSettings(n_train=2000, n_val=500, n_test=500, max_steps=300, progress=False)
         self.history: list[dict] = []  # one row per (epoch, alignment)
@@ -58,6 +57,7 @@ class DASCallback(pl.Callback):
 
     # ---- hooks ----------------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
+        # sites filled in from the net, then refused if two would share a metric key
         self.alignments = check_distinct([a.for_net(pl_module.net) for a in self.alignments])
         for a in self.alignments:  # fail now, not after N epochs of training
             check_alignment(pl_module.net, a)

@@ -262,3 +262,13 @@ def test_results_carry_the_no_op_floor():
     record = result.as_dict()
     assert 0 < record["n_effective"] < record["n"] == 200
     assert 0 <= record["iia_none"] <= 1 and 0 <= record["iia_effective"] <= 1
+
+
+def test_pairs_without_the_floor_are_the_same_pairs():
+    task, prog = NumericEquivalence("multi", p_void=0.2), PROGRAMS["up_down"]
+    with_floor, without = (make_pairs(task, prog, ["count", "phase"], 300, seed=3, subsets="random", floor=f)
+                           for f in (True, False))
+    assert without.effective is None and with_floor.effective is not None
+    for name in ("source", "source_pos", "cf", "target_pos", "loss_mask", "source_value", "blocks"):
+        assert torch.equal(getattr(with_floor, name), getattr(without, name)), name
+    assert without[:5].effective is None and len(without[:5]) == 5

@@ -37,16 +37,22 @@ class PairBatch:
     source_value: torch.Tensor  # [N] value of the first intervened variable on the source
     target_quantity: torch.Tensor  # [N] the target trial's first task quantity (numeric equivalence: its count)
     blocks: torch.Tensor  # [N, n_variables] bool: the variables (rotation blocks) this pair intervenes on
-    effective: torch.Tensor  # [N] bool: the label differs from what the program predicts on cf without intervention
+    #: [N] bool: the label differs from what the program predicts on cf without intervention
+    #: (None for pairs made with ``floor=False``: training pairs, which are never scored for it)
+    effective: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.source_pos)
 
+    def _map(self, fn) -> "PairBatch":
+        return PairBatch(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
+                            for f in fields(self)})
+
     def __getitem__(self, idx) -> "PairBatch":
-        return PairBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return self._map(lambda x: x[idx])
 
     def to(self, device) -> "PairBatch":
-        return PairBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return self._map(lambda x: x.to(device))
 
 
 def _intervenable_positions(intervenable: np.ndarray, rng) -> np.ndarray:
@@ -76,12 +82,13 @@ def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state:
 
 def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: int, seed: int,
                source_split: Split = "train", target_split: Split = "train",
-               subsets: Literal["all", "random"] | int = "all") -> PairBatch:
+               subsets: Literal["all", "random"] | int = "all", floor: bool = True) -> PairBatch:
     """``n`` counterfactual pairs, vectorised and reproducible from ``seed``; sources and targets
     are trials of the named splits of the task. With several variables, ``subsets`` says which
     each pair intervenes on: ``all`` of them, a ``random`` non-empty subset per pair (what makes
     each rotation block stand for its own variable when training), or only the variable with that
-    index."""
+    index. ``floor`` marks the ``effective`` pairs (one more trace of the counterfactuals); pairs
+    that are only trained on need not."""
     variables = program.check_variables(variables)
     program.check_task(task)
     rng = np.random.default_rng(seed)
@@ -109,11 +116,14 @@ def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: 
         raise RuntimeError("make_pairs: a counterfactual without a scored answer token")
     # the no-op floor: a pair whose scored labels are what the program, not intervened on, predicts
     # on the same counterfactual inputs measures nothing (a net that ignores the patch gets it right)
-    _, unintervened = program.trace(cf, kinds, tgt.quantities)
-    effective = (loss_mask & (unintervened[:, :-1] != cf[:, 1:])).any(1)
+    effective = None
+    if floor:
+        _, unintervened = program.trace(cf, kinds, tgt.quantities)
+        effective = (loss_mask & (unintervened[:, :-1] != cf[:, 1:])).any(1)
 
     as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x))
     first = tgt.quantities[task.quantities[0]] if task.quantities else np.zeros(n, np.int64)
     return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
                      loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
-                     target_quantity=as_t(first), blocks=as_t(blocks), effective=as_t(effective))
+                     target_quantity=as_t(first), blocks=as_t(blocks),
+                     effective=None if effective is None else as_t(effective))

@@ -140,7 +140,7 @@ class PairSets:
         if len(alignment.variables) > 1:
             sets.update({f"test.{v}": (settings.n_test, j) for j, v in enumerate(alignment.variables)})
         self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
-                                       subsets=which).to(device)
+                                       subsets=which, floor=name == "test").to(device)
                       for name, (n, which) in sets.items()}
         self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
         self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
