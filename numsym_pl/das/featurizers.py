@@ -24,10 +24,12 @@ FEATURIZERS: dict[str, type["Featurizer"]] = {}
 
 
 class Featurizer(nn.Module):
-    """Base: ``__init__(width, seed, **options)``, ``encode``, ``decode``. A linear featurizer also
-    exposes ``weight`` [d, d] (rows index the state's basis), which the gradience analysis reads."""
+    """Base: ``__init__(width, seed, **options)``, ``encode``, ``decode``. A ``linear`` featurizer
+    also exposes ``weight`` [d, d] (rows index the state's basis): the swap then computes it once per
+    call, and the gradience analysis reads it."""
 
     name: str = ""
+    linear: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -56,7 +58,7 @@ class Rotation(Featurizer, nn.Linear):
         orthogonal_map: ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (a linear solve).
     """
 
-    name = "rotation"
+    name, linear = "rotation", True
 
     def __init__(self, width: int, seed: int = 0, orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"):
         nn.Linear.__init__(self, width, width, bias=False)

@@ -64,15 +64,14 @@ class SubspaceSwap(nn.Module):
             self.rotation = cls(width, seed=seed, **options)
         else:
             self.register_buffer("fixed", torch.eye(width) if kind in ("identity", "full") else random_orthogonal(width, seed))
+        self.linear = kind != "rotation" or self.rotation.linear
 
     @property
     def weight(self) -> torch.Tensor:
         """The linear map W [d, d] (rows index the original basis); a non-linear featurizer has none."""
-        if self.kind != "rotation":
-            return self.fixed
-        if not hasattr(self.rotation, "weight"):
+        if not self.linear:
             raise ConfigError(f"featurizer: {self.featurizer!r} is not linear; this needs a linear map (a rotation)")
-        return self.rotation.weight
+        return self.rotation.weight if self.kind == "rotation" else self.fixed
 
     @property
     def swapped(self) -> int:
@@ -82,7 +81,7 @@ class SubspaceSwap(nn.Module):
         """target, source [B, d] -> patched target [B, d]. ``blocks`` (bool [n_blocks] or
         [B, n_blocks]) limits the swap to some blocks; default all."""
         with torch.autocast(target.device.type, enabled=False):
-            linear = self.kind != "rotation" or hasattr(self.rotation, "weight")
+            linear = self.linear
             W = self.weight.float() if linear else None  # computed once: a parametrized W costs a matrix_exp
             encode = (lambda h: h.float() @ W) if linear else (lambda h: self.rotation.encode(h.float()))
             zt, zs = encode(target), encode(source)  # [B, d]
