@@ -40,20 +40,17 @@ class AlignmentResult:
     iia_effective: float | None = None
     n_effective: int | None = None
 
-    def baseline(self, name: str) -> float | None:
-        return self.baselines.get(name)
-
     @property
     def iia_identity(self) -> float | None:
-        return self.baseline("identity")
+        return self.baselines.get("identity")
 
     @property
     def iia_full_swap(self) -> float | None:
-        return self.baseline("full")
+        return self.baselines.get("full")
 
     @property
     def iia_random(self) -> float | None:
-        return self.baseline("random")
+        return self.baselines.get("random")
 
     @property
     def steps(self) -> int | None:

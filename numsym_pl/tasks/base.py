@@ -27,7 +27,6 @@ import numpy as np
 from numsym_pl.errors import ConfigError
 
 Split = Literal["train", "heldout", "ood"]
-SPLITS: tuple[str, ...] = ("train", "heldout", "ood")
 
 
 class TaskConfigError(ConfigError):
