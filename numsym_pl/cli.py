@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from callbacks.trained_at import TrainedAt
 from numsym_pl.data import TrialDataModule
 from numsym_pl.errors import NumSymError
 from numsym_pl.loggers import fall_back_from_unreachable_loggers, keep_csv_history_on_resume
@@ -28,9 +30,18 @@ class SaveConfigToLoggers(SaveConfigCallback):
 
 class NumSymCLI(LightningCLI):
     """LightningCLI whose model's ``vocab_size`` and ``pad_id`` come from the data module, and
-    which checks outputs, the checkpoint to resume from and the loggers before a fit starts."""
+    which checks outputs, the checkpoint to resume from and the loggers before a fit starts.
+
+    Two callbacks every run has are config groups of their own, beside ``trainer.callbacks``, so
+    that an overlay changes one argument (``checkpoint: {every_n_epochs: 10}``,
+    ``trained_at: {stop: false}``) without repeating a callback list: ``checkpoint`` (Lightning's
+    ModelCheckpoint; configs/base/checkpoint.yaml) and ``trained_at`` (callbacks.trained_at.TrainedAt:
+    the paper's criterion, stopping the fit once met, ``trainer.max_epochs`` the ceiling).
+    ``trainer.callbacks`` holds the rest (the DAS callback, user callbacks)."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(TrainedAt, "trained_at")
         parser.link_arguments("data.vocab_size", "model.net.init_args.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_id", "model.pad_id", apply_on="instantiate")
 

@@ -90,6 +90,7 @@ def _run_cli(*args, cwd):
     (["--data.task.init_args.min_count", "9", "--data.task.init_args.max_count", "3"], "max_count"),
     (["--data.task", "numsym_pl.tasks.NoSuchTask"], "data.task"),
     (["--model.lr", "-0.001"], "model.lr"),
+    (["--trained_at.patience", "0"], "trained_at.patience"),
 ])
 def test_bad_settings_exit_nonzero_naming_the_field(args, needle, tmp_path):
     res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), *FAST, *args, cwd=tmp_path)

@@ -20,8 +20,6 @@ trainer:
   log_every_n_steps: 1
   logger: {{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {save_dir}, name: run, version: 0}}}}
   callbacks:
-    - class_path: lightning.pytorch.callbacks.ModelCheckpoint
-      init_args: {{every_n_epochs: 1, save_top_k: -1, save_last: true}}
     - class_path: callbacks.das.DASCallback
       init_args:
         every_n_epochs: 1
@@ -29,6 +27,7 @@ trainer:
         alignments: [{{program: up_down, variables: [count], site: state, subspace: 4}}]
         settings: {{n_train: 128, n_val: 64, n_test: 64, max_steps: 4, batch_size: 32, eval_every: 2, progress: false}}
 {extra_callbacks}
+checkpoint: {{every_n_epochs: 1, save_top_k: -1, save_last: true}}
 model:
   lr: 0.003
   warmup_steps: 1

@@ -25,7 +25,7 @@ from numsym_pl.study.analyses import run_analyses
 from numsym_pl.study.spec import Cell
 
 FIT_KEYS = ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood", "val/acc_token", "trained/epoch",
-            "trained/seconds", "epoch")
+            "trained/seconds", "trained/stopped", "epoch")
 
 
 class CellFailed(NumSymError):

@@ -22,7 +22,7 @@ from numsym_pl.study.executors import executor_for, threads_per_cell
 from numsym_pl.study.spec import Study
 
 CSV_COLUMNS = ("cell", "arch", "task", "seed", "size", "acc_trial", "acc_trial_heldout", "acc_trial_ood", "trained_epoch",
-               "alignment", "intervention", "iia", "iia_effective", "iia_none", "iia_identity", "iia_full_swap",
+               "epochs", "alignment", "intervention", "iia", "iia_effective", "iia_none", "iia_identity", "iia_full_swap",
                "iia_random", "das_steps", "error")
 
 
@@ -69,7 +69,8 @@ def csv_rows(result: dict) -> list[dict]:
     fit = result.get("fit", {})
     base = {"cell": result["cell"], "arch": result["arch"], "task": result["task"], "seed": result["seed"],
             "size": result["size"], "acc_trial": fit.get("val/acc_trial"), "acc_trial_heldout": fit.get("val/acc_trial_heldout"),
-            "acc_trial_ood": fit.get("val/acc_trial_ood"), "trained_epoch": fit.get("trained/epoch"), "error": result.get("error")}
+            "acc_trial_ood": fit.get("val/acc_trial_ood"), "trained_epoch": fit.get("trained/epoch"),
+            "epochs": None if fit.get("epoch") is None else int(fit["epoch"]) + 1, "error": result.get("error")}
     rows = [{**base, "alignment": a["key"], "intervention": a["intervention"], "iia": a["iia"],
              "iia_effective": a.get("iia_effective"), "iia_none": a.get("iia_none"),
              "iia_identity": a["iia_identity"], "iia_full_swap": a["iia_full_swap"], "iia_random": a["iia_random"],
