@@ -52,14 +52,23 @@ SMALL = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_te
          "--settings.max_steps", "3", "--settings.eval_every", "3", "--settings.progress", "false"]
 
 
-def test_das_command_writes_result_json(tiny_ckpt, tmp_path):
+def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, tmp_path):
     res = _das("--ckpt_path", str(tiny_ckpt), "--program", "up_down", "--variables", "count", "--site", "state",
-               "--subspace", "4", *SMALL, "--out", str(tmp_path), cwd=tmp_path)
+               "--subspace", "4", "--controls", *SMALL, "--settings.random_seeds", "3", "--out", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "das_result.json").read_text())
-    for key in ("program", "variables", "site", "subspace", "iia", "iia_identity", "iia_full_swap", "steps", "seconds"):
+    for key in ("program", "variables", "site", "subspace", "iia", "iia_identity", "iia_full_swap", "steps", "seconds",
+                "iia_effective", "iia_none", "intervals", "discriminating"):
         assert key in data
-    assert data["variables"] == ["count"] and "IIA (held-out pairs)" in res.stdout
+    lo, hi = data["intervals"]["iia"]
+    assert data["variables"] == ["count"] and lo <= data["iia"] <= hi
+    random = data["controls"]["random_subspace"]
+    assert len(random["values"]) == 3 and random["mean"] == pytest.approx(data["iia_random"])
+    untrained = data["controls"]["untrained"]
+    assert 0 <= untrained["iia"] <= 1 and untrained["n"] == data["n"] and untrained["intervals"]["iia"]
+    for line in ("IIA, all held-out pairs", "IIA on effective pairs", "random subspaces (3 seeds)", "untrained net: IIA, all pairs"):
+        assert line in res.stdout, line
+    assert f"[{lo:.3f}, {hi:.3f}]" in res.stdout
 
 
 def test_das_command_from_a_config_file(tiny_ckpt, tmp_path):

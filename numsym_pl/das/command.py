@@ -1,10 +1,11 @@
 """``numsym_pl das``: post-hoc alignment of a trained checkpoint.
 
     numsym_pl das --ckpt_path RUN/checkpoints/last.ckpt --program up_down --variables count \\
-        --site state --subspace 16 [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
+        --site state --subspace 16 [--controls] [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
     numsym_pl das --ckpt_path ... --intervention attention_hiding --program ctx_distr
 
-Prints a short table and writes ``das_result.json`` (and the learned rotation, ``rotation.pt``)
+Prints a short table (every IIA with its 95 % interval; ``--controls`` adds the same alignment on
+an untrained net) and writes ``das_result.json`` (and the learned rotation, ``rotation.pt``)
 next to the checkpoint (or into ``--out``).
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from jsonargparse import ActionConfigFile, ArgumentParser
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das.alignment import Alignment
@@ -28,20 +29,46 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--ckpt_path", type=str, required=True, help="Checkpoint written by `numsym_pl fit`.")
     parser.add_class_arguments(Alignment, nested_key=None, as_group=True)
     parser.add_class_arguments(SearchSettings, "settings")
+    parser.add_argument("--controls", action=ActionYesNo, default=False,
+                        help="Also fit the alignment on an untrained net of the same architecture (same as --settings.controls).")
     parser.add_argument("--out", type=str, default=None, help="Directory for das_result.json (default: the checkpoint's).")
     return parser
 
 
+def control_rows(controls: dict | None) -> list[tuple]:
+    """The controls' rows: random subspaces over seeds, the untrained net."""
+    rows, controls = [], controls or {}
+    if "random_subspace" in controls:
+        r = controls["random_subspace"]
+        rows.append((f"random subspaces ({len(r['values'])} seeds), mean ± sd", f"{r['mean']:.3f} ± {r['sd']:.3f}"))
+    if "untrained" in controls:
+        u, ci = controls["untrained"], controls["untrained"].get("intervals") or {}
+        rows += [("untrained net: IIA on effective pairs", (u.get("iia_effective"), ci.get("iia_effective"))),
+                 ("untrained net: IIA, all pairs", (u.get("iia"), ci.get("iia"))),
+                 ("untrained net: IIA without intervention", (u.get("iia_none"), ci.get("iia_none")))]
+    return rows
+
+
 def format_table(result: dict) -> str:
+    """The result as a two-column table; an IIA with its 95 % interval over the test pairs."""
+    ci = result.get("intervals") or {}
+    iia = lambda field: (result.get(field), ci.get(field))
     rows = [("intervention", result["intervention"]), ("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
-            ("subspace", result["subspace"]), ("IIA (held-out pairs)", result["iia"]),
-            (f"IIA on effective pairs ({result.get('n_effective')} of {result.get('n')})", result.get("iia_effective")),
-            ("IIA without intervention (floor)", result.get("iia_none")),
-            ("IIA identity (raw neurons)", result["iia_identity"]), ("IIA full-state swap", result["iia_full_swap"]),
-            ("IIA random rotation", result["iia_random"]),
+            ("subspace", result["subspace"]),
+            (f"IIA on effective pairs ({result.get('n_effective')} of {result.get('n')})", iia("iia_effective")),
+            ("IIA, all held-out pairs", iia("iia")), ("IIA without intervention (floor)", iia("iia_none")),
+            ("discriminating (floor below the interval)", result.get("discriminating")),
+            ("IIA identity (raw neurons)", iia("iia_identity")), ("IIA full-state swap", iia("iia_full_swap")),
+            ("IIA random rotation", iia("iia_random")),
             *[(f"IIA {var} alone", v) for var, v in (result.get("iia_alone") or {}).items()],
+            *control_rows(result.get("controls")),
             ("steps", result["steps"]), ("seconds", result["seconds"])]
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    def fmt(v):
+        if isinstance(v, tuple):
+            value, bounds = v
+            return fmt(value) + (f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds and value is not None else "")
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in rows)
 
@@ -52,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir = writable_dir(cfg.out or Path(cfg.ckpt_path).parent)
     lm, task = load_checkpoint(cfg.ckpt_path)
     alignment = Alignment(**{f.name: cfg[f.name] for f in fields(Alignment)})
-    record, swap = align(lm, task, alignment, SearchSettings(**cfg.settings.as_dict()), cfg.ckpt_path)
+    settings = SearchSettings(**{**cfg.settings.as_dict(), "controls": cfg.settings.controls or cfg.controls})
+    record, swap = align(lm, task, alignment, settings, cfg.ckpt_path)
     print(format_table(record))
     print(f"wrote {save_result(record, out_dir, swap)}")
     return record

@@ -42,3 +42,16 @@ class IIA(Metric):
     def per_group(self) -> dict[int, float]:
         """{group: IIA} for the groups seen, from this process's tallies."""
         return {int(g): float(self.correct[g]) / int(self.total[g]) for g in torch.nonzero(self.total).flatten()}
+
+
+def wilson_interval(rate: float | None, n: int | None, z: float = 1.96) -> tuple[float, float] | None:
+    """The 95 % Wilson score interval of a proportion ``rate`` measured on ``n`` pairs (None when
+    there is nothing to bound). Unlike the normal approximation it stays inside [0, 1] and is not
+    empty at IIA 0 or 1, where DAS results often sit."""
+    if rate is None or not n or rate != rate:
+        return None
+    k = round(rate * n)
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * ((p * (1 - p) / n + z2 / (4 * n * n)) ** 0.5) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -8,6 +8,11 @@ forward to its end token. The counterfactual sequence is the target up to ``i_t`
 that continuation. The scored targets are the continuation's outputs the program calls answers
 (``Program.scored``; counting programs: the response phase's R's and E): positions before ``i_t``
 are not touched by the intervention.
+
+A pair is identified by its ``key``: a 64-bit hash of (source trial, target trial, ``i_s``,
+``i_t``). ``make_pairs(exclude=...)`` draws pairs none of whose keys are in ``exclude``, which is
+how DAS keeps its validation and test pairs disjoint from its training pairs (on Single- and
+Same-Object a trial is fixed by its count, so independent draws repeat about a fifth of them).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 from numsym_pl.errors import ConfigError
 from numsym_pl.programs import Program, TokenKinds, rollout
 from numsym_pl.tasks import TaskFamily
-from numsym_pl.tasks.base import Split
+from numsym_pl.tasks.base import Split, Trials
 
 
 @dataclass
@@ -37,6 +42,7 @@ class PairBatch:
     source_value: torch.Tensor  # [N] value of the first intervened variable on the source
     target_quantity: torch.Tensor  # [N] the target trial's first task quantity (numeric equivalence: its count)
     blocks: torch.Tensor  # [N, n_variables] bool: the variables (rotation blocks) this pair intervenes on
+    key: torch.Tensor  # [N] int64: hash of (source trial, target trial, i_s, i_t), see pair_keys
     #: [N] bool: the label differs from what the program predicts on cf without intervention
     #: (None for pairs made with ``floor=False``: training pairs, which are never scored for it)
     effective: torch.Tensor | None = None
@@ -53,6 +59,55 @@ class PairBatch:
 
     def to(self, device) -> "PairBatch":
         return self._map(lambda x: x.to(device))
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _row_hash(tokens: np.ndarray) -> np.ndarray:
+    """[N] uint64 hash of each row; trailing padding (id 0) does not change it."""
+    powers = np.cumprod(np.full(tokens.shape[1], 1_000_003, np.uint64), dtype=np.uint64)
+    return (tokens.astype(np.uint64) * powers[None, :]).sum(1, dtype=np.uint64)
+
+
+def pair_keys(source: np.ndarray, target: np.ndarray, i_s: np.ndarray, i_t: np.ndarray) -> np.ndarray:
+    """[N] int64 key of each pair: a hash of (source trial, target trial, i_s, i_t)."""
+    with np.errstate(over="ignore"):
+        h = np.zeros(len(source), np.uint64)
+        for part in (_row_hash(source), _row_hash(target), i_s.astype(np.uint64), i_t.astype(np.uint64)):
+            h = (h ^ part) * _MIX + np.uint64(0x632BE59BD9B4E019)
+            h ^= h >> np.uint64(29)
+    return h.view(np.int64)
+
+
+def _take(trials: Trials, idx: np.ndarray) -> Trials:
+    return Trials(trials.tokens[idx], trials.scored[idx], trials.intervenable[idx],
+                  {k: v[idx] for k, v in trials.quantities.items()})
+
+
+def _draw(task: TaskFamily, source_split: Split, target_split: Split, n: int, rng, exclude: np.ndarray | None):
+    """(source trials, target trials, i_s, i_t, keys) of ``n`` pairs, none keyed in ``exclude``.
+    Without ``exclude`` exactly ``n`` are drawn; with it, candidates are drawn in rounds and the
+    excluded ones dropped."""
+    need, rounds = n, 0
+    while True:
+        m = n if exclude is None else need + need // 2 + 64
+        src, tgt = task.sample(source_split, m, rng), task.sample(target_split, m, rng)
+        if len(src) < m or len(tgt) < m:
+            raise ConfigError(f"split: task {task.family!r} has no {source_split if len(src) < m else target_split!r} trials")
+        i_s = _intervenable_positions(src.intervenable, rng)
+        i_t = _intervenable_positions(tgt.intervenable, rng)
+        keys = pair_keys(src.tokens, tgt.tokens, i_s, i_t)
+        if exclude is None:
+            return src, tgt, i_s, i_t, keys
+        keep = np.flatnonzero(~np.isin(keys, exclude))[:n]
+        if len(keep) == n:
+            return _take(src, keep), _take(tgt, keep), i_s[keep], i_t[keep], keys[keep]
+        rounds += 1
+        need = 2 * need
+        if rounds > 6:
+            raise ConfigError(f"make_pairs: fewer than {n} pairs of {task.family!r} ({source_split} -> {target_split}) "
+                              f"are left outside the {len(exclude)} excluded ones; ask for fewer pairs")
 
 
 def _intervenable_positions(intervenable: np.ndarray, rng) -> np.ndarray:
@@ -82,22 +137,22 @@ def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state:
 
 def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: int, seed: int,
                source_split: Split = "train", target_split: Split = "train",
-               subsets: Literal["all", "random"] | int = "all", floor: bool = True) -> PairBatch:
+               subsets: Literal["all", "random"] | int = "all", floor: bool = True,
+               exclude: np.ndarray | torch.Tensor | None = None) -> PairBatch:
     """``n`` counterfactual pairs, vectorised and reproducible from ``seed``; sources and targets
     are trials of the named splits of the task. With several variables, ``subsets`` says which
     each pair intervenes on: ``all`` of them, a ``random`` non-empty subset per pair (what makes
     each rotation block stand for its own variable when training), or only the variable with that
     index. ``floor`` marks the ``effective`` pairs (one more trace of the counterfactuals); pairs
-    that are only trained on need not."""
+    that are only trained on need not. ``exclude`` holds pair keys (``PairBatch.key``) none of the
+    pairs may have: the training pairs, when drawing held-out ones."""
     variables = program.check_variables(variables)
     program.check_task(task)
     rng = np.random.default_rng(seed)
     kinds = TokenKinds.of(task)
-    src, tgt = task.sample(source_split, n, rng), task.sample(target_split, n, rng)
-    if len(src) < n or len(tgt) < n:
-        raise ConfigError(f"split: task {task.family!r} has no {source_split if len(src) < n else target_split!r} trials")
-    i_s = _intervenable_positions(src.intervenable, rng)
-    i_t = _intervenable_positions(tgt.intervenable, rng)
+    if isinstance(exclude, torch.Tensor):
+        exclude = exclude.cpu().numpy()
+    src, tgt, i_s, i_t, keys = _draw(task, source_split, target_split, n, rng, exclude)
     b = np.arange(n)
     src_state, _ = program.trace(src.tokens, kinds, src.quantities)
     tgt_state, _ = program.trace(tgt.tokens, kinds, tgt.quantities)
@@ -125,5 +180,5 @@ def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: 
     first = tgt.quantities[task.quantities[0]] if task.quantities else np.zeros(n, np.int64)
     return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
                      loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
-                     target_quantity=as_t(first), blocks=as_t(blocks),
+                     target_quantity=as_t(first), blocks=as_t(blocks), key=as_t(keys),
                      effective=None if effective is None else as_t(effective))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from numsym_pl.das.iia import wilson_interval
 from numsym_pl.errors import ConfigError
 
 INTERVENTIONS: dict[str, "Intervention"] = {}
@@ -39,6 +40,23 @@ class AlignmentResult:
     iia_none: float | None = None
     iia_effective: float | None = None
     n_effective: int | None = None
+    #: the controls run beside the alignment (``das.controls``): the untrained net, random subspaces
+    controls: dict | None = None
+
+    def intervals(self) -> dict[str, tuple[float, float] | None]:
+        """The 95 % Wilson interval of every IIA here, over the pairs it was measured on."""
+        out = {"iia": wilson_interval(self.iia, self.n), "iia_none": wilson_interval(self.iia_none, self.n),
+               "iia_effective": wilson_interval(self.iia_effective, self.n_effective)}
+        out.update({flat: wilson_interval(self.baselines.get(name), self.n) for name, flat in BASELINE_FIELDS.items()})
+        return out
+
+    @property
+    def discriminating(self) -> bool | None:
+        """False when the no-op floor lies within the interval of the score (doing nothing scores
+        as well, within the pairs' noise); None when there is no floor."""
+        if self.iia_none is None:
+            return None
+        return self.iia_none < self.intervals()["iia"][0]
 
     @property
     def iia_identity(self) -> float | None:
@@ -68,6 +86,8 @@ class AlignmentResult:
                 **{flat: self.baselines.get(name) for name, flat in BASELINE_FIELDS.items()},
                 "iia_val": self.iia_val, "steps": self.steps,
                 "iia_none": self.iia_none, "iia_effective": self.iia_effective, "n_effective": self.n_effective,
+                "intervals": {k: None if v is None else list(v) for k, v in self.intervals().items()},
+                "discriminating": self.discriminating, "controls": self.controls,
                 "seconds": self.seconds, "per_count": self.per_count,
                 "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.controls import run_controls
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.run import run_alignment
 from numsym_pl.das.search import SearchSettings
@@ -19,10 +20,13 @@ from numsym_pl.tasks import TaskFamily
 
 def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
           ckpt_path: str | Path = "") -> tuple[dict, SubspaceSwap | None]:
-    """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap)."""
+    """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap); with
+    ``settings.controls`` the record's ``controls`` also hold the untrained-net control."""
     alignment = alignment.for_net(lm.net)  # run_alignment checks it before any work
     lm.net.eval()
     result, swap = run_alignment(lm.net, task, alignment, settings)
+    if settings.controls:
+        run_controls(lm.net, task, alignment, settings, result)
     record = {**result.as_dict(), "key": alignment.key, "alignment": alignment.identity, "intervention": alignment.intervention,
               "ckpt_path": str(ckpt_path), "task": task.config(), "task_family": task.family, "settings": asdict(settings)}
     return record, swap

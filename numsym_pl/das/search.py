@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.protocol import BASELINE_FIELDS, AlignmentResult, Intervention
+from numsym_pl.das.protocol import AlignmentResult, Intervention
 from numsym_pl.das.pairs import PairBatch, make_pairs
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
@@ -44,7 +45,12 @@ class SearchSettings:
         target_iia: stop once train and validation IIA both reach it.
         patience: stop after this many checks without a validation gain of more than 0.002.
         seed: seed of pairs and rotation initialisation.
-        baselines: also score identity, full-state swap and a random rotation.
+        baselines: also score identity, full-state swap and random rotations.
+        random_seeds: random rotations (of the alignment's subspace size) scored on the test pairs;
+            ``iia_random`` is their mean, ``controls.random_subspace`` holds mean, sd and each value.
+        controls: also fit and score the alignment on an untrained net of the same architecture
+            and width (``numsym_pl.das.controls``; ``numsym_pl das --controls``, a study's
+            ``das: {controls: true}``); doubles the time of an alignment.
         precision: ``32`` or ``bf16`` (autocast for the net; the rotation is always fp32).
         progress: show a progress bar.
         orthogonal_map: ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (cheaper per
@@ -62,9 +68,15 @@ class SearchSettings:
     patience: int = 5
     seed: int = 0
     baselines: bool = True
+    random_seeds: int = 5
+    controls: bool = False
     precision: str = "32"
     progress: bool = True
     orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"
+
+    def __post_init__(self):
+        if self.random_seeds < 1:
+            raise ConfigError(f"settings.random_seeds: must be >= 1, got {self.random_seeds}")
 
 
 def _autocast(device: torch.device, precision: str):
@@ -139,9 +151,14 @@ class PairSets:
         sets = {"train": (settings.n_train, "random"), "val": (settings.n_val, "random"), "test": (settings.n_test, "all")}
         if len(alignment.variables) > 1:
             sets.update({f"test.{v}": (settings.n_test, j) for j, v in enumerate(alignment.variables)})
-        self.pairs = {name: make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
-                                       subsets=which, floor=name == "test").to(device)
-                      for name, (n, which) in sets.items()}
+        # held-out pairs share no (source trial, target trial, i_s, i_t) with the pairs fitted before them
+        self.pairs, seen = {}, []
+        for name, (n, which) in sets.items():
+            exclude = torch.cat(seen) if seen else None
+            self.pairs[name] = make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
+                                          subsets=which, floor=name == "test", exclude=exclude).to(device)
+            if name in ("train", "val"):
+                seen.append(self.pairs[name].key.cpu())
         self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
         self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
 
@@ -234,11 +251,18 @@ class Interchange(Intervention):
         metric = test(swap, correct=ok)
         floor = sets.correct(net, no_intervention, site, "test", precision=settings.precision)  # the unpatched net
         alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
-        base = {}
+        base, controls = {}, None
         if settings.baselines:
-            for kind in BASELINE_FIELDS:
+            for kind in ("identity", "full"):
                 b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=derive(settings.seed, "baseline")).to(device)
                 base[kind] = test(b).compute().item()
+            # seed 0 is the single random rotation scored before there were several
+            seeds = [derive(settings.seed, "baseline")] + [derive(settings.seed, "baseline", i) for i in range(1, settings.random_seeds)]
+            values = [test(SubspaceSwap(width, alignment.subspace, n_blocks, "random", seed=s).to(device)).compute().item()
+                      for s in seeds]
+            base["random"] = float(np.mean(values))
+            controls = {"random_subspace": {"mean": base["random"], "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                                            "values": values, "n_pairs": len(pairs)}}
         # the fit always ends on a check, so the last history row already holds the final validation IIA
         iia_val = history[-1]["iia_val"] if history else test(swap, "val").compute().item()
         effective = pairs.effective
@@ -246,5 +270,6 @@ class Interchange(Intervention):
                                  per_count=metric.per_group(), seconds=seconds, baselines=base,
                                  iia_none=floor.float().mean().item(), n_effective=int(effective.sum()),
                                  iia_effective=ok[effective].float().mean().item() if effective.any() else None,
-                                 fit={"steps": steps, "iia_val": iia_val, "history": history}, iia_alone=alone or None)
+                                 fit={"steps": steps, "iia_val": iia_val, "history": history}, iia_alone=alone or None,
+                                 controls=controls)
         return result, swap
