@@ -46,13 +46,32 @@ def test_two_sites_of_one_program_are_two_rows(tmp_path):
     import json
     (tmp_path / "results.json").write_text(json.dumps([cell]))
     report = write_report(tmp_path).read_text()
-    assert "up_down.count/resid.1 | 0.310" in report and "up_down.count/resid.2 | 0.770" in report
+    assert "up_down.count/resid.1 | – | 0.310" in report and "up_down.count/resid.2 | – | 0.770" in report
+
+
+def test_the_report_leads_with_effective_iia_and_its_interval_and_flags_a_floor_inside_it(tmp_path):
+    from numsym_pl.analysis.report import write_report
+
+    rec = lambda var, iia, eff, none: {"key": f"up_down.{var}/state", "iia": iia, "iia_effective": eff, "iia_none": none,
+                                       "n": 1000, "n_effective": 500, "iia_identity": 0.1, "iia_full_swap": 0.5,
+                                       "iia_random": 0.1, "steps": 10, "intervention": "das", **_alignment("up_down", [var])}
+    cell = {"cell": "gru-multi-s0", "arch": "gru", "task": "multi", "seed": 0, "size": None, **_cell("recurrent", "multi"),
+            "fit": {"val/acc_trial": 1.0}, "dynamics": {"accuracy": [], "das": []}, "analyses": {},
+            "alignments": [rec("count", 0.99, 0.985, 0.08), rec("phase", 0.52, 0.04, 0.51)]}
+    import json
+    (tmp_path / "results.json").write_text(json.dumps([cell]))
+    report = write_report(tmp_path).read_text()
+    assert "up_down.count/state | 0.985 [0.969, 0.992] | 0.990 [0.982, 0.995] | 0.080 [0.065, 0.098] | yes" in report
+    assert "up_down.phase/state | 0.040 [0.026, 0.061] | 0.520 [0.489, 0.551] | 0.510 [0.479, 0.541] | **no**" in report
+    assert "| effective | 0.985 [0.969, 0.992] | 0.100 | high | high | agrees |" in report
 
 
 def test_agreement_levels_and_untrained_nets():
-    assert agreement("high", 0.95) == "agrees" and agreement("low", 0.2) == "agrees"
-    assert agreement("high", 0.7) == "partly" and agreement("high", 0.3) == "disagrees"
-    assert agreement("high", 0.95, acc=0.5) == "not trained" and agreement(None, 0.9) == "no claim"
+    """Verdicts read intervals: a point above a threshold whose interval straddles it is undecided."""
+    assert agreement("high", (0.93, 0.97)) == "agrees" and agreement("low", (0.1, 0.3)) == "agrees"
+    assert agreement("high", (0.6, 0.8)) == "partly" and agreement("high", (0.2, 0.4)) == "disagrees"
+    assert agreement("high", (0.88, 0.94)) == "undecided" and agreement("low", (0.45, 0.55)) == "undecided"
+    assert agreement("high", (0.93, 0.97), acc=0.5) == "not trained" and agreement(None, (0.9, 1)) == "no claim"
 
 
 def test_correlation_and_its_intervals():

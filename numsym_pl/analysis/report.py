@@ -6,7 +6,6 @@ Sections whose data the study did not produce say which study config does.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -14,8 +13,9 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from numsym_pl.analysis import study_figures as figs
-from numsym_pl.analysis.summary import (ALIGNS, FAILS, MARGIN, TRAINED, agreement, alignment_of, correlation, fmt,
-                                        grouped, iia_of, labels_in, mean_sd, ok_cells, paper_expectation, verdict)
+from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, agreement, alignment_of, correlation, fmt, fmt_interval,
+                                        grouped, iia_of, interval_of, labels_in, mean_sd, ok_cells, paper_expectation,
+                                        verdict)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 
@@ -30,41 +30,74 @@ def _img(path: Path | None, out_dir: Path, alt: str) -> str:
     return f"![{alt}]({path.relative_to(out_dir)})" if path else ""
 
 
+def _lead(cells, lab) -> str:
+    """The figure a verdict reads: IIA on effective pairs where measured, else IIA on all pairs."""
+    return "iia_effective" if any(iia_of(r, lab, "iia_effective") is not None for r in cells) else "iia"
+
+
+def _discriminates(cells, lab) -> bool | None:
+    """False when the no-op floor reaches into the interval of the IIA (None: no floor measured)."""
+    floor, interval = mean_sd(iia_of(r, lab, "iia_none") for r in cells), interval_of(cells, lab)
+    return None if floor[2] == 0 or interval is None else floor[0] < interval[0]
+
+
 def main_section(results, out_dir) -> str:
     labels = labels_in(results)
     rows = []  # one row per (architecture, task, alignment): an alignment key names its site and intervention
     for (arch, task), cells in grouped(results).items():
         acc = [fmt(mean_sd(r["fit"].get(k) for r in cells)) for k in ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood")]
         present = [lab for lab in labels if any(alignment_of(r, lab) for r in cells)]
-        rows += [[arch, task, len(cells), *acc, lab, *[fmt(mean_sd(iia_of(r, lab, f) for r in cells))
-                                                       for f in ("iia", "iia_effective", "iia_none")]] for lab in present]
-        rows += [] if present else [[arch, task, len(cells), *acc, "–", "–", "–", "–"]]
-    main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", "alignment", "IIA",
-                   "IIA on effective pairs", "IIA without intervention"], rows)
+        for lab in present:
+            shown = [fmt_interval(mean_sd(iia_of(r, lab, f) for r in cells), interval_of(cells, lab, f))
+                     for f in ("iia_effective", "iia", "iia_none")]
+            ok = _discriminates(cells, lab)
+            rows.append([arch, task, len(cells), *acc, lab, *shown, "–" if ok is None else "yes" if ok else "**no**"])
+        rows += [] if present else [[arch, task, len(cells), *acc, "–", "–", "–", "–", "–"]]
+    main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", "alignment",
+                   "IIA on effective pairs [95 % CI]", "IIA, all pairs [95 % CI]", "IIA without intervention",
+                   "discriminating"], rows)
     cmp_rows, base_rows = [], []
     for (arch, task), cells in grouped(results).items():
         acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
         for lab in labels:
-            stat = mean_sd(iia_of(r, lab) for r in cells)
-            if stat[2] == 0:
+            lead = _lead(cells, lab)
+            stat, interval = mean_sd(iia_of(r, lab, lead) for r in cells), interval_of(cells, lab, lead)
+            if stat[2] == 0 or interval is None:
                 continue
             first = next(r for r in cells if alignment_of(r, lab))
             expected = paper_expectation(first, alignment_of(first, lab))
-            base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in ("iia_identity", "iia_full_swap", "iia_random")]
-            untrained_base = max((b[0] for b in (base[0], base[2]) if b[2]), default=float("nan"))
-            measured = verdict(stat[0]) + (" (≈ baseline)" if stat[0] - untrained_base < MARGIN else "")
-            shown_base = "–" if math.isnan(untrained_base) else f"{untrained_base:.3f}"  # NaN: no baselines
-            cmp_rows.append([arch, task, f"{acc:.3f}", lab, fmt(stat), shown_base, measured, expected or "–",
-                             agreement(expected, stat[0], acc)])
+            fields = ("iia_identity", "iia_full_swap", "iia_random")
+            base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in fields]
+            untrained = [interval_of(cells, lab, f) for f in ("iia_identity", "iia_random")]
+            untrained = [b for b in untrained if b is not None]
+            all_pairs = interval_of(cells, lab)
+            near_base = bool(untrained) and all_pairs[0] <= max(b[1] for b in untrained)
+            measured = verdict(interval)
+            if _discriminates(cells, lab) is False and measured != "low":
+                measured = "not discriminating"
+            elif near_base:
+                measured += " (≈ baseline)"
+            points = [b[0] for b in (base[0], base[2]) if b[2]]
+            shown_base = f"{max(points):.3f}" if points else "–"
+            cmp_rows.append([arch, task, f"{acc:.3f}", lab, lead.replace("iia_effective", "effective").replace("iia", "all"),
+                             fmt_interval(stat, interval), shown_base, measured, expected or "–",
+                             "no claim" if expected is None else "not discriminating" if measured == "not discriminating"
+                             else agreement(expected, interval, acc)])
+            controls = [(alignment_of(r, lab) or {}).get("controls") or {} for r in cells]
+            untrained_net = fmt(mean_sd((c.get("untrained") or {}).get("iia") for c in controls))
             if base[0][2]:
-                base_rows.append([arch, task, lab, fmt(stat), *map(fmt, base)])
-    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "disagrees", "not trained")}
+                base_rows.append([arch, task, lab, fmt(mean_sd(iia_of(r, lab) for r in cells)), *map(fmt, base), untrained_net])
+    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "undecided", "disagrees", "not trained",
+                                                             "not discriminating")}
     head = ("## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and "
-            "OOD counts, and IIA (held-out pairs) of each alignment, one row per alignment (program.variables/site); "
-            "mean ± sd over seeds. *Effective* pairs are those whose counterfactual label differs from what the "
-            "program predicts on the same inputs without the intervention; *without intervention* is the unpatched "
-            "net's score on all pairs, the floor an alignment must beat (– for results written before these "
-            "were measured).")
+            "OOD counts, and IIA (held-out test pairs, disjoint from the pairs DAS was fitted on) of each alignment, "
+            "one row per alignment (program.variables/site); mean ± sd over seeds, with a 95 % interval in brackets "
+            "(one seed: Wilson, over its test pairs; several: from the lowest seed's lower bound to the highest's "
+            "upper bound). The table leads with IIA on *effective* pairs, those whose counterfactual label differs "
+            "from what the program predicts on the same inputs without the intervention: a pair that the unpatched "
+            "net gets right measures nothing. *Without intervention* is the unpatched net's score on all pairs, the "
+            "floor; an alignment whose floor reaches into its interval is **not discriminating** (– for results "
+            "written before these were measured).")
     if not labels:  # a study without post-hoc alignments (e.g. learning dynamics)
         main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc"], [row[:6] for row in rows])
         return "\n\n".join([head, main])
@@ -75,17 +108,22 @@ def main_section(results, out_dir) -> str:
     return "\n\n".join(part for part in [
         head, main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
-        f"### Against the paper (SPEC §5)\n\nIIA >= {ALIGNS} counts as aligned (`high`), < {FAILS} as not (`low`), "
-        f"between as `partial`; `≈ baseline` marks an IIA within {MARGIN} of the best untrained baseline (raw neurons "
-        f"or a random rotation), where the test does not discriminate. The paper's claims are about trained nets: cells "
-        f"with trial accuracy below {TRAINED} are `not trained` and not compared. Of the compared cells the paper makes "
-        f"a claim about, {counts['agrees']} agree, {counts['partly']} partly, {counts['disagrees']} disagree "
+        f"### Against the paper (SPEC §5)\n\nThe verdict reads the interval of the leading figure (effective pairs "
+        f"where measured): `high` when all of it is >= {ALIGNS}, `low` when all of it is < {FAILS}, `partial` when "
+        f"all of it lies between, `uncertain` when it straddles a threshold (the paper's claim is then `undecided`). "
+        f"`≈ baseline` marks an IIA (all pairs) whose interval reaches the interval of the best untrained baseline "
+        f"(raw neurons or a random rotation; its IIA shown). The paper's claims are about trained nets: cells "
+        f"with trial accuracy below {TRAINED} are `not trained` and not compared. Of the compared cells the paper "
+        f"makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, {counts['undecided']} are "
+        f"undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not discriminating "
         f"({counts['not trained']} not trained).",
-        _table(["arch", "task", "trial acc", "alignment", "IIA", "best untrained baseline", "measured", "paper", "verdict"],
-               cmp_rows), weak,
-        "### Baselines\n\nThe same interventions with raw neurons (identity), the whole state (full swap) and an "
-        "untrained random rotation.",
-        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random"], base_rows)] if part)
+        _table(["arch", "task", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
+                "measured", "paper", "verdict"], cmp_rows), weak,
+        "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "
+        "swap) and untrained random rotations (the mean over `random_seeds` subspaces), beside the IIA on all pairs; "
+        "*untrained net*: the same alignment fitted on a freshly initialised net of the same architecture "
+        "(`das: {controls: true}`; – where not run).",
+        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "untrained net"], base_rows)] if part)
 
 
 def dynamics_section(results, out_dir) -> str:

@@ -7,9 +7,10 @@ from collections import defaultdict
 
 import numpy as np
 
+from numsym_pl.das.iia import wilson_interval
+
 ALIGNS, FAILS = 0.9, 0.5  # mean IIA at or above ALIGNS: aligns; below FAILS: does not align
 TRAINED = 0.95  # the paper's claims are about trained nets: cells below this trial accuracy are not compared
-MARGIN = 0.1  # an IIA within this of an untrained baseline (identity, random) does not discriminate
 
 
 def paper_expectation(cell: dict, alignment: dict) -> str | None:
@@ -39,17 +40,49 @@ def paper_expectation(cell: dict, alignment: dict) -> str | None:
     return "high" if program == "up_down" and variables[:1] == ["count"] else "low" if program == "up_up" else None
 
 
-def verdict(mean: float) -> str:
-    return "high" if mean >= ALIGNS else "low" if mean < FAILS else "partial"
+def verdict(interval: tuple[float, float]) -> str:
+    """The level a 95 % interval of an IIA shows: ``high`` (all of it >= ALIGNS), ``low`` (all of
+    it < FAILS), ``partial`` (all of it between), or ``uncertain`` (it straddles a threshold)."""
+    lo, hi = interval
+    if lo >= ALIGNS:
+        return "high"
+    if hi < FAILS:
+        return "low"
+    return "partial" if lo >= FAILS and hi < ALIGNS else "uncertain"
 
 
-def agreement(expected: str | None, mean: float, acc: float = 1.0) -> str:
+def agreement(expected: str | None, interval: tuple[float, float], acc: float = 1.0) -> str:
     if expected is None:
         return "no claim"
     if not acc >= TRAINED:
         return "not trained"
-    got = verdict(mean)
-    return "agrees" if got == expected else "partly" if got == "partial" else "disagrees"
+    got = verdict(interval)
+    return {expected: "agrees", "partial": "partly", "uncertain": "undecided"}.get(got, "disagrees")
+
+
+def interval_of(cells: list[dict], label: str, field: str = "iia") -> tuple[float, float] | None:
+    """The 95 % interval of an alignment's ``field`` over a group of cells: one seed, the Wilson
+    interval over its test pairs; several, from the lowest seed's lower bound to the highest's
+    upper bound (the seeds' spread and each seed's pair noise together)."""
+    bounds = []
+    for r in cells:
+        a = alignment_of(r, label)
+        if a is None or a.get(field) is None:
+            continue
+        saved = (a.get("intervals") or {}).get(field)
+        n = a.get("n_effective") if field == "iia_effective" else a.get("n")
+        bound = saved or wilson_interval(a[field], n)
+        if bound:
+            bounds.append(bound)
+    if not bounds:
+        return None
+    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+
+
+def fmt_interval(stat: tuple[float, float, int], interval: tuple[float, float] | None, digits: int = 3) -> str:
+    """``mean [lo, hi]`` (one seed) or ``mean ± sd [lo, hi]`` (several)."""
+    text = fmt(stat, digits)
+    return text if interval is None or stat[2] == 0 else f"{text} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
 def mean_sd(values) -> tuple[float, float, int]:
