@@ -38,17 +38,21 @@ class DASCallback(pl.Callback):
         warm_start: start each fit from the previous rotation of the same alignment (fewer steps;
             report it, since the rotation then carries history).
         at_fit_end: also run once when fit ends (if the last epoch was not a DAS epoch).
+        at_fit_start: also run once before the first training step of a fresh fit, on the net as
+            initialised: the untrained-net control, logged as epoch -1 at step 0 (the curve's
+            starting point, and the IIA a trained net must beat).
         figure: write ``figures/learning_dynamics.png`` into the run directory at the end of fit
             (and log it to wandb with a table of the values when wandb is the logger).
     """
 
     def __init__(self, alignments: list[Alignment] | None = None, every_n_epochs: int = 10,
                  settings: SearchSettings | None = None, warm_start: bool = False, at_fit_end: bool = True,
-                 figure: bool = True):
+                 at_fit_start: bool = False, figure: bool = True):
         if every_n_epochs < 1:
             raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
         self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
         self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = every_n_epochs, warm_start, at_fit_end, figure
+        self.at_fit_start = at_fit_start
         self.settings = settings or SearchSettings(n_train=2000, n_val=500, n_test=500, max_steps=300, progress=False)
         self.history: list[dict] = []  # one row per (epoch, alignment)
         self.accuracy: list[dict] = []  # one row per validation
@@ -68,6 +72,10 @@ class DASCallback(pl.Callback):
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         row.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/acc_trial")})
         self.accuracy = [r for r in self.accuracy if r["epoch"] != row["epoch"]] + [row]
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.at_fit_start and trainer.global_step == 0 and not any(r["epoch"] == -1 for r in self.history):
+            self.run(trainer, pl_module, epoch=-1)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._last_epoch = trainer.current_epoch
@@ -92,7 +100,7 @@ class DASCallback(pl.Callback):
 
     def _settings(self, trainer, epoch: int) -> SearchSettings:
         s = SearchSettings(**{**self.settings.__dict__})
-        s.seed = derive(self.settings.seed, "epoch", epoch)
+        s.seed = derive(self.settings.seed, "epoch", epoch) if epoch >= 0 else derive(self.settings.seed, "untrained")
         if trainer.fast_dev_run:  # a smoke run exercises the DAS path, it does not measure anything
             s.n_train, s.n_val, s.n_test, s.max_steps, s.eval_every = 64, 32, 32, 2, 1
         if s.precision in ("32", "32-true") and str(trainer.precision).startswith(("bf16", "16")):
@@ -109,7 +117,7 @@ class DASCallback(pl.Callback):
             for a in self.alignments:
                 init = self.rotations.get(a.key) if self.warm_start else None
                 result, swap = run_alignment(pl_module.net, task, a, settings, init_rotation=init)
-                if swap is not None:
+                if swap is not None and epoch >= 0:  # the untrained control does not warm-start training's fits
                     self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
                 row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "alignment": a.identity, "iia": result.iia,
                        **{b: getattr(result, b) for b in BASELINES}, "iia_effective": result.iia_effective,

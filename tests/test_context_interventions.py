@@ -93,6 +93,24 @@ def test_evaluate_runs_through_the_iia_metric(arch, kind, site):
                                     SearchSettings(n_test=64, progress=False))
     assert 0 <= result.iia <= 1 and result.n == 64 and learned is None
     assert result.fit is None and result.baselines == {} and result.as_dict()["subspace"] is None
+    # the floor (the net not intervened on, under the same labels) and the effective pairs
+    assert 0 <= result.iia_none <= 1 and 0 < result.n_effective <= 64 and result.as_dict()["intervals"]["iia"]
+    if kind == "context_substitution":
+        assert 0 <= result.controls["unrelated_span"]["iia"] <= 1
+
+
+def test_a_net_that_ignores_the_context_change_scores_the_floor():
+    """With the intervention replaced by nothing, IIA equals the floor, pair for pair."""
+    from numsym_pl.das.context import context_correct, substitution_pairs
+    from numsym_pl.programs import get_program
+
+    net = SMALL_NETS["gru"]().eval()
+    pairs = substitution_pairs(VOID_TASK, get_program("ctx_distr"), 64, seed=0)
+    identical = type(pairs)(pairs.cf, pairs.cf, torch.zeros_like(pairs.span), pairs.loss_mask, pairs.label_count,
+                            pairs.own_count)
+    identical.span[:, 1] = True  # splice the target's own states: no change
+    torch.testing.assert_close(context_correct(net, "context_substitution", "state", identical),
+                               context_correct(net, "none", "state", pairs))
 
 
 def test_hiding_on_a_recurrent_net_is_refused():

@@ -49,9 +49,18 @@ def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path):
     assert [r["epoch"] for r in cb.history] == [1, 3, 4] and cb.accuracy
 
 
+def test_the_untrained_control_comes_first_at_step_0_and_once(tmp_path):
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=2, settings=SETTINGS,
+                     at_fit_start=True, warm_start=True)
+    _, rows = _fit(tmp_path, [cb], max_epochs=2, enable_checkpointing=False)
+    iia = [(r["epoch"], r["step"]) for r in rows if r.get("das/up_down.count/state/iia")]
+    assert iia[0] == ("-1.0", "0") and [r["epoch"] for r in cb.history] == [-1, 1]
+    assert not cb.history[1]["warm_start"]  # training's fits do not start from the untrained net's rotation
+
+
 def test_training_is_identical_with_and_without_the_callback(tmp_path):
     """Dropout makes training draw from the global RNG, so DAS touching it would show."""
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS)
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, at_fit_start=True)
     _, with_das = _fit(tmp_path / "a", [cb], enable_checkpointing=False, dropout=0.3)
     _, without = _fit(tmp_path / "b", [], enable_checkpointing=False, dropout=0.3)
     for key in ("train/loss_step", "val/acc_trial", "val/loss", "val/acc_token"):

@@ -41,6 +41,7 @@ class ContextPairs:
     span: torch.Tensor  # [N, L] bool: substituted or hidden positions
     loss_mask: torch.Tensor  # [N, L - 1] bool: scored targets (responses and E)
     label_count: torch.Tensor  # [N] responses the program expects
+    own_count: torch.Tensor  # [N] the target's own count: what the program expects without the intervention
 
 
 def _response_sequence(program, tokens, trigger, counts, state_after_t, kinds, rng):
@@ -96,7 +97,8 @@ def substitution_pairs(task: TaskFamily, program: Program, n: int, seed: int, sp
     state = _state_after(program, spliced, kinds, tgt.count, tgt.trigger)
     cf, loss_mask, label = _response_sequence(program, t_tok, tgt.trigger, tgt.count, state, kinds, rng)
     fit = lambda x: _to_length(x, cf.shape[1])
-    return ContextPairs(fit(s_tok), torch.as_tensor(cf), fit(in_span), torch.as_tensor(loss_mask), torch.as_tensor(label))
+    return ContextPairs(fit(s_tok), torch.as_tensor(cf), fit(in_span), torch.as_tensor(loss_mask), torch.as_tensor(label),
+                        torch.as_tensor(tgt.count))
 
 
 def hiding_pairs(task: TaskFamily, program: Program, n: int, seed: int, n_hidden: int | None = None) -> ContextPairs:
@@ -116,7 +118,8 @@ def hiding_pairs(task: TaskFamily, program: Program, n: int, seed: int, n_hidden
     state = _state_after(program, seen, kinds, tgt.count, tgt.trigger)
     cf, loss_mask, label = _response_sequence(program, tgt.tokens, tgt.trigger, tgt.count, state, kinds, rng)
     fit = lambda x: _to_length(x, cf.shape[1])
-    return ContextPairs(fit(tgt.tokens), torch.as_tensor(cf), fit(hidden), torch.as_tensor(loss_mask), torch.as_tensor(label))
+    return ContextPairs(fit(tgt.tokens), torch.as_tensor(cf), fit(hidden), torch.as_tensor(loss_mask), torch.as_tensor(label),
+                        torch.as_tensor(tgt.count))
 
 
 def hiding_attn_mask(hidden: torch.Tensor) -> torch.Tensor:
@@ -127,22 +130,25 @@ def hiding_attn_mask(hidden: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_context_pairs(net, kind: str, site: str, pairs: ContextPairs, layers: Sequence[int] | None = None,
-                        batch_size: int = 500) -> IIA:
-    """IIA of ``net`` on the pairs of one context intervention, grouped by the label's count."""
+def context_correct(net, kind: str, site: str, pairs: ContextPairs, layers: Sequence[int] | None = None,
+                    batch_size: int = 500) -> torch.Tensor:
+    """[N] bool: which pairs of one context intervention ``net`` answers exactly under the label.
+    ``kind`` is the intervention, or ``none`` (the net on the target, not intervened on: the floor)."""
     device = next(net.parameters()).device
-    metric = IIA(sync_on_compute=False).to(device)
+    out = []
     for i in range(0, len(pairs.cf), batch_size):
         sl = slice(i, i + batch_size)
         cf, span_mask = pairs.cf[sl].to(device), pairs.span[sl].to(device)
         inputs, mask = cf[:, :-1], span_mask[:, :-1]
         if kind == "attention_hiding":
             logits = net(inputs, attn_mask=hiding_attn_mask(mask), mask_layers=layers)
+        elif kind == "none":
+            logits = net(inputs)
         else:
             src = net.states(pairs.source[sl].to(device)[:, :-1], site)  # [B, L-1, d]
             logits = net.forward_spliced(inputs, site, mask, src)
-        metric.update(exact_rows(logits, cf, pairs.loss_mask[sl].to(device)), pairs.label_count[sl].to(device))
-    return metric
+        out.append(exact_rows(logits, cf, pairs.loss_mask[sl].to(device)))
+    return torch.cat(out)
 
 
 class _ContextIntervention(Intervention):
@@ -152,13 +158,36 @@ class _ContextIntervention(Intervention):
         t0 = time.perf_counter()
         pairs = self.pairs(task, get_program(alignment.program), alignment, settings.n_test,
                            derive(settings.seed, "context"))
-        metric = score_context_pairs(net, self.name, alignment.site, pairs, alignment.layers)
-        return AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs.cf),
-                               per_count=metric.per_group(), seconds=time.perf_counter() - t0), None
+        ok = context_correct(net, self.name, alignment.site, pairs, alignment.layers)
+        metric = IIA(sync_on_compute=False).to(ok.device)
+        metric.update(ok, pairs.label_count.to(ok.device))
+        # the floor: the net not intervened on, scored against the same labels; effective pairs are
+        # those whose label differs from the target's own answer
+        floor = context_correct(net, "none", alignment.site, pairs)
+        effective = (pairs.label_count != pairs.own_count).to(ok.device)
+        result = AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs.cf),
+                                 per_count=metric.per_group(), seconds=0.0, iia_none=floor.float().mean().item(),
+                                 n_effective=int(effective.sum()),
+                                 iia_effective=ok[effective].float().mean().item() if effective.any() else None,
+                                 controls=self.controls(net, alignment, pairs))
+        result.seconds = time.perf_counter() - t0
+        return result, None
+
+    def controls(self, net, alignment, pairs: ContextPairs) -> dict | None:
+        """Controls of this intervention beyond the floor (None: none)."""
+        return None
 
 
 class ContextSubstitution(_ContextIntervention):
     name = "context_substitution"
+
+    def controls(self, net, alignment, pairs):
+        """The span from an unrelated trial: each target takes the states of another pair's source
+        (of another demo length and count) over the same positions, scored against the same label."""
+        unrelated = ContextPairs(pairs.source.roll(1, 0), pairs.cf, pairs.span, pairs.loss_mask, pairs.label_count,
+                                 pairs.own_count)
+        ok = context_correct(net, self.name, alignment.site, unrelated)
+        return {"unrelated_span": {"iia": ok.float().mean().item(), "n": len(ok)}}
 
     def pairs(self, task, program, alignment, n, seed):
         return substitution_pairs(task, program, n, seed, alignment.span)
