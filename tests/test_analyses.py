@@ -109,17 +109,26 @@ def test_response_length_matches_free_running_decoding():
 
 
 def test_count_direction_recovers_a_planted_linear_code():
-    class Planted(torch.nn.Module):  # state at T = count * v + noise, a known direction
+    class Planted(torch.nn.Module):  # state at t = the Up-Down count after t * v + a phase offset + noise
         def __init__(self):
             super().__init__()
-            self.v = torch.randn(8)
+            self.v, self.w = torch.randn(8), torch.randn(8)
 
         def states(self, tokens, site):
-            count = (tokens >= VOCAB.D0).sum(1).float()
-            return (count[:, None, None] * self.v + 0.01 * torch.randn(len(tokens), tokens.shape[1], 8))
+            seen, said = (tokens >= VOCAB.D0).cumsum(1), (tokens == VOCAB.RESP).cumsum(1)
+            phase = (tokens == VOCAB.TRIG).cumsum(1).float()
+            count = (seen - said).float()
+            return count[..., None] * self.v + phase[..., None] * self.w + 0.01 * torch.randn(*tokens.shape, 8)
 
     torch.manual_seed(0)
     net = Planted()
     swap = SubspaceSwap(8, 8, 1, "random", seed=1)  # the whole space: the direction must be v itself
     d = count_direction(net, NumericEquivalence("multi"), "state", swap, n=300)
     assert torch.allclose(d, net.v, atol=0.01)
+
+
+def test_one_rounding_rule_for_exactness():
+    from numsym_pl.analysis.gradience import is_exact
+
+    err = torch.tensor([0.0, 0.5, -0.5, 0.51, -1.0, 1.5])  # length - count - alpha
+    assert is_exact(err).tolist() == [True, True, True, False, False, False]

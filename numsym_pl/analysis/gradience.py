@@ -2,9 +2,10 @@
 
 - **IIA per source value and per target count** of the learned rotation (held-out pairs).
 - **Intervention magnitude**: the count direction is the least-squares slope of the aligned
-  subspace's coordinates on the count, over states right after ``T``; moving the state at ``T`` by
-  ``alpha`` units of it (fractional and integer ``alpha``) and decoding greedily shows whether the
-  response length moves by ``alpha`` (symbol-like: by round(alpha)) and how spread it is.
+  subspace's coordinates on the program's count, over the positions DAS trains on; moving the
+  state at the last demo token by ``alpha`` units of it (fractional and integer ``alpha``) and
+  decoding greedily shows whether the response length moves by ``alpha`` (symbol-like: by the
+  nearest whole number, either neighbour for a half ``alpha``) and how spread it is.
 - **Precision by number**: the spread (sd) and exactness of the response length per count, at
   ``alpha = 0`` (the net's own behaviour, counts up to the OOD range) and over the magnitudes.
 """
@@ -21,7 +22,7 @@ from numsym_pl.das.pairs import make_pairs
 from numsym_pl.das.search import pair_correct, source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.models.interface import SequenceModel
-from numsym_pl.programs import get_program
+from numsym_pl.programs import TokenKinds, get_program
 from numsym_pl.seeding import derive, rng
 from numsym_pl.tasks import VOCAB, NumericEquivalence
 
@@ -30,35 +31,53 @@ ALPHAS = tuple(np.round(np.arange(-3.0, 3.01, 0.5), 2))
 
 @torch.no_grad()
 def count_direction(net: SequenceModel, task: NumericEquivalence, site: str, swap: SubspaceSwap, block: int = 0, n: int = 1000,
-                    seed: int = 0) -> torch.Tensor:
-    """[d]: the state change that raises the aligned count by one (least squares over T states)."""
+                    seed: int = 0, program: str = "up_down", variable: str = "count") -> torch.Tensor:
+    """[d]: the state change that raises the aligned count by one: the least-squares coefficient
+    of the program's ``variable`` when the block's coordinates are regressed on all the program's
+    variables, over the positions DAS trains on (the task's intervenable positions), mapped back
+    to the state's basis."""
     trials = task.sample("train", n, rng(seed, "count_direction"))
     tokens = torch.as_tensor(trials.tokens)
-    h = net.states(tokens, site)[torch.arange(n), torch.as_tensor(trials.trigger)].float()  # [n, d]
+    state, _ = get_program(program).trace(trials.tokens, TokenKinds.of(task), trials.quantities)
+    where = torch.as_tensor(trials.intervenable)
+    h = net.states(tokens, site)[where].float()  # [P, d]
     W = swap.weight.detach().float()
     cols = W[:, block * swap.subspace: (block + 1) * swap.subspace]  # [d, k]
-    z = h @ cols  # [n, k] aligned coordinates
-    X = torch.stack([torch.ones(n), torch.as_tensor(trials.count, dtype=torch.float32)], 1)  # [n, 2]
+    z = h @ cols  # [P, k] aligned coordinates
+    # regressed on all of the program's variables (phase too), so that a phase offset is not read as count
+    names = [variable, *(v for v in get_program(program).variables if v != variable)]
+    values = [torch.as_tensor(state[v], dtype=torch.float32)[where] for v in names]
+    X = torch.stack([torch.ones(len(values[0])), *values], 1)  # [P, 1 + variables]
     slope = torch.linalg.lstsq(X, z).solution[1]  # [k] per unit of count
     return cols @ slope  # back to the state's basis
 
 
 @torch.no_grad()
 def greedy_response_length(net: SequenceModel, tokens: torch.Tensor, trigger: torch.Tensor, site: str,
-                           patch_fn, max_new: int, response_token: int = VOCAB.RESP) -> torch.Tensor:
-    """[B] response tokens written after ``T`` (greedy, the state at ``T`` patched by ``patch_fn``)
-    before the first other token; ``max_new`` if the net never stops."""
+                           patch_fn, max_new: int, response_token: int = VOCAB.RESP,
+                           at: torch.Tensor | None = None) -> torch.Tensor:
+    """[B] response tokens written after ``T`` (greedy, the state at position ``at``, default
+    ``T``, patched by ``patch_fn``) before the first other token; ``max_new`` if the net never stops."""
     prefix = torch.where(torch.arange(tokens.shape[1])[None] <= trigger[:, None], tokens, VOCAB.PAD)
+    at = trigger if at is None else at
     written = greedy_decode(net, prefix, trigger, max_new,
-                            forward=lambda buf: net.forward_patched(buf, site, trigger, patch_fn))
+                            forward=lambda buf: net.forward_patched(buf, site, at, patch_fn))
     return (written == response_token).long().cumprod(1).sum(1)
+
+
+def is_exact(error: torch.Tensor) -> torch.Tensor:
+    """A response length is exact when it is within 0.5 of count + alpha (``error`` = length -
+    count - alpha): the only rule gradience uses."""
+    return error.abs() <= 0.5 + 1e-6
 
 
 def intervention_magnitude(net: SequenceModel, task: NumericEquivalence, site: str, direction: torch.Tensor, alphas=ALPHAS,
                            per_count: int = 8, seed: int = 0) -> dict:
-    """Response length after moving the T state by ``alpha`` count units, for training counts and
-    (at ``alpha = 0``) OOD counts: {"alphas", "shift_mean", "shift_sd", "exact" (length == count +
-    round(alpha)), "by_count": {count: {"sd", "exact"}} over every alpha, "own": {count: exact at 0}}."""
+    """Response length after moving the state at the last demo token (a position DAS trains on;
+    the net reads T next) by ``alpha`` count units, for training counts and (at ``alpha = 0``) OOD
+    counts: {"alphas", "shift_mean", "shift_sd", "exact", "by_count": {count: {"sd", "exact"}} over
+    every alpha, "own": {count: exact at 0}}. One rule makes a length exact, everywhere: it is
+    within 0.5 of count + alpha (round(alpha) for a whole alpha, either neighbour for a half one)."""
     gen = rng(seed, "magnitude")
     counts = np.repeat(task.train_counts, per_count)
     trials = task.trials(counts, gen)
@@ -69,16 +88,16 @@ def intervention_magnitude(net: SequenceModel, task: NumericEquivalence, site: s
     for alpha in alphas:
         move = float(alpha) * direction
         length = greedy_response_length(net, tokens, trigger, site, lambda h: h + move.to(h.dtype), max_new,
-                                        task.response_token)
+                                        task.response_token, at=trigger - 1)
         shift = (length - count).float()
         err = shift - float(alpha)
         shift_mean.append(float(shift.mean()))
         shift_sd.append(float(shift.std()))
-        exact.append(float((length == count + int(np.round(alpha))).float().mean()))
+        exact.append(float(is_exact(err).float().mean()))
         errors.append(err)
     errors = torch.stack(errors)  # [n_alpha, N]
     by_count = {int(c): {"sd": float(errors[:, count == c].std()),
-                         "exact": float((errors[:, count == c].abs() < 0.51).float().mean())}
+                         "exact": float(is_exact(errors[:, count == c]).float().mean())}
                 for c in torch.unique(count)}
     ood = np.repeat(np.asarray(sorted({*task.train_counts, *task.heldout_counts, *task.ood_counts})), per_count)
     own_trials = task.trials(ood, gen)
@@ -95,7 +114,8 @@ def gradience(net: SequenceModel, task: NumericEquivalence, alignment: Alignment
     """Everything in the module docstring for an alignment whose first block is a count."""
     pairs = make_pairs(task, get_program(alignment.program), alignment.variables, n, seed=derive(seed, "gradience"))
     correct = pair_correct(net, swap, alignment.site, pairs, source_states(net, pairs, alignment.site))
-    direction = count_direction(net, task, alignment.site, swap, block=0, seed=seed)
+    direction = count_direction(net, task, alignment.site, swap, block=0, seed=seed, program=alignment.program,
+                                variable=alignment.variables[0])
     return {"per_source_value": by_group(correct, pairs.source_value),
             "per_target_count": by_group(correct, pairs.target_quantity),
             "direction_norm": float(direction.norm()),

@@ -175,11 +175,13 @@ def gradience_section(results, out_dir) -> str:
             rows.append([r["cell"], key, f"{slope:.2f}", f"{np.mean(np.array(m['exact'])[whole]):.2f}",
                          f"{np.mean(np.array(m['exact'])[~whole]):.2f}", f"{lo:.2f}", f"{hi:.2f}", f"{ood:.2f}"])
     return "\n\n".join([
-        "## Gradience\n\nLeft: IIA by the count the source carries. Middle: the state at T moved by alpha units of "
-        "the learned count direction; a symbol-like count shifts the response by round(alpha), a graded one by alpha "
-        "on average with spread. Right: the net's own exactness by count, OOD counts included. Table: slope of the "
-        "mean shift on alpha, how often the response is exactly count + round(alpha) for whole and half alphas, "
-        "IIA for carried counts <= 10 and > 10, and exactness on OOD counts.",
+        "## Gradience\n\nLeft: IIA by the count the source carries. Middle: the state at the last demo token (a "
+        "position DAS trains on) moved by alpha units of the learned count direction (fitted where DAS trains); a "
+        "symbol-like count shifts the response by a whole number within 0.5 of alpha, a graded one by alpha on "
+        "average with spread. Right: the net's own exactness by count, OOD counts included. Table: slope of the "
+        "mean shift on alpha, how often the response length is within 0.5 of count + alpha (the one rule: "
+        "round(alpha) for whole alphas, either neighbour for half alphas), IIA for carried counts <= 10 and > 10, "
+        "and exactness on OOD counts.",
         _table(["cell", "alignment", "shift/alpha slope", "exact (whole alpha)", "exact (half alpha)", "IIA count <= 10",
                 "IIA count > 10", "own exact, OOD counts"], rows), _img(path, out_dir, "gradience")])
 

@@ -121,7 +121,7 @@ def gradience(results: list[dict], path: Path) -> Path | None:
     alphas = np.linspace(-3, 3, 121)
     axes[1].plot(alphas, alphas, ":", color="grey", label="shift = alpha (graded)")
     axes[1].plot(alphas, np.round(alphas), "--", color="grey", lw=0.8, label="shift = round(alpha) (symbolic)")
-    axes[1].set(xlabel="alpha (count units added at T)", ylabel="response length - count",
+    axes[1].set(xlabel="alpha (count units added at the last demo token)", ylabel="response length - count",
                 title="Intervention magnitude (mean ± sd)")
     axes[2].set(xlabel="count", ylabel="exact response length", title="Precision by number (no intervention)",
                 ylim=(-0.02, 1.02))
