@@ -9,7 +9,6 @@ breaks when the label code does: flipping the sign of a response token's step in
 or scoring the continuation from the trial's first ``T`` instead of the intervened phase, fails it.
 """
 
-import numpy as np
 import pytest
 
 from numsym_pl.das.pairs import make_pairs
