@@ -21,8 +21,12 @@ class Alignment:
             (``mypackage.programs.MyProgram``; kept as the program's registered name).
         variables: the program variable(s) intervened on (a list, or names joined by ``+``;
             default: the program's first variable); several get disjoint blocks.
-        site: the model site (``state`` for recurrent nets, ``resid.k`` for transformers); default:
-            the architecture's ``default_site`` (filled in by ``for_net`` once the net is known).
+        site: the model site; default: the architecture's ``default_site`` (filled in by
+            ``for_net`` once the net is known). GRU: ``state`` (h). LSTM: ``state`` ([h; c]), ``h``,
+            ``c``. Transformers (block k from 1, head h from 0): ``resid.k`` (residual stream after
+            block k; ``resid.0`` the embeddings), ``attn.k`` (attention output before the residual
+            add), ``mlp.k`` (MLP hidden after the GELU, width 4d), ``head.k.h`` (head h's output
+            before the output projection). A net's ``sites`` lists its own, with width and meaning.
         subspace: coordinates per variable (DAS only).
         intervention: ``das`` (learned rotation, interchange of a subspace), or one of the
             Ctx-Distr context interventions ``context_substitution`` / ``attention_hiding``

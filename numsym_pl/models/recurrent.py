@@ -15,7 +15,8 @@ class RecurrentLM(SequenceModel):
     """Embedding -> one recurrent layer (zero initial state) -> MLP decoder (d -> 4d -> GELU -> vocab).
 
     The DAS site ``state`` is the recurrent state right after the cell at step t: ``h`` for a GRU,
-    ``[h; c]`` for an LSTM (so its width is twice the hidden size). The decoder reads ``h``.
+    ``[h; c]`` for an LSTM (so its width is twice the hidden size). The LSTM also has its halves
+    as sites of their own, ``h`` and ``c``. The decoder reads ``h``.
     """
 
     cell_type: type[nn.RNNBase]
@@ -42,9 +43,29 @@ class RecurrentLM(SequenceModel):
 
     @property
     def sites(self) -> dict[str, Site]:
-        width = 2 * self.hidden_size if self.is_lstm else self.hidden_size
-        meaning = "[h; c] after the cell at step t" if self.is_lstm else "h after the cell at step t"
-        return {"state": Site(width, meaning, "[B, d] at each step t")}
+        H, step = self.hidden_size, "[B, width] at each step t"
+        if not self.is_lstm:
+            return {"state": Site(H, "h after the cell at step t", step)}
+        return {"state": Site(2 * H, "[h; c] after the cell at step t", step),
+                "h": Site(H, "h (the output the decoder reads) after step t", step),
+                "c": Site(H, "the cell state c after step t", step)}
+
+    def _part(self, site: str) -> slice:
+        """Where ``site`` lies in the ``state`` [h; c]."""
+        H = self.hidden_size
+        return {"state": slice(None), "h": slice(0, H), "c": slice(H, 2 * H)}[self.check_site(site)]
+
+    def _on_state(self, site: str, patch_fn: PatchFn) -> PatchFn:
+        """``patch_fn`` of a part of the state as a patch of the whole state."""
+        part = self._part(site)
+        if part == slice(None):
+            return patch_fn
+
+        def patch(state):
+            new = state.clone()
+            new[:, part] = patch_fn(state[:, part]).to(state.dtype)
+            return new
+        return patch
 
     # ---- state <-> the rnn's (h, c) ---------------------------------------------------------------
     def _to_site(self, hx) -> torch.Tensor:  # rnn final state -> [B, d]
@@ -83,12 +104,14 @@ class RecurrentLM(SequenceModel):
         for t in range(tokens.shape[1]):
             _, hx = self.rnn(x[:, t: t + 1], self._from_site(s))
             s = self.hook("state", self._to_site(hx), t)  # [B, d]
+            if self.is_lstm:
+                H = self.hidden_size
+                s = torch.cat([self.hook("h", s[:, :H], t), self.hook("c", s[:, H:], t)], -1)
             hs.append(s[:, : self.hidden_size])
         return torch.stack(hs, 1)
 
     def states(self, tokens: torch.Tensor, site: str = "state") -> torch.Tensor:
-        self.check_site(site)
-        return scan(self.rnn, self.embed(tokens))[0]  # [B, L, d]
+        return scan(self.rnn, self.embed(tokens))[0][..., self._part(site)]  # [B, L, width]
 
     @torch.no_grad()
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
@@ -106,7 +129,7 @@ class RecurrentLM(SequenceModel):
         ``cache``); the patched state starts the suffixes, left-aligned so one fused call runs them
         all. With ``out_mask`` ([B, L] bool) only those logits are computed (others are 0) and each
         suffix stops at its row's last masked position."""
-        self.check_site(site)
+        patch_fn = self._on_state(site, patch_fn)
         if cache is not None and out_mask is None:
             raise ValueError("forward_patched: a cache needs an out_mask (logits before the positions are not kept)")
         B, L = tokens.shape

@@ -49,9 +49,12 @@ class Block(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         return q, k, v
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, hook=None) -> torch.Tensor:
         """``attn_mask``: bool [B, L, L], True where query t may attend to key s (causality is
-        added here); ``None`` is plain causal attention."""
+        added here); ``None`` is plain causal attention. ``hook(name, x)`` (or None: the fast
+        path) is called on each head's output (``head.<h>``, [B, L, e], before the output
+        projection), the attention output (``attn``, [B, L, d], before the residual add) and the
+        MLP hidden (``mlp``, [B, L, ffn_mult * d], after the GELU)."""
         L = x.shape[1]
         q, k, v = self._qkv(x)
         p = self.dropout if self.training else 0.0
@@ -60,8 +63,13 @@ class Block(nn.Module):
         else:
             causal = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=(attn_mask & causal)[:, None], dropout_p=p)
-        x = x + self.out(rearrange(a, "b h l e -> b l (h e)"))
-        return x + self.ffn(self.ln2(x))
+        if hook is None:
+            x = x + self.out(rearrange(a, "b h l e -> b l (h e)"))
+            return x + self.ffn(self.ln2(x))
+        a = torch.stack([hook(f"head.{h}", a[:, h]) for h in range(self.n_heads)], 1)
+        x = x + hook("attn", self.out(rearrange(a, "b h l e -> b l (h e)")))
+        up, act, down, drop = self.ffn
+        return x + drop(down(hook("mlp", act(up(self.ln2(x))))))
 
     def forward_at(self, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
         """The block's output at positions ``qpos`` [B, Q] of each row only, [B, Q, d]: keys and
@@ -75,11 +83,24 @@ class Block(nn.Module):
         return y + self.ffn(self.ln2(y))
 
 
+def _block_site(name: str, k: int) -> str:
+    """A block's hook name as the model's site: ``attn`` -> ``attn.k``, ``head.h`` -> ``head.k.h``."""
+    kind, _, rest = name.partition(".")
+    return f"{kind}.{k}" + (f".{rest}" if rest else "")
+
+
 class TransformerLM(SequenceModel):
     """Decoder-only transformer: embedding -> n_layers pre-LN blocks -> final LN -> vocab.
 
-    Sites ``resid.k`` (k = 0..n_layers) are the residual stream after block k; ``resid.0`` is the
-    token embedding.
+    Sites (blocks k = 1..n_layers, heads h = 0..n_heads-1), each [B, L, width] over the sequence:
+
+    - ``resid.k``: the residual stream after block k (width d); ``resid.0`` is the token embedding;
+    - ``attn.k``: block k's attention output after its output projection, before the residual add (d);
+    - ``mlp.k``: block k's MLP hidden after the GELU (ffn_mult * d);
+    - ``head.k.h``: head h's attention output in block k, before the output projection (d / n_heads).
+
+    The residual sites have fast paths (the blocks below a patch run once); the others run
+    through the hook points.
 
     Args:
         vocab_size: linked from the data module.
@@ -114,8 +135,14 @@ class TransformerLM(SequenceModel):
 
     @property
     def sites(self) -> dict[str, Site]:
-        s = {"resid.0": Site(self.d_model, "token embeddings (input of block 1)")}
-        s.update({f"resid.{k}": Site(self.d_model, f"residual stream after block {k}") for k in range(1, len(self.blocks) + 1)})
+        d, seq = self.d_model, "[B, L, width] over the sequence"
+        s = {"resid.0": Site(d, "token embeddings (input of block 1)", seq)}
+        for k, block in enumerate(self.blocks, 1):
+            s[f"resid.{k}"] = Site(d, f"residual stream after block {k}", seq)
+            s[f"attn.{k}"] = Site(d, f"attention output of block {k}, before the residual add", seq)
+            s[f"mlp.{k}"] = Site(block.ffn[0].out_features, f"MLP hidden of block {k}, after the GELU", seq)
+            s.update({f"head.{k}.{h}": Site(d // block.n_heads, f"head {h}'s output in block {k}, before the output projection", seq)
+                      for h in range(block.n_heads)})
         return s
 
     @property
@@ -138,7 +165,8 @@ class TransformerLM(SequenceModel):
     def _run(self, x: torch.Tensor, start: int, stop: int, attn_mask, mask_layers) -> torch.Tensor:
         for i in range(start, stop):
             use = attn_mask is not None and (mask_layers is None or i in mask_layers)
-            x = self.hook(f"resid.{i + 1}", self.blocks[i](x, attn_mask if use else None))  # [B, L, d]
+            inner = (lambda name, y, k=i + 1: self.hook(_block_site(name, k), y)) if self.hooks_active else None
+            x = self.hook(f"resid.{i + 1}", self.blocks[i](x, attn_mask if use else None, inner))  # [B, L, d]
         return x
 
     def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None,

@@ -1,0 +1,110 @@
+"""The sites inside a transformer block (attn.k, mlp.k, head.k.h) and the LSTM's h and c: each is
+the activation its docs name (checked against torch forward hooks on the modules), patches there
+steer the net, and DAS runs on them."""
+
+import pytest
+import torch
+
+from numsym_pl.das import Alignment, SearchSettings, run_alignment
+from numsym_pl.tasks import NumericEquivalence
+from tests.conftest import SMALL_NETS
+
+TOKENS = torch.tensor([[1, 6, 7, 6, 3, 4, 4, 4, 2], [1, 8, 5, 7, 3, 4, 4, 2, 0]])
+POS = torch.tensor([2, 5])
+
+
+def _rope():
+    torch.manual_seed(0)
+    return SMALL_NETS["rope"]().eval()  # d 16, 2 blocks, 2 heads
+
+
+def test_transformer_sites_are_listed_with_their_widths():
+    sites = _rope().sites
+    assert {s: sites[s].width for s in ("resid.0", "resid.2", "attn.1", "attn.2", "mlp.1", "head.1.0", "head.2.1")} == \
+        {"resid.0": 16, "resid.2": 16, "attn.1": 16, "attn.2": 16, "mlp.1": 64, "head.1.0": 8, "head.2.1": 8}
+    assert "head.1.2" not in sites and "attn.3" not in sites
+
+
+def _module_output(net, module, tokens, fn=None):
+    """A module's output in a plain forward (optionally replaced by fn(output))."""
+    got = []
+
+    def hook(mod, args, out):
+        got.append(out)
+        return None if fn is None else fn(out)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        logits = net(tokens)
+    finally:
+        handle.remove()
+    return got[0], logits
+
+
+@pytest.mark.parametrize("site, module", [("attn.1", lambda n: n.blocks[0].out), ("mlp.2", lambda n: n.blocks[1].ffn[1])])
+def test_attn_and_mlp_sites_are_those_modules_outputs(site, module):
+    net = _rope()
+    expected, _ = _module_output(net, module(net), TOKENS)
+    torch.testing.assert_close(net.states(TOKENS, site), expected)
+    # a patch at the site is the same as changing that module's output at the position
+    patch = lambda h: h * 0 + 0.5
+    b = torch.arange(len(TOKENS))
+    by_site = net.forward_patched(TOKENS, site, POS, patch)
+
+    def at_pos(out):
+        out = out.clone()
+        out[b, POS] = 0.5
+        return out
+    _, by_torch = _module_output(net, module(net), TOKENS, at_pos)
+    torch.testing.assert_close(by_site, by_torch)
+    assert not torch.allclose(by_site, net(TOKENS))
+
+
+def test_a_head_site_is_its_slice_of_the_attention_output():
+    net = _rope()
+    pre = []
+    handle = net.blocks[1].out.register_forward_pre_hook(lambda mod, args: pre.append(args[0]))
+    net(TOKENS)
+    handle.remove()
+    heads = torch.cat([net.states(TOKENS, "head.2.0"), net.states(TOKENS, "head.2.1")], -1)
+    torch.testing.assert_close(heads, pre[0])
+    zeroed = net.forward_patched(TOKENS, "head.2.1", POS, lambda h: h * 0)
+
+    def zero_head(mod, args):
+        x = args[0].clone()
+        x[torch.arange(2), POS, 8:] = 0
+        return (x,)
+    handle = net.blocks[1].out.register_forward_pre_hook(zero_head)
+    expected = net(TOKENS)
+    handle.remove()
+    torch.testing.assert_close(zeroed, expected)
+
+
+def test_lstm_h_and_c_are_the_halves_of_its_state_on_the_fast_and_the_hook_path():
+    torch.manual_seed(0)
+    net = SMALL_NETS["lstm"]().eval()  # hidden 8: state [h; c] is 16-d
+    state = net.states(TOKENS, "state")
+    torch.testing.assert_close(net.states(TOKENS, "h"), state[..., :8])
+    torch.testing.assert_close(net.states(TOKENS, "c"), state[..., 8:])
+    assert net.states_by_hooks(TOKENS, "c").shape == (2, 9, 8)
+    torch.testing.assert_close(net.states_by_hooks(TOKENS, "c"), state[..., 8:])
+    for site, part in (("h", slice(0, 8)), ("c", slice(8, 16))):
+        patch = lambda x: x * 0 + 0.3
+        fast = net.forward_patched(TOKENS, site, POS, patch)
+        hooked = net.forward_patched_by_hooks(TOKENS, site, POS, patch)
+        torch.testing.assert_close(fast, hooked, atol=1e-5, rtol=1e-5)
+
+        def whole(s, part=part):
+            s = s.clone()
+            s[:, part] = 0.3
+            return s
+        torch.testing.assert_close(fast, net.forward_patched(TOKENS, "state", POS, whole), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("arch, site", [("rope", "attn.1"), ("rope", "mlp.1"), ("nope", "head.1.0"), ("lstm", "c")])
+def test_das_runs_at_the_new_sites(arch, site):
+    torch.manual_seed(0)
+    settings = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=2, batch_size=32, eval_every=2, progress=False,
+                              random_seeds=2)
+    result, swap = run_alignment(SMALL_NETS[arch](), NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), settings)
+    assert 0 <= result.iia <= 1 and result.alignment["site"] == site and swap.width == SMALL_NETS[arch]().site_width(site)
