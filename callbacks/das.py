@@ -22,8 +22,9 @@ BASELINES = ("iia_identity", "iia_full_swap", "iia_random")
 
 class DASCallback(pl.Callback):
     """Every ``every_n_epochs`` training epochs, and at the end of fit, fits DAS for each alignment
-    on a frozen copy of the net and logs ``das/<program>.<variables>/<site>/iia`` (and the
-    baselines, steps and seconds) at the current epoch and global step.
+    on a frozen copy of the net and logs ``das/<program>.<variables>/<site>/iia`` (its 95 % interval
+    ``iia_lo`` / ``iia_hi``, the floor ``iia_none``, ``iia_effective``, the baselines, steps and
+    seconds) at the current epoch and global step.
 
     DAS has its own RNG, seeded from ``settings.seed`` and the epoch, and the global RNG state is
     restored afterwards, so a run with this callback trains exactly like one without it. It runs
@@ -122,6 +123,7 @@ class DASCallback(pl.Callback):
                 row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "alignment": a.identity, "iia": result.iia,
                        **{b: getattr(result, b) for b in BASELINES}, "iia_effective": result.iia_effective,
                        "iia_none": result.iia_none, "steps": result.steps,
+                       **dict(zip(("iia_lo", "iia_hi"), result.intervals()["iia"] or (None, None))),
                        "seconds": result.seconds, "warm_start": init is not None}
                 rows.append(row)
                 full = "-" if result.iia_full_swap is None else f"{result.iia_full_swap:.3f}"
@@ -130,7 +132,7 @@ class DASCallback(pl.Callback):
         self.history.extend(rows)
         metrics = {"epoch": float(epoch)}
         for r in rows:
-            for name in ("iia", *BASELINES, "iia_effective", "iia_none", "steps", "seconds"):
+            for name in ("iia", "iia_lo", "iia_hi", *BASELINES, "iia_effective", "iia_none", "steps", "seconds"):
                 if r[name] is not None:
                     metrics[f"das/{r['key']}/{name}"] = float(r[name])
         for logger in trainer.loggers:
@@ -142,8 +144,8 @@ class DASCallback(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="figures/learning_dynamics", images=[str(path)])
-                cols = ["epoch", "step", "key", "iia", *BASELINES, "steps", "seconds"]
-                logger.log_table(key="das/history", columns=cols, data=[[r[c] for c in cols] for r in self.history])
+                cols = ["epoch", "step", "key", "iia", "iia_lo", "iia_hi", *BASELINES, "steps", "seconds"]
+                logger.log_table(key="das/history", columns=cols, data=[[r.get(c) for c in cols] for r in self.history])
         return path
 
     # ---- checkpointing --------------------------------------------------------------------------

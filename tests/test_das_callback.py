@@ -43,8 +43,10 @@ def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path):
     trainer, rows = _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
     iia = _col(rows, "das/up_down.count/state/iia")
     assert [e for e, _ in iia] == ["1.0", "3.0", "4.0"]  # epochs 1, 3 and the end of fit
-    for key in ("iia_identity", "iia_full_swap", "iia_random", "steps", "seconds"):
+    for key in ("iia_identity", "iia_full_swap", "iia_random", "steps", "seconds", "iia_lo", "iia_hi", "iia_none"):
         assert len(_col(rows, f"das/up_down.count/state/{key}")) == 3
+    lo, hi = _col(rows, "das/up_down.count/state/iia_lo"), _col(rows, "das/up_down.count/state/iia_hi")
+    assert all(a[1] <= v <= b[1] for a, (_, v), b in zip(lo, iia, hi))
     assert (tmp_path / "run" / "version_0" / "figures" / "learning_dynamics.png").stat().st_size > 10_000
     assert [r["epoch"] for r in cb.history] == [1, 3, 4] and cb.accuracy
 
