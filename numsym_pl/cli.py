@@ -10,7 +10,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from callbacks.trained_at import TrainedAt
+from numsym_pl.trained_at import TrainedAt
 from numsym_pl.data import TrialDataModule
 from numsym_pl.errors import NumSymError
 from numsym_pl.loggers import fall_back_from_unreachable_loggers, keep_csv_history_on_resume
@@ -35,7 +35,7 @@ class NumSymCLI(LightningCLI):
     Two callbacks every run has are config groups of their own, beside ``trainer.callbacks``, so
     that an overlay changes one argument (``checkpoint: {every_n_epochs: 10}``,
     ``trained_at: {stop: false}``) without repeating a callback list: ``checkpoint`` (Lightning's
-    ModelCheckpoint; configs/base/checkpoint.yaml) and ``trained_at`` (callbacks.trained_at.TrainedAt:
+    ModelCheckpoint; configs/base/checkpoint.yaml) and ``trained_at`` (numsym_pl.trained_at.TrainedAt:
     the paper's criterion, stopping the fit once met, ``trainer.max_epochs`` the ceiling).
     ``trainer.callbacks`` holds the rest (the DAS callback, user callbacks)."""
 

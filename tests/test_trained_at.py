@@ -9,7 +9,7 @@ import pytest
 import torch
 from jsonargparse import Namespace
 
-from callbacks.trained_at import TrainedAt
+from numsym_pl.trained_at import TrainedAt
 from numsym_pl.cli import NumSymCLI
 from numsym_pl.data import TrialDataModule
 from numsym_pl.lit_module import NextTokenLM

@@ -165,13 +165,12 @@ class _ContextIntervention(Intervention):
         # those whose label differs from the target's own answer
         floor = context_correct(net, "none", alignment.site, pairs)
         effective = (pairs.label_count != pairs.own_count).to(ok.device)
-        result = AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs.cf),
-                                 per_count=metric.per_group(), seconds=0.0, iia_none=floor.float().mean().item(),
-                                 n_effective=int(effective.sum()),
-                                 iia_effective=ok[effective].float().mean().item() if effective.any() else None,
-                                 controls=self.controls(net, alignment, pairs))
-        result.seconds = time.perf_counter() - t0
-        return result, None
+        controls = self.controls(net, alignment, pairs)
+        return AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs.cf),
+                               per_count=metric.per_group(), seconds=time.perf_counter() - t0,
+                               iia_none=floor.float().mean().item(), n_effective=int(effective.sum()),
+                               iia_effective=ok[effective].float().mean().item() if effective.any() else None,
+                               controls=controls), None
 
     def controls(self, net, alignment, pairs: ContextPairs) -> dict | None:
         """Controls of this intervention beyond the floor (None: none)."""
