@@ -10,3 +10,6 @@ from numsym_pl.das.search import SearchSettings
 
 __all__ = ["IIA", "SubspaceSwap", "PairBatch", "make_pairs", "Alignment", "AlignmentResult", "SearchSettings", "check_alignment",
            "run_alignment"]
+
+# the built-in featurizers outside featurizers.py register themselves on import
+from numsym_pl.das import boundless as _boundless, revnet as _revnet  # noqa: E402,F401

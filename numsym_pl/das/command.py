@@ -53,7 +53,8 @@ def format_table(result: dict) -> str:
     """The result as a two-column table; an IIA with its 95 % interval over the test pairs."""
     ci = result.get("intervals") or {}
     iia = lambda field: (result.get(field), ci.get(field))
-    rows = [("intervention", result["intervention"]), ("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
+    featurizer = (result.get("alignment") or {}).get("featurizer")
+    rows = [("intervention", result["intervention"]), *([("featurizer", featurizer)] if featurizer else []), ("program", result["program"]), ("variables", "+".join(result["variables"])), ("site", result["site"]),
             ("subspace", result["subspace"]),
             (f"IIA on effective pairs ({result.get('n_effective')} of {result.get('n')})", iia("iia_effective")),
             ("IIA, all held-out pairs", iia("iia")), ("IIA without intervention (floor)", iia("iia_none")),
@@ -61,6 +62,7 @@ def format_table(result: dict) -> str:
             ("IIA identity (raw neurons)", iia("iia_identity")), ("IIA full-state swap", iia("iia_full_swap")),
             ("IIA random rotation", iia("iia_random")),
             *[(f"IIA {var} alone", v) for var, v in (result.get("iia_alone") or {}).items()],
+            *[(f"learned {k}", v) for k, v in (result.get("featurizer_fit") or {}).items()],
             *control_rows(result.get("controls")),
             ("steps", result["steps"]), ("seconds", result["seconds"])]
 

@@ -1,13 +1,36 @@
 """Featurizers: the learned map in which DAS swaps a variable's coordinates (DESIGN.md, "Featurizer").
 
-A featurizer maps a site's state ``h`` [B, d] to features ``z = encode(h)`` [B, d] and back,
+A featurizer maps a site's state ``h`` [B, d] to features ``z = encode(h)`` and back,
 ``decode(encode(h)) == h``; a variable owns a block of leading feature coordinates
 (``SubspaceSwap``). Featurizers register under their ``name`` when their class is defined, and an
 ``Alignment`` names one (``featurizer: rotation``); a class defined outside the package registers
 once its module is imported (``featurizer: mypackage.MyFeaturizer`` imports it).
 
-- ``rotation`` (the default): a learned orthogonal ``W``, ``z = h W``, kept orthogonal by
+Built in (``numsym_pl das --featurizer NAME``; ``numsym_pl sweep --featurizers a,b``):
+
+- ``rotation`` (the default): a learned orthogonal ``W`` [d, d], ``z = h W``, kept orthogonal by
   ``torch.nn.utils.parametrizations.orthogonal`` (``matrix_exp`` as pyvene, or ``cayley``).
+- ``low_rank``: only the swapped columns, ``W`` [d, k] with orthonormal columns (Householder): the
+  same family of interventions as ``rotation`` (a swap reads only the first k columns), cheaper
+  for small k.
+- ``pca_rotation``: ``rotation`` started at the principal axes of the site's states on the
+  training sources (largest variance first) instead of a random rotation.
+- ``boundless`` (``numsym_pl.das.boundless``): Boundless DAS, a rotation with a learned soft width.
+- ``revnet`` (``numsym_pl.das.revnet``): an invertible non-linear map, offered as a *control*.
+
+The interface, beyond ``encode`` / ``decode``:
+
+- ``linear`` featurizers expose ``weight`` [d, r] (orthonormal columns; rows index the state's
+  basis). The swap then patches ``h_t + ((h_s - h_t) W_s * m) W_s^T`` with ``W_s`` the first
+  ``r`` columns, equal to the swap in the full feature basis, without computing all of ``z``.
+- ``prepare(states)`` sees the site's states of the training sources before fitting (PCA).
+- ``mask(swapped)``: a learned coordinate mask [r] (Boundless), or None for the first ``swapped``.
+- ``penalty()`` is added to the training loss; ``anneal(step, max_steps)`` is told where training
+  is before each step, and returns True while the fit must not stop early (Boundless anneals).
+- ``param_groups(lr)``: the optimizer's groups (Boundless trains its width at its own rate).
+- ``report()``: what the fit learned beyond the map itself (Boundless: its width), into the result.
+- ``control = True`` marks a featurizer whose IIA means little without the same fit on an
+  untrained net; the untrained-net control then always runs beside it.
 """
 
 from __future__ import annotations
@@ -24,12 +47,13 @@ FEATURIZERS: dict[str, type["Featurizer"]] = {}
 
 
 class Featurizer(nn.Module):
-    """Base: ``__init__(width, seed, **options)``, ``encode``, ``decode``. A ``linear`` featurizer
-    also exposes ``weight`` [d, d] (rows index the state's basis): the swap then computes it once per
-    call, and the gradience analysis reads it."""
+    """Base: ``__init__(width, seed, **options)``, ``encode``, ``decode`` (see the module's
+    docstring for the optional parts). A constructor that takes ``subspace`` is given the number of
+    swapped coordinates; one that takes ``orthogonal_map`` is given the search's."""
 
     name: str = ""
     linear: bool = False
+    control: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -41,6 +65,27 @@ class Featurizer(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def prepare(self, states: torch.Tensor) -> None:
+        """Called once with the site's states of the training sources [N, d] before fitting."""
+
+    def mask(self, swapped: int) -> torch.Tensor | None:
+        """The coordinates to swap, a float [r] in [0, 1]; None: the first ``swapped``."""
+        return None
+
+    def penalty(self) -> torch.Tensor | float:
+        return 0.0
+
+    def anneal(self, step: int, max_steps: int) -> bool:
+        """Told, before each training step, how far training is; True: do not stop early yet."""
+        return False
+
+    def report(self) -> dict:
+        return {}
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimizer's parameter groups at the search's learning rate ``lr``."""
+        return [{"params": list(self.parameters()), "lr": lr}]
 
 
 def random_orthogonal(width: int, seed: int) -> torch.Tensor:
@@ -72,6 +117,44 @@ class Rotation(Featurizer, nn.Linear):
 
     def decode(self, z):
         return z @ self.weight.T
+
+
+class LowRank(Featurizer, nn.Linear):
+    """The swapped columns only: ``W`` [d, k] with orthonormal columns (``parametrizations.orthogonal``
+    with Householder reflections), started at the first k columns of the random rotation
+    ``rotation`` starts at. Its features are the k swapped coordinates, so it has no ``decode``:
+    the swap uses ``weight``.
+
+    Args:
+        width: the state's width d.
+        subspace: k, the coordinates swapped (given by the swap).
+        seed: seed of the initial columns.
+    """
+
+    name, linear = "low_rank", True
+
+    def __init__(self, width: int, subspace: int, seed: int = 0):
+        nn.Linear.__init__(self, subspace, width, bias=False)  # weight [d, k]
+        orthogonal(self, orthogonal_map="householder")
+        with torch.no_grad():
+            self.weight = random_orthogonal(width, seed)[:, :subspace]
+
+    def encode(self, h):
+        return h @ self.weight
+
+
+class PCARotation(Rotation):
+    """``rotation`` started at the principal axes of the site's states on the training sources
+    (the first column the direction of largest variance), so that a small subspace starts where
+    the states vary most."""
+
+    name = "pca_rotation"
+
+    @torch.no_grad()
+    def prepare(self, states: torch.Tensor) -> None:
+        x = states.float() - states.float().mean(0)
+        _, vectors = torch.linalg.eigh(x.T @ x / max(len(x) - 1, 1))  # ascending eigenvalues
+        self.weight = vectors.flip(1).to(self.weight.dtype)
 
 
 def featurizer_class(name: str) -> type[Featurizer]:

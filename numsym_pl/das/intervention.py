@@ -10,7 +10,10 @@ by the source's (one block of ``subspace`` coordinates per intervened variable, 
 - ``random``: a fixed random orthogonal ``W``;
 - ``full``: the whole state is swapped (``subspace`` = width).
 
-All arithmetic is fp32 whatever the autocast context; the result is cast back to the state's dtype.
+A linear featurizer swaps through its columns, ``h_t + ((h_s - h_t) W_r * m) W_r^T``, which equals
+the swap in the full feature basis when ``W`` is orthogonal and costs O(d r) instead of O(d^2); a
+non-linear one encodes, swaps and decodes. All arithmetic is fp32 whatever the autocast context;
+the result is cast back to the state's dtype.
 """
 
 from __future__ import annotations
@@ -60,7 +63,11 @@ class SubspaceSwap(nn.Module):
             cls = featurizer_class(featurizer)
             # the class's import path: what a fresh process needs to rebuild a featurizer defined elsewhere
             self.featurizer_path = f"{cls.__module__}.{cls.__qualname__}"
-            options = {"orthogonal_map": orthogonal_map} if "orthogonal_map" in inspect.signature(cls).parameters else {}
+            accepts = inspect.signature(cls).parameters
+            options = {k: v for k, v in (("orthogonal_map", orthogonal_map), ("subspace", self.swapped)) if k in accepts}
+            if getattr(cls, "learns_width", False) and n_blocks > 1:
+                raise ConfigError(f"featurizer: {cls.name!r} learns one width, so it aligns one variable at a time; "
+                                  f"got {n_blocks} blocks")
             self.rotation = cls(width, seed=seed, **options)
         else:
             self.register_buffer("fixed", torch.eye(width) if kind in ("identity", "full") else random_orthogonal(width, seed))
@@ -77,19 +84,58 @@ class SubspaceSwap(nn.Module):
     def swapped(self) -> int:
         return self.subspace * self.n_blocks
 
+    @property
+    def learned(self):
+        """The featurizer being fitted (``kind: rotation``), else None."""
+        return self.rotation if self.kind == "rotation" else None
+
+    def coordinate_mask(self, blocks: torch.Tensor | None = None) -> torch.Tensor:
+        """Which leading feature coordinates the swap takes from the source: bool [r] or
+        [B, r] (``blocks`` per row), or a featurizer's learned float mask [r]."""
+        learned = None if self.learned is None else self.learned.mask(self.swapped)
+        if learned is not None:
+            return learned if blocks is None else learned * blocks[..., :1].float()
+        if blocks is None:
+            return torch.ones(self.swapped, dtype=torch.bool)
+        return blocks.repeat_interleave(self.subspace, -1)
+
     def forward(self, target: torch.Tensor, source: torch.Tensor, blocks: torch.Tensor | None = None) -> torch.Tensor:
         """target, source [B, d] -> patched target [B, d]. ``blocks`` (bool [n_blocks] or
         [B, n_blocks]) limits the swap to some blocks; default all."""
         with torch.autocast(target.device.type, enabled=False):
-            linear = self.linear
-            W = self.weight.float() if linear else None  # computed once: a parametrized W costs a matrix_exp
-            encode = (lambda h: h.float() @ W) if linear else (lambda h: self.rotation.encode(h.float()))
-            zt, zs = encode(target), encode(source)  # [B, d]
-            swap = torch.zeros(self.width, dtype=torch.bool, device=zt.device)
-            swap[: self.swapped] = True
-            if blocks is not None:
-                per_coord = blocks.repeat_interleave(self.subspace, -1)  # [..., swapped]
-                swap = swap.expand(*per_coord.shape[:-1], -1).clone()
-                swap[..., : self.swapped] = per_coord
-            z = torch.where(swap, zs, zt)
-            return (z @ W.T if linear else self.rotation.decode(z)).to(target.dtype)
+            if self.kind == "full":  # exactly the source's state
+                take = torch.ones(1, dtype=torch.bool, device=target.device) if blocks is None else blocks[..., :1]
+                return torch.where(take, source, target)
+            mask = self.coordinate_mask(blocks).to(target.device)
+            t, s = target.float(), source.float()
+            if self.linear:  # t + ((s - t) W_r * m) W_r^T: the swap in the rotated basis, on its r columns only
+                W = self.weight.float()[:, : mask.shape[-1]]  # computed once: a parametrized W costs a matrix_exp
+                delta = (s - t) @ W
+                delta = torch.where(mask, delta, 0.0) if mask.dtype == torch.bool else delta * mask
+                return (t + delta @ W.T).to(target.dtype)
+            zt, zs = self.rotation.encode(t), self.rotation.encode(s)
+            r = mask.shape[-1]
+            head = torch.where(mask, zs[..., :r], zt[..., :r]) if mask.dtype == torch.bool else torch.lerp(zt[..., :r], zs[..., :r], mask)
+            return self.rotation.decode(torch.cat([head, zt[..., r:]], -1)).to(target.dtype)
+
+    # ---- what the fit asks of the featurizer (nothing for the fixed baselines) ----------------------
+    def prepare(self, states: torch.Tensor) -> None:
+        if self.learned is not None:
+            self.learned.prepare(states)
+
+    def penalty(self):
+        return 0.0 if self.learned is None else self.learned.penalty()
+
+    def anneal(self, step: int, max_steps: int) -> bool:
+        return False if self.learned is None else bool(self.learned.anneal(step, max_steps))
+
+    def report(self) -> dict:
+        return {} if self.learned is None else self.learned.report()
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [] if self.learned is None else self.learned.param_groups(lr)
+
+    @property
+    def control(self) -> bool:
+        """The featurizer asks for the untrained-net control beside every alignment."""
+        return self.learned is not None and self.learned.control

@@ -89,7 +89,8 @@ class AlignmentResult:
                 "intervals": {k: None if v is None else list(v) for k, v in self.intervals().items()},
                 "discriminating": self.discriminating, "controls": self.controls,
                 "seconds": self.seconds, "per_count": self.per_count,
-                "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone}
+                "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone,
+                "featurizer_fit": None if self.fit is None else self.fit.get("featurizer")}
 
 
 class Intervention:

@@ -25,7 +25,7 @@ def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: Sea
     alignment = alignment.for_net(lm.net)  # run_alignment checks it before any work
     lm.net.eval()
     result, swap = run_alignment(lm.net, task, alignment, settings)
-    if settings.controls:
+    if settings.controls or (swap is not None and swap.control):  # a control featurizer always brings its untrained net
         run_controls(lm.net, task, alignment, settings, result)
     record = {**result.as_dict(), "key": alignment.key, "alignment": alignment.identity, "intervention": alignment.intervention,
               "ckpt_path": str(ckpt_path), "task": task.config(), "task_family": task.family, "settings": asdict(settings)}

@@ -180,7 +180,7 @@ class PairSets:
 
 def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings) -> tuple[int, list[dict]]:
     """Train ``swap``'s rotation; returns (steps taken, history of checks)."""
-    opt = torch.optim.Adam(swap.parameters(), lr=settings.lr)
+    opt = torch.optim.Adam(swap.param_groups(settings.lr), lr=settings.lr)
     train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
     gen = torch.Generator().manual_seed(derive(settings.seed, "batches"))
     n_check = min(len(train), settings.n_val or 1000)
@@ -189,6 +189,7 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
     perm = torch.randperm(len(train), generator=gen)
     cursor = 0
     while step < settings.max_steps:
+        annealing = swap.anneal(step, settings.max_steps)  # a featurizer that anneals is not stopped early
         if cursor + settings.batch_size > len(train):
             perm, cursor = torch.randperm(len(train), generator=gen), 0
         idx = perm[cursor: cursor + settings.batch_size].to(src.device)
@@ -196,7 +197,7 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
         batch = train[idx]
         with _autocast(src.device, settings.precision):
             logits = patched_logits(net, swap, site, batch, src[idx], None if cache is None else cache[idx])
-        loss = F.cross_entropy(logits[batch.loss_mask].float(), batch.cf[:, 1:][batch.loss_mask])
+        loss = F.cross_entropy(logits[batch.loss_mask].float(), batch.cf[:, 1:][batch.loss_mask]) + swap.penalty()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -207,6 +208,8 @@ def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: S
             iia_val = sets.score(net, swap, site, "val", precision=settings.precision).compute().item()
             history.append({"step": step, "loss": loss.item(), "iia_train": iia_train, "iia_val": iia_val})
             bar.set_postfix(loss=f"{loss.item():.3f}", iia_val=f"{iia_val:.3f}")
+            if annealing:
+                continue
             if iia_train >= settings.target_iia and iia_val >= settings.target_iia:
                 break
             best, stale = (iia_val, 0) if iia_val > best + 0.002 else (best, stale + 1)
@@ -239,9 +242,11 @@ class Interchange(Intervention):
         n_blocks = len(alignment.variables)
         swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=derive(settings.seed, "rotation"),
                             orthogonal_map=settings.orthogonal_map, featurizer=alignment.featurizer).to(device)
+        sets = PairSets(net, task, alignment, settings, device)
         if init_state is not None:
             swap.load_state_dict(init_state)
-        sets = PairSets(net, task, alignment, settings, device)
+        else:
+            swap.prepare(sets.src["train"])  # e.g. PCA of the training sources' states
         steps, history = fit_rotation(net, swap, site, sets, settings)
         seconds = time.perf_counter() - t0
         test = lambda s, name="test", correct=None: sets.score(net, s, site, name, precision=settings.precision,
@@ -270,6 +275,7 @@ class Interchange(Intervention):
                                  per_count=metric.per_group(), seconds=seconds, baselines=base,
                                  iia_none=floor.float().mean().item(), n_effective=int(effective.sum()),
                                  iia_effective=ok[effective].float().mean().item() if effective.any() else None,
-                                 fit={"steps": steps, "iia_val": iia_val, "history": history}, iia_alone=alone or None,
+                                 fit={"steps": steps, "iia_val": iia_val, "history": history,
+                                      **({"featurizer": swap.report()} if swap.report() else {})}, iia_alone=alone or None,
                                  controls=controls)
         return result, swap
