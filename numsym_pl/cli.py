@@ -88,6 +88,12 @@ def _das_main(args: list[str]) -> None:
     das_main(args)
 
 
+def _sweep_main(args: list[str]) -> None:
+    from numsym_pl.das.sweep_command import main as sweep_main
+
+    sweep_main(args)
+
+
 def _probe_main(args: list[str]) -> None:
     from numsym_pl.analysis.probe_command import main as probe_main
 
@@ -107,7 +113,7 @@ def _report_main(args: list[str]) -> None:
 
 
 #: subcommands beyond LightningCLI's, name -> function(argv)
-EXTRA_COMMANDS = {"das": _das_main, "probe": _probe_main, "study": _study_main, "report": _report_main}
+EXTRA_COMMANDS = {"das": _das_main, "sweep": _sweep_main, "probe": _probe_main, "study": _study_main, "report": _report_main}
 
 
 def named_error(err: BaseException) -> NumSymError | None:

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*(ROOT / "numsym_pl").rglob("*.py"), *(ROOT / "callbacks").glob("*.py")])
-COMMANDS = {"numsym_pl.cli", "numsym_pl.das.command", "numsym_pl.study.command", "numsym_pl.analysis.probe_command"}
+COMMANDS = {"numsym_pl.cli", "numsym_pl.das.command", "numsym_pl.das.sweep_command", "numsym_pl.study.command", "numsym_pl.analysis.probe_command"}
 
 
 def _module(path: Path) -> str:

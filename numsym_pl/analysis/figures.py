@@ -68,3 +68,46 @@ def pca_scatter(Z, count, phase, title: str, path: str | Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def sweep_heatmap(records: list[dict], path: str | Path, title: str = "") -> Path:
+    """IIA by site (rows) x subspace size (columns), one panel per (net, featurizer), each cell
+    annotated with its IIA and, below it, the mean random-rotation baseline of that size; two
+    columns after a gap give each site's full-state swap and no-intervention floor."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    panels = list(dict.fromkeys((r.get("net", "trained"), r["featurizer"]) for r in records))
+    sites = list(dict.fromkeys(r["site"] for r in records))
+    sizes = sorted({r["subspace"] for r in records})
+    cols = [str(k) for k in sizes] + ["full", "none"]
+    fig, axes = subplots(1, len(panels), figsize=(1.0 + 0.75 * len(cols) * len(panels), 0.9 + 0.5 * len(sites)), squeeze=False)
+    for ax, (net, featurizer) in zip(axes[0], panels):
+        grid = np.full((len(sites), len(cols)), np.nan)
+        note = {}
+        for r in records:
+            if (r.get("net", "trained"), r["featurizer"]) != (net, featurizer):
+                continue
+            i, j = sites.index(r["site"]), sizes.index(r["subspace"])
+            grid[i, j] = r["iia"]
+            if r.get("iia_random") is not None:
+                note[i, j] = f"rnd {r['iia_random']:.2f}"
+            if r.get("iia_full_swap") is not None:
+                grid[i, -2] = r["iia_full_swap"]
+            grid[i, -1] = r["iia_none"] if r.get("iia_none") is not None else np.nan
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                text = f"{v:.2f}" + (f"\n{note[i, j]}" if (i, j) in note else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if v < 0.6 else "black")
+        ax.axvline(len(sizes) - 0.5, color="white", lw=3)
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_yticks(range(len(sites)), sites)
+        ax.set_xlabel("subspace size  |  baselines")
+        ax.set_title(f"{featurizer} ({net} net)", fontsize=9)
+    fig.colorbar(image, ax=list(axes[0]), label="IIA (held-out pairs)", shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -110,25 +110,49 @@ def clean_cache(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int
 def patched_logits(net: SequenceModel, swap: SubspaceSwap, site: str, pairs: PairBatch, src: torch.Tensor,
                    cache: torch.Tensor | None = None) -> torch.Tensor:
     """Logits [B, Lc-1, V] of the net on the counterfactual inputs, patched at ``i_t``."""
+    return patched_logits_many(net, [swap], site, pairs, src, cache)
+
+
+def patched_logits_many(net: SequenceModel, swaps: Sequence[SubspaceSwap], site: str, pairs: PairBatch, src: torch.Tensor,
+                        cache: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits [S * B, Lc-1, V]: the pairs run once per swap in one batched forward, chunk ``s``
+    (rows ``s*B`` to ``(s+1)*B``) patched by ``swaps[s]``; the frozen net makes each chunk's logits,
+    and so each swap's gradient, what it would be alone."""
     # pairs that intervene on every variable need no per-row block mask (and the full-state baseline
     # has a single block): only training and validation pairs with variable subsets carry one
     blocks = None if pairs.blocks.all() else pairs.blocks
-    return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swap(h, src, blocks),
-                               out_mask=pairs.loss_mask, cache=cache)
+    S, B = len(swaps), len(pairs)
+    if S == 1:
+        return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swaps[0](h, src, blocks),
+                                   out_mask=pairs.loss_mask, cache=cache)
+
+    def patch(h):
+        return torch.cat([swap(chunk, src, blocks) for swap, chunk in zip(swaps, h.split(B))])
+
+    rep = lambda x: None if x is None else x.repeat(S, *[1] * (x.dim() - 1))
+    return net.forward_patched(rep(pairs.cf[:, :-1]), site, rep(pairs.target_pos), patch, out_mask=rep(pairs.loss_mask),
+                               cache=rep(cache))
 
 
 @torch.no_grad()
 def pair_correct(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
                  cache: torch.Tensor | None = None) -> torch.Tensor:
     """[N] bool: the pair's every scored counterfactual token is predicted exactly (IIA's unit)."""
+    return pair_correct_many(net, [swap], site, pairs, src, batch_size, precision, cache)[0]
+
+
+@torch.no_grad()
+def pair_correct_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+                      cache: torch.Tensor | None = None) -> torch.Tensor:
+    """[S, N] bool: ``pair_correct`` of every swap, the swaps batched together."""
     out = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
-            logits = patched_logits(net, swap, site, p, src[i: i + batch_size],
-                                    None if cache is None else cache[i: i + batch_size])
-        out.append(exact_rows(logits, p.cf, p.loss_mask))
-    return torch.cat(out)
+            logits = patched_logits_many(net, swaps, site, p, src[i: i + batch_size],
+                                         None if cache is None else cache[i: i + batch_size])
+        out.append(exact_rows(logits, p.cf.repeat(len(swaps), 1), p.loss_mask.repeat(len(swaps), 1)).view(len(swaps), -1))
+    return torch.cat(out, 1)
 
 
 def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
@@ -143,7 +167,25 @@ class PairSets:
     """The train / validation / test pairs of one alignment, their source states and the clean
     runs below each intervention (``clean_cache``), computed once: the net is frozen."""
 
-    def __init__(self, net, task: TaskFamily, alignment: Alignment, settings: SearchSettings, device):
+    def __init__(self, net, task: TaskFamily, alignment: Alignment, settings: SearchSettings, device,
+                 pairs: dict[str, PairBatch] | None = None):
+        if pairs is None:
+            pairs = self.make(task, alignment, settings, device)
+        self.pairs = pairs
+        self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
+        self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
+
+    def at(self, net, site: str) -> "PairSets":
+        """The same pairs at another site of a net (their states and clean runs computed there)."""
+        sets = PairSets.__new__(PairSets)
+        sets.pairs = self.pairs
+        sets.src = {name: source_states(net, p, site) for name, p in self.pairs.items()}
+        sets.cache = {name: clean_cache(net, p, site) for name, p in self.pairs.items()}
+        return sets
+
+    @staticmethod
+    def make(task: TaskFamily, alignment: Alignment, settings: SearchSettings, device) -> dict[str, PairBatch]:
+        """The pair sets of an alignment's program and variables (the site does not enter)."""
         program = get_program(alignment.program)
         # (size, which variables each pair intervenes on): training and validation pairs take a random
         # subset each, so every block learns its own variable; test pairs intervene on all of them,
@@ -152,21 +194,24 @@ class PairSets:
         if len(alignment.variables) > 1:
             sets.update({f"test.{v}": (settings.n_test, j) for j, v in enumerate(alignment.variables)})
         # held-out pairs share no (source trial, target trial, i_s, i_t) with the pairs fitted before them
-        self.pairs, seen = {}, []
+        pairs, seen = {}, []
         for name, (n, which) in sets.items():
             exclude = torch.cat(seen) if seen else None
-            self.pairs[name] = make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
-                                          subsets=which, floor=name == "test", exclude=exclude).to(device)
+            pairs[name] = make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
+                                     subsets=which, floor=name == "test", exclude=exclude).to(device)
             if name in ("train", "val"):
-                seen.append(self.pairs[name].key.cpu())
-        self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
-        self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
+                seen.append(pairs[name].key.cpu())
+        return pairs
 
     def correct(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32") -> torch.Tensor:
         """[n] bool: which of the first ``n`` pairs of a set (all by default) ``swap`` gets exactly right."""
+        return self.correct_many(net, [swap], site, name, n, precision)[0]
+
+    def correct_many(self, net, swaps, site: str, name: str, n: int | None = None, precision: str = "32") -> torch.Tensor:
+        """[S, n] bool: ``correct`` for several swaps, batched."""
         cache = self.cache[name]
-        return pair_correct(net, swap, site, self.pairs[name][:n], self.src[name][:n], precision=precision,
-                            cache=None if cache is None else cache[:n])
+        return pair_correct_many(net, swaps, site, self.pairs[name][:n], self.src[name][:n], precision=precision,
+                                 cache=None if cache is None else cache[:n])
 
     def score(self, net, swap, site: str, name: str, n: int | None = None, precision: str = "32",
               correct: torch.Tensor | None = None) -> IIA:
@@ -180,43 +225,63 @@ class PairSets:
 
 def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings) -> tuple[int, list[dict]]:
     """Train ``swap``'s rotation; returns (steps taken, history of checks)."""
-    opt = torch.optim.Adam(swap.param_groups(settings.lr), lr=settings.lr)
+    return fit_rotations(net, [swap], site, sets, settings)[0]
+
+
+def fit_rotations(net, swaps: Sequence[SubspaceSwap], site: str, sets: PairSets, settings: SearchSettings,
+                  bar=None) -> list[tuple[int, list[dict]]]:
+    """Train several swaps of one site together, each as ``fit_rotation`` would alone: the same
+    batches in the same order, each one's loss on its own chunk of one batched forward (so its
+    gradient is its own; Adam's update is per parameter), each stopped by its own checks, after
+    which it leaves the batch. ``bar``: a progress bar to advance (one is made otherwise)."""
+    opt = torch.optim.Adam([g for swap in swaps for g in swap.param_groups(settings.lr)], lr=settings.lr)
     train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
     gen = torch.Generator().manual_seed(derive(settings.seed, "batches"))
     n_check = min(len(train), settings.n_val or 1000)
-    history, best, stale, step = [], -1.0, 0, 0
-    bar = tqdm(total=settings.max_steps, desc="DAS", disable=not settings.progress, leave=False)
+    S = len(swaps)
+    histories, best, stale, steps = [[] for _ in swaps], [-1.0] * S, [0] * S, [0] * S
+    active = list(range(S))
+    own_bar = bar is None
+    bar = tqdm(total=settings.max_steps, desc="DAS", disable=not settings.progress, leave=False) if own_bar else bar
     perm = torch.randperm(len(train), generator=gen)
-    cursor = 0
-    while step < settings.max_steps:
-        annealing = swap.anneal(step, settings.max_steps)  # a featurizer that anneals is not stopped early
+    cursor, step = 0, 0
+    while step < settings.max_steps and active:
+        annealing = {a: swaps[a].anneal(step, settings.max_steps) for a in active}  # one that anneals is not stopped early
         if cursor + settings.batch_size > len(train):
             perm, cursor = torch.randperm(len(train), generator=gen), 0
         idx = perm[cursor: cursor + settings.batch_size].to(src.device)
         cursor += settings.batch_size
         batch = train[idx]
+        group = [swaps[a] for a in active]
         with _autocast(src.device, settings.precision):
-            logits = patched_logits(net, swap, site, batch, src[idx], None if cache is None else cache[idx])
-        loss = F.cross_entropy(logits[batch.loss_mask].float(), batch.cf[:, 1:][batch.loss_mask]) + swap.penalty()
+            logits = patched_logits_many(net, group, site, batch, src[idx], None if cache is None else cache[idx])
+        target = batch.cf[:, 1:][batch.loss_mask]
+        scored = logits.view(len(group), len(batch), *logits.shape[1:])[:, batch.loss_mask].float()  # [S, M, V]
+        per_swap = F.cross_entropy(scored.flatten(0, 1), target.repeat(len(group)), reduction="none").view(len(group), -1).mean(1)
+        loss = per_swap.sum() + sum(swap.penalty() for swap in group)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
         bar.update(1)
         if step % settings.eval_every == 0 or step == settings.max_steps:
-            iia_train = sets.score(net, swap, site, "train", n_check, settings.precision).compute().item()
-            iia_val = sets.score(net, swap, site, "val", precision=settings.precision).compute().item()
-            history.append({"step": step, "loss": loss.item(), "iia_train": iia_train, "iia_val": iia_val})
-            bar.set_postfix(loss=f"{loss.item():.3f}", iia_val=f"{iia_val:.3f}")
-            if annealing:
-                continue
-            if iia_train >= settings.target_iia and iia_val >= settings.target_iia:
-                break
-            best, stale = (iia_val, 0) if iia_val > best + 0.002 else (best, stale + 1)
-            if stale >= settings.patience:
-                break
-    bar.close()
-    return step, history
+            iia_train = sets.correct_many(net, group, site, "train", n_check, settings.precision).float().mean(1)
+            iia_val = sets.correct_many(net, group, site, "val", precision=settings.precision).float().mean(1)
+            for j, a in enumerate(list(active)):
+                histories[a].append({"step": step, "loss": per_swap[j].item(), "iia_train": iia_train[j].item(),
+                                     "iia_val": iia_val[j].item()})
+                steps[a] = step
+                if annealing[a]:
+                    continue
+                done = iia_train[j] >= settings.target_iia and iia_val[j] >= settings.target_iia
+                best[a], stale[a] = (iia_val[j].item(), 0) if iia_val[j] > best[a] + 0.002 else (best[a], stale[a] + 1)
+                if done or stale[a] >= settings.patience:
+                    active.remove(a)
+            if S == 1:
+                bar.set_postfix(loss=f"{per_swap[0].item():.3f}", iia_val=f"{iia_val[0].item():.3f}")
+    if own_bar:
+        bar.close()
+    return [(steps[a], histories[a]) for a in range(S)]
 
 
 def no_intervention(target: torch.Tensor, source: torch.Tensor, blocks=None) -> torch.Tensor:
@@ -237,45 +302,58 @@ class Interchange(Intervention):
 
     def run(self, net, task, alignment, settings, init_state=None):
         t0 = time.perf_counter()
-        width, site = net.site_width(alignment.site), alignment.site
         device = next(net.parameters()).device
-        n_blocks = len(alignment.variables)
-        swap = SubspaceSwap(width, alignment.subspace, n_blocks, "rotation", seed=derive(settings.seed, "rotation"),
-                            orthogonal_map=settings.orthogonal_map, featurizer=alignment.featurizer).to(device)
+        swap = new_swap(net, alignment, settings).to(device)
         sets = PairSets(net, task, alignment, settings, device)
         if init_state is not None:
             swap.load_state_dict(init_state)
         else:
             swap.prepare(sets.src["train"])  # e.g. PCA of the training sources' states
-        steps, history = fit_rotation(net, swap, site, sets, settings)
-        seconds = time.perf_counter() - t0
-        test = lambda s, name="test", correct=None: sets.score(net, s, site, name, precision=settings.precision,
-                                                               correct=correct)
-        pairs = sets.pairs["test"]
-        ok = sets.correct(net, swap, site, "test", precision=settings.precision)
-        metric = test(swap, correct=ok)
+        steps, history = fit_rotation(net, swap, alignment.site, sets, settings)
+        return score_swap(net, alignment, settings, sets, swap, steps, history, time.perf_counter() - t0), swap
+
+
+def new_swap(net, alignment, settings: SearchSettings) -> SubspaceSwap:
+    """The learned swap an alignment starts from (its featurizer at the alignment's site and size)."""
+    return SubspaceSwap(net.site_width(alignment.site), alignment.subspace, len(alignment.variables), "rotation",
+                        seed=derive(settings.seed, "rotation"), orthogonal_map=settings.orthogonal_map,
+                        featurizer=alignment.featurizer)
+
+
+def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: SubspaceSwap, steps: int, history: list[dict],
+               seconds: float, floor: torch.Tensor | None = None) -> AlignmentResult:
+    """The result of a fitted swap: IIA on the test pairs with its floor (``floor``: the unpatched
+    net's [N] correctness, when already known), each variable alone, the baselines and the
+    random-subspace control."""
+    width, site, n_blocks = net.site_width(alignment.site), alignment.site, len(alignment.variables)
+    device = next(net.parameters()).device
+    test = lambda s, name="test", correct=None: sets.score(net, s, site, name, precision=settings.precision, correct=correct)
+    pairs = sets.pairs["test"]
+    ok = sets.correct(net, swap, site, "test", precision=settings.precision)
+    metric = test(swap, correct=ok)
+    if floor is None:
         floor = sets.correct(net, no_intervention, site, "test", precision=settings.precision)  # the unpatched net
-        alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
-        base, controls = {}, None
-        if settings.baselines:
-            for kind in ("identity", "full"):
-                b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=derive(settings.seed, "baseline")).to(device)
-                base[kind] = test(b).compute().item()
-            # seed 0 is the single random rotation scored before there were several
-            seeds = [derive(settings.seed, "baseline")] + [derive(settings.seed, "baseline", i) for i in range(1, settings.random_seeds)]
-            values = [test(SubspaceSwap(width, alignment.subspace, n_blocks, "random", seed=s).to(device)).compute().item()
-                      for s in seeds]
-            base["random"] = float(np.mean(values))
-            controls = {"random_subspace": {"mean": base["random"], "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                                            "values": values, "n_pairs": len(pairs)}}
-        # the fit always ends on a check, so the last history row already holds the final validation IIA
-        iia_val = history[-1]["iia_val"] if history else test(swap, "val").compute().item()
-        effective = pairs.effective
-        result = AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs),
-                                 per_count=metric.per_group(), seconds=seconds, baselines=base,
-                                 iia_none=floor.float().mean().item(), n_effective=int(effective.sum()),
-                                 iia_effective=ok[effective].float().mean().item() if effective.any() else None,
-                                 fit={"steps": steps, "iia_val": iia_val, "history": history,
-                                      **({"featurizer": swap.report()} if swap.report() else {})}, iia_alone=alone or None,
-                                 controls=controls)
-        return result, swap
+    alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
+    base, controls = {}, None
+    if settings.baselines:
+        for kind in ("identity", "full"):
+            b = SubspaceSwap(width, alignment.subspace, n_blocks, kind, seed=derive(settings.seed, "baseline")).to(device)
+            base[kind] = test(b).compute().item()
+        # seed 0 is the single random rotation scored before there were several
+        seeds = [derive(settings.seed, "baseline")] + [derive(settings.seed, "baseline", i) for i in range(1, settings.random_seeds)]
+        values = [test(SubspaceSwap(width, alignment.subspace, n_blocks, "random", seed=s).to(device)).compute().item()
+                  for s in seeds]
+        base["random"] = float(np.mean(values))
+        controls = {"random_subspace": {"mean": base["random"], "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                                        "values": values, "n_pairs": len(pairs)}}
+    # the fit always ends on a check, so the last history row already holds the final validation IIA
+    iia_val = history[-1]["iia_val"] if history else test(swap, "val").compute().item()
+    effective = pairs.effective
+    learned = swap.report()
+    return AlignmentResult(alignment.identity, iia=metric.compute().item(), n=len(pairs),
+                           per_count=metric.per_group(), seconds=seconds, baselines=base,
+                           iia_none=floor.float().mean().item(), n_effective=int(effective.sum()),
+                           iia_effective=ok[effective].float().mean().item() if effective.any() else None,
+                           fit={"steps": steps, "iia_val": iia_val, "history": history,
+                                **({"featurizer": learned} if learned else {})}, iia_alone=alone or None,
+                           controls=controls)
