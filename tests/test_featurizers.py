@@ -160,3 +160,9 @@ def test_revnet_always_brings_its_untrained_net_control(tmp_path):
     assert 0 <= untrained["iia"] <= 1 and untrained["steps"] >= 1
     table = format_table(record)
     assert "revnet" in table and "untrained net: IIA, all pairs" in table
+
+
+def test_one_seed_is_one_start_for_every_featurizer():
+    for name in ("rotation", "low_rank", "pca_rotation", "boundless", "revnet"):
+        a, b = (SubspaceSwap(D, K, featurizer=name, seed=7).state_dict() for _ in range(2))
+        assert all(torch.equal(a[k], b[k]) for k in a), name  # low_rank's square base included

@@ -134,10 +134,14 @@ class LowRank(Featurizer, nn.Linear):
     name, linear = "low_rank", True
 
     def __init__(self, width: int, subspace: int, seed: int = 0):
-        nn.Linear.__init__(self, subspace, width, bias=False)  # weight [d, k]
-        orthogonal(self, orthogonal_map="householder")
-        with torch.no_grad():
-            self.weight = random_orthogonal(width, seed)[:, :subspace]
+        # the parametrization completes the assigned columns to a square base with torch.randn: seeded here,
+        # so that one seed is one start (and the caller's random stream is left alone)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            nn.Linear.__init__(self, subspace, width, bias=False)  # weight [d, k]
+            orthogonal(self, orthogonal_map="householder")
+            with torch.no_grad():
+                self.weight = random_orthogonal(width, seed)[:, :subspace]
 
     def encode(self, h):
         return h @ self.weight

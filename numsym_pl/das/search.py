@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.iia import IIA, exact_rows
+from numsym_pl.das.featurizers import featurizer_class
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.protocol import AlignmentResult, Intervention
 from numsym_pl.das.pairs import PairBatch, make_pairs
@@ -297,8 +298,12 @@ class Interchange(Intervention):
     name, learned = "das", True
 
     def check(self, net, alignment) -> None:
-        # the swap checks that the blocks fit the site
+        # the swap checks that the blocks fit the site, and the featurizer that it can take them
         SubspaceSwap(net.site_width(alignment.site), alignment.subspace, len(alignment.variables), kind="identity")
+        featurizer = featurizer_class(alignment.featurizer)
+        if getattr(featurizer, "learns_width", False) and len(alignment.variables) > 1:
+            raise ConfigError(f"featurizer: {featurizer.name!r} learns one width, so it aligns one variable at a time; "
+                              f"got {list(alignment.variables)}")
 
     def run(self, net, task, alignment, settings, init_state=None):
         t0 = time.perf_counter()

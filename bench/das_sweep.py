@@ -1,0 +1,73 @@
+"""A batched sweep against the same alignments fitted one by one, in one process.
+
+    python bench/das_sweep.py [--ckpt runs/gru/version_0/checkpoints/last.ckpt] [--sites state]
+        [--sizes 1,2,4,8,16,32,64] [--alone all|reference] [--max_steps 2000] [--n_train 10000]
+
+Fits every (site, size) alignment alone with ``run_alignment`` (``--alone reference``: only the
+reference one, the first site at size 16), then the same cells as one ``run_sweep``, and prints per
+cell the IIA alone and in the sweep, and the wall times: the sweep against one alignment (the
+issue's goals: <= 2x for 7 sizes at one site, <= 5x for 7 sizes x 3 sites) and against the
+alignments one by one. Timings on two threads swing; the note gives the machine and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.das import Alignment, SearchSettings, run_alignment
+from numsym_pl.das.sweep import run_sweep, sizes_at
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--ckpt", default="runs/gru/version_0/checkpoints/last.ckpt")
+    ap.add_argument("--sites", default=None, help="comma-separated (default: the net's default site)")
+    ap.add_argument("--sizes", default="1,2,4,8,16,32,64")
+    ap.add_argument("--featurizer", default="rotation")
+    ap.add_argument("--alone", choices=["all", "reference"], default="all")
+    ap.add_argument("--max_steps", type=int, default=2000)
+    ap.add_argument("--n_train", type=int, default=10000)
+    args = ap.parse_args()
+    lm, task = load_checkpoint(args.ckpt)
+    net = lm.net.eval()
+    sites = args.sites.split(",") if args.sites else [net.default_site]
+    sizes = [int(k) for k in args.sizes.split(",")]
+    settings = SearchSettings(max_steps=args.max_steps, n_train=args.n_train, progress=False)
+    cells = [(site, k) for site in sites for k in sizes_at(net.site_width(site), sizes)]
+    reference = (sites[0], 16 if 16 in sizes else sizes[len(sizes) // 2])
+    alone = {}
+    for site, k in cells if args.alone == "all" else [reference]:
+        t0 = time.perf_counter()
+        result, _ = run_alignment(net, task, Alignment("up_down", "count", site, k, featurizer=args.featurizer), settings)
+        alone[site, k] = (result.iia, result.steps, time.perf_counter() - t0)
+        print(f"alone {site:<8} {k:>3}: IIA {result.iia:.3f}, {result.steps} steps, {alone[site, k][2]:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    records = run_sweep(net, task, "up_down", "count", sites, sizes, [args.featurizer], settings)
+    sweep_s = time.perf_counter() - t0
+    print(f"\n{args.ckpt}: {type(net).__name__}, {len(cells)} cells ({len(sites)} site(s) x {len(sizes)} sizes, "
+          f"capped at each width), featurizer {args.featurizer}, {settings.max_steps} steps max, {settings.n_train} pairs; "
+          f"threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
+    print(f"{'site':<8} {'size':>4} {'IIA alone':>10} {'IIA sweep':>10} {'|diff|':>7} {'steps alone':>12} {'steps sweep':>12}")
+    worst = 0.0
+    for r in records:
+        a = alone.get((r["site"], r["subspace"]))
+        diff = abs(a[0] - r["iia"]) if a else None
+        worst = max(worst, diff or 0.0)
+        print(f"{r['site']:<8} {r['subspace']:>4} {a[0] if a else float('nan'):>10.3f} {r['iia']:>10.3f} "
+              f"{diff if diff is not None else float('nan'):>7.3f} {a[1] if a else '':>12} {r['steps']:>12}")
+    single = alone[reference][2]
+    print(f"\nreference alignment alone ({reference[0]}, {reference[1]}): {single:.1f} s; sweep: {sweep_s:.1f} s "
+          f"= {sweep_s / single:.2f}x one alignment")
+    if args.alone == "all":
+        total = sum(t for _, _, t in alone.values())
+        print(f"one by one: {total:.1f} s = {total / single:.2f}x one alignment; sweep / one by one = {sweep_s / total:.2f}; "
+              f"largest IIA difference {worst:.3f}")
+
+
+if __name__ == "__main__":
+    main()
