@@ -49,6 +49,24 @@ def test_two_sites_of_one_program_are_two_rows(tmp_path):
     assert "up_down.count/resid.1 | – | 0.310" in report and "up_down.count/resid.2 | – | 0.770" in report
 
 
+def test_the_report_shows_iia_by_site_where_one_variable_is_aligned_at_several(tmp_path):
+    from numsym_pl.analysis.report import write_report
+
+    rec = lambda site, eff: {"key": f"up_down.count/{site}", "site": site, "iia": eff, "iia_effective": eff, "iia_none": 0.1,
+                             "n": 1000, "n_effective": 900, "steps": 10, "intervention": "das", **_alignment("up_down", ["count"])}
+    cell = {"cell": "rope-multi-s0", "arch": "rope", "task": "multi", "seed": 0, "size": None, **_cell("transformer", "multi"),
+            "fit": {"val/acc_trial": 1.0}, "dynamics": {"accuracy": [], "das": []}, "analyses": {},
+            "alignments": [rec("resid.1", 0.9), rec("attn.1", 0.2), rec("mlp.1", 0.6),
+                           {**rec("resid.1", 0.5), "key": "up_up.demo_count/resid.1"}]}
+    import json
+    (tmp_path / "results.json").write_text(json.dumps([cell]))
+    report = write_report(tmp_path).read_text()
+    section = report.split("### IIA by site")[1].split("##")[0]
+    assert "| arch | task | alignment | resid.1 | attn.1 | mlp.1 |" in section
+    assert "| rope | multi | up_down.count | 0.900 [0.879, 0.918] | 0.200 [0.175, 0.227] | 0.600 [0.568, 0.632] |" in section
+    assert "up_up" not in section  # aligned at one site only
+
+
 def test_the_report_leads_with_effective_iia_and_its_interval_and_flags_a_floor_inside_it(tmp_path):
     from numsym_pl.analysis.report import write_report
 

@@ -126,6 +126,35 @@ def main_section(results, out_dir) -> str:
         _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "untrained net"], base_rows)] if part)
 
 
+def sites_section(results) -> str:
+    """IIA on effective pairs of each DAS alignment by site, for every architecture and task whose
+    cells align one program's variables at several sites (the transformers of ``paper_main``: the
+    residual stream, the attention output and the MLP hidden of a block)."""
+    rows, columns = [], []
+    for (arch, task), cells in grouped(results).items():
+        by_variable: dict[str, dict[str, str]] = {}
+        for lab in labels_in(cells):
+            record = next(alignment_of(r, lab) for r in cells if alignment_of(r, lab))
+            if record.get("intervention", "das") != "das" or not record.get("site"):
+                continue
+            what, _, site = lab.partition("/")
+            lead = _lead(cells, lab)
+            by_variable.setdefault(what, {})[site] = fmt_interval(mean_sd(iia_of(r, lab, lead) for r in cells),
+                                                                  interval_of(cells, lab, lead))
+        for what, sites in by_variable.items():
+            if len(sites) > 1:
+                columns += [s for s in sites if s not in columns]
+                rows.append((arch, task, what, sites))
+    if not rows:
+        return ""
+    table = _table(["arch", "task", "alignment", *columns], [[a, t, w, *(sites.get(c, "–") for c in columns)]
+                                                            for a, t, w, sites in rows])
+    return ("### IIA by site\n\nWhere in the net a variable is found: IIA on effective pairs [95 % CI] of the same "
+            "program variable at each site it was aligned at (`resid.k`: the residual stream after block k; "
+            "`attn.k`: block k's attention output before the residual add; `mlp.k`: its MLP hidden after the "
+            "activation, 4d wide; the subspace size is the same at every site).\n\n" + table)
+
+
 def dynamics_section(results, out_dir) -> str:
     path = figs.dynamics(results, out_dir / "figures" / "learning_dynamics.png")
     if path is None:
@@ -283,6 +312,7 @@ def write_report(run_dir: str | Path) -> Path:
     if failed:
         head.append("Failed cells (see their `fit.log`): " + ", ".join(f"`{r['cell']}` ({r['error'].splitlines()[0]})" for r in failed))
     body = [main_section(results, out_dir) if ok_cells(results) else "## Main table\n\nNo finished cells.",
+            *([sites] if (sites := sites_section(results)) else []),
             dynamics_section(results, out_dir), size_section(results, out_dir, label), gradience_section(results, out_dir),
             reviewers_section(results, out_dir, label)]
     path = out_dir / "report.md"
