@@ -31,8 +31,11 @@ class Alignment:
         intervention: ``das`` (learned rotation, interchange of a subspace), or one of the
             Ctx-Distr context interventions ``context_substitution`` / ``attention_hiding``
             (see ``numsym_pl.das.context``); any registered ``das.protocol.Intervention``.
-        featurizer: the learned map DAS swaps coordinates in (``rotation``, the default; any
-            registered ``das.featurizers.Featurizer``, or its class path). DAS only.
+        featurizer: the learned map DAS swaps coordinates in: ``rotation`` (the default, d x d
+            orthogonal), ``low_rank`` (d x k orthonormal columns), ``pca_rotation`` (started at the
+            site's principal axes), ``boundless`` (learns its width; one variable), ``revnet``
+            (invertible non-linear; always also fitted on an untrained net), any registered
+            ``das.featurizers.Featurizer``, or its class path. DAS only.
         layers: blocks (0-based) where attention hiding applies; default all.
         span: ``random`` demo-phase spans or ``all`` of the demo phase (context substitution).
     """
