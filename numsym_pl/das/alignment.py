@@ -36,6 +36,12 @@ class Alignment:
             site's principal axes), ``boundless`` (learns its width; one variable), ``revnet``
             (invertible non-linear; always also fitted on an untrained net), any registered
             ``das.featurizers.Featurizer``, or its class path. DAS only.
+        positions: how many positions DAS swaps the subspace at (DAS only): ``1`` (the default)
+            swaps it at ``i_t`` alone; ``k`` at the last k positions up to ``i_t``, each taking the
+            source's state at the same distance before ``i_s`` (``i_t - j`` <- ``i_s - j``, as far as both
+            sequences reach); ``all`` at every position up to ``i_t``. For transformers, whose later
+            tokens read a variable from every earlier position. The label is the program's as for
+            one position; more than one runs through the hook points (no clean-run cache).
         layers: blocks (0-based) where attention hiding applies; default all.
         span: ``random`` demo-phase spans or ``all`` of the demo phase (context substitution).
     """
@@ -46,6 +52,7 @@ class Alignment:
     subspace: int = 16
     intervention: str = "das"
     featurizer: str = "rotation"
+    positions: Union[int, Literal["all"]] = 1
     layers: Optional[list[int]] = None
     span: Literal["random", "all"] = "random"
 
@@ -59,6 +66,11 @@ class Alignment:
         self.variables = program.check_variables(self.variables)
         intervention(self.intervention)  # a registered one, or a named error
         self.featurizer = featurizer_class(self.featurizer).name
+        if self.positions != "all" and (isinstance(self.positions, bool) or not isinstance(self.positions, int)
+                                        or self.positions < 1):
+            raise ConfigError(f"positions: an integer >= 1 or 'all', got {self.positions!r}")
+        if self.positions != 1 and self.intervention != "das":
+            raise ConfigError(f"positions: only DAS swaps at several positions; {self.intervention!r} has its own spans")
 
     def for_net(self, net) -> "Alignment":
         """This alignment with its site filled in from ``net.default_site`` when none was given."""
@@ -73,15 +85,17 @@ class Alignment:
                 "site": None if self.intervention == "attention_hiding" else self.site,
                 "featurizer": self.featurizer if das else None, "subspace": self.subspace if das else None,
                 "layers": None if self.layers is None else list(self.layers),
-                "span": self.span if self.intervention == "context_substitution" else None}
+                "span": self.span if self.intervention == "context_substitution" else None,
+                **({"positions": self.positions} if self.positions != 1 else {})}
 
     @property
     def key(self) -> str:
-        """The metric namespace under ``das/``: ``<program>.<var>[+<var>]/<site>`` for DAS,
+        """The metric namespace under ``das/``: ``<program>.<var>[+<var>]/<site>[@<positions>]`` for DAS,
         ``<intervention>.<program>/<site or layers>`` for context interventions."""
         if self.intervention == "das":
             learned = "" if self.featurizer == "rotation" else f"~{self.featurizer}"
-            return f"{self.program}.{'+'.join(self.variables)}/{self.site or 'default_site'}{learned}"
+            where = "" if self.positions == 1 else f"@{self.positions}"
+            return f"{self.program}.{'+'.join(self.variables)}/{self.site or 'default_site'}{where}{learned}"
         where = self.site if self.intervention == "context_substitution" else (
             "attn" if self.layers is None else "attn" + "-".join(map(str, self.layers)))
         return f"{self.intervention}.{self.program}/{where}"

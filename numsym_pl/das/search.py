@@ -91,14 +91,39 @@ def _autocast(device: torch.device, precision: str):
 
 
 @torch.no_grad()
-def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000) -> torch.Tensor:
-    """The site's state of every source at its ``i_s``: [N, d]."""
+def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000,
+                  positions: int | str = 1) -> torch.Tensor:
+    """The site's state of every source at its ``i_s``: [N, d]; with several ``positions``
+    (``Alignment.positions``), at ``i_s - j`` for ``j < P``: [N, P, d], zero where a sequence does
+    not reach (``window_positions``)."""
+    P = window_size(pairs, positions)
     out = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         s = net.states(p.source, site)  # [B, Ls, d]
-        out.append(s[torch.arange(len(p)), p.source_pos].float())
+        rows = torch.arange(len(p), device=s.device)
+        if positions == 1:
+            out.append(s[rows, p.source_pos].float())
+            continue
+        at = p.source_pos[:, None] - torch.arange(P, device=s.device)  # [B, P]
+        valid = window_positions(p, P) >= 0
+        out.append(torch.where(valid[..., None], s[rows[:, None], at.clamp(min=0)].float(), 0.0))
     return torch.cat(out)
+
+
+def window_size(pairs: PairBatch, positions: int | str) -> int:
+    """P, the positions a multi-position swap spans on these pairs (``all``: the longest reach)."""
+    if positions == "all":
+        return int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1
+    return int(positions)
+
+
+def window_positions(pairs: PairBatch, P: int) -> torch.Tensor:
+    """[N, P]: the target position ``i_t - j`` of offset j, or -1 where the source or the target
+    sequence does not reach back j positions."""
+    j = torch.arange(P, device=pairs.target_pos.device)
+    reach = torch.minimum(pairs.source_pos, pairs.target_pos)[:, None]
+    return torch.where(j <= reach, pairs.target_pos[:, None] - j, -1)
 
 
 @torch.no_grad()
@@ -123,6 +148,12 @@ def patched_logits_many(net: SequenceModel, swaps: Sequence[SubspaceSwap], site:
     # has a single block): only training and validation pairs with variable subsets carry one
     blocks = None if pairs.blocks.all() else pairs.blocks
     S, B = len(swaps), len(pairs)
+    rep = lambda x: None if x is None else x.repeat(S, *[1] * (x.dim() - 1))
+    if src.dim() == 3:  # several positions (Alignment.positions): one patch per offset, through the hook points
+        at = window_positions(pairs, src.shape[1])
+        patches = [(rep(at[:, j]), lambda h, j=j: torch.cat([swap(chunk, src[:, j], blocks) for swap, chunk in zip(swaps, h.split(B))]))
+                   for j in range(src.shape[1])]
+        return net.forward_patched_many(rep(pairs.cf[:, :-1]), site, patches)
     if S == 1:
         return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swaps[0](h, src, blocks),
                                    out_mask=pairs.loss_mask, cache=cache)
@@ -130,7 +161,6 @@ def patched_logits_many(net: SequenceModel, swaps: Sequence[SubspaceSwap], site:
     def patch(h):
         return torch.cat([swap(chunk, src, blocks) for swap, chunk in zip(swaps, h.split(B))])
 
-    rep = lambda x: None if x is None else x.repeat(S, *[1] * (x.dim() - 1))
     return net.forward_patched(rep(pairs.cf[:, :-1]), site, rep(pairs.target_pos), patch, out_mask=rep(pairs.loss_mask),
                                cache=rep(cache))
 
@@ -172,17 +202,11 @@ class PairSets:
                  pairs: dict[str, PairBatch] | None = None):
         if pairs is None:
             pairs = self.make(task, alignment, settings, device)
-        self.pairs = pairs
-        self.src = {name: source_states(net, p, alignment.site) for name, p in self.pairs.items()}
-        self.cache = {name: clean_cache(net, p, alignment.site) for name, p in self.pairs.items()}
-
-    def at(self, net, site: str) -> "PairSets":
-        """The same pairs at another site of a net (their states and clean runs computed there)."""
-        sets = PairSets.__new__(PairSets)
-        sets.pairs = self.pairs
-        sets.src = {name: source_states(net, p, site) for name, p in self.pairs.items()}
-        sets.cache = {name: clean_cache(net, p, site) for name, p in self.pairs.items()}
-        return sets
+        self.pairs, self.positions = pairs, alignment.positions
+        self.src = {name: source_states(net, p, alignment.site, positions=self.positions) for name, p in self.pairs.items()}
+        # a multi-position swap runs through the hook points, which reuse nothing
+        self.cache = {name: clean_cache(net, p, alignment.site) if self.positions == 1 else None
+                      for name, p in self.pairs.items()}
 
     @staticmethod
     def make(task: TaskFamily, alignment: Alignment, settings: SearchSettings, device) -> dict[str, PairBatch]:
@@ -313,7 +337,7 @@ class Interchange(Intervention):
         if init_state is not None:
             swap.load_state_dict(init_state)
         else:
-            swap.prepare(sets.src["train"])  # e.g. PCA of the training sources' states
+            swap.prepare(sets.src["train"].flatten(0, -2))  # e.g. PCA of the training sources' states
         steps, history = fit_rotation(net, swap, alignment.site, sets, settings)
         return score_swap(net, alignment, settings, sets, swap, steps, history, time.perf_counter() - t0), swap
 

@@ -79,7 +79,7 @@ def sweep_net(net: SequenceModel, task: TaskFamily, cells: list[Alignment], sett
         floor = sets.correct(frozen, no_intervention, site, "test", precision=settings.precision)
         swaps = [new_swap(frozen, c, settings).to(device) for c in here]
         for swap in swaps:
-            swap.prepare(sets.src["train"])
+            swap.prepare(sets.src["train"].flatten(0, -2))
         fitted = fit_rotations(frozen, swaps, site, sets, settings, bar=bar)
         if bar is not None:
             bar.update(settings.max_steps - max(steps for steps, _ in fitted))
