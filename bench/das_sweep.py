@@ -1,20 +1,24 @@
 """A batched sweep against the same alignments fitted one by one, in one process.
 
     python bench/das_sweep.py [--ckpt runs/gru/version_0/checkpoints/last.ckpt] [--sites state]
-        [--sizes 1,2,4,8,16,32,64] [--alone all|reference] [--max_steps 2000] [--n_train 10000]
+        [--sizes 1,2,4,8,16,32,64] [--alone all|reference] [--max_steps 2000] [--n_train 10000] [--out DIR]
 
 Fits every (site, size) alignment alone with ``run_alignment`` (``--alone reference``: only the
 reference one, the first site at size 16), then the same cells as one ``run_sweep``, and prints per
 cell the IIA alone and in the sweep, and the wall times: the sweep against one alignment (the
 issue's goals: <= 2x for 7 sizes at one site, <= 5x for 7 sizes x 3 sites) and against the
 alignments one by one. Timings on two threads swing; the note gives the machine and the command.
+``--out`` also writes the sweep's files (sweep.json, sweep.csv, the heatmap sweep.png).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -32,6 +36,7 @@ def main() -> None:
     ap.add_argument("--alone", choices=["all", "reference"], default="all")
     ap.add_argument("--max_steps", type=int, default=2000)
     ap.add_argument("--n_train", type=int, default=10000)
+    ap.add_argument("--out", default=None, help="also write sweep.json/csv/png here")
     args = ap.parse_args()
     lm, task = load_checkpoint(args.ckpt)
     net = lm.net.eval()
@@ -49,6 +54,14 @@ def main() -> None:
     t0 = time.perf_counter()
     records = run_sweep(net, task, "up_down", "count", sites, sizes, [args.featurizer], settings)
     sweep_s = time.perf_counter() - t0
+    if args.out:
+        from numsym_pl.das.sweep_command import write_outputs
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_outputs(records, {"ckpt_path": args.ckpt, "program": "up_down", "variables": ["count"], "sites": sites,
+                                "sizes": sizes, "featurizers": [args.featurizer], "settings": asdict(settings),
+                                "seconds": sweep_s, "command": "python bench/das_sweep.py " + " ".join(sys.argv[1:])},
+                      Path(args.out))
     print(f"\n{args.ckpt}: {type(net).__name__}, {len(cells)} cells ({len(sites)} site(s) x {len(sizes)} sizes, "
           f"capped at each width), featurizer {args.featurizer}, {settings.max_steps} steps max, {settings.n_train} pairs; "
           f"threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")

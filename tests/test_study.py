@@ -156,3 +156,23 @@ def test_submitit_local_executor_runs_a_cell(tmp_path):
     result = json.loads((tmp_path / "study/cells/gru-multi-s0/result.json").read_text())
     assert result["alignments"][0]["key"] == "up_down.count+phase/state"
     assert list((tmp_path / "study/submitit").glob("*_log.out"))  # ran as a submitit job
+
+
+def test_a_study_with_wandb_logs_each_cell_as_a_named_grouped_tagged_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    path = _tiny_study(tmp_path, analyses=[], wandb={"project": "numsym_pl-test", "tags": ["tiny"]})
+    study_main(["--config", str(path)])
+    for cell in ("gru-multi-s0", "gru-multi-s1"):
+        marker = json.loads((tmp_path / f"study/cells/{cell}/wandb.json").read_text())
+        record = next(Path(marker["dir"]).glob("run-*.wandb")).read_bytes()
+        for key in (cell.encode(), b"tiny", b"arch:gru", b"task:multi", b"seed:", b"trainer/step", b"val/acc_trial",
+                    b"post/up_down.count+phase/state/iia_effective", b"iia_lo", b"iia_untrained"):
+            assert key in record, (cell, key)
+    # a resumed study does not log a cell twice
+    before = sorted(p.name for p in (tmp_path / "study/cells/gru-multi-s0").rglob("run-*.wandb"))
+    study_main(["--config", str(path)])
+    assert sorted(p.name for p in (tmp_path / "study/cells/gru-multi-s0").rglob("run-*.wandb")) == before
+    with pytest.raises(ConfigError, match="wandb"):
+        load_study(["--config", str(_tiny_study(tmp_path, wandb={"projekt": "x"}))])

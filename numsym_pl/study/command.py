@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
+from numsym_pl.study.dashboard import log_cell
 from numsym_pl.study.executors import executor_for, threads_per_cell
 from numsym_pl.study.spec import Study
 
@@ -120,6 +121,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tqdm(total=len(cells), desc=f"study {study.name}", unit="cell") as bar:
         for result in run(cells):
             results[result["cell"]] = result
+            if study.wandb is not None:
+                log_cell(result, study.out_dir / "cells" / result["cell"], study.name, study.wandb)
             status = "FAILED" if "error" in result else "ok"
             bar.write(f"  {result['cell']}: {status}" + (f" ({result['error'].splitlines()[0]})" if "error" in result else ""))
             bar.update(1)

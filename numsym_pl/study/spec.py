@@ -98,13 +98,15 @@ class Study:
         executor_args: passed to ``submitit.AutoExecutor.update_parameters`` (e.g. ``slurm_partition``,
             ``timeout_min``, ``gpus_per_node``); ``cluster`` picks ``slurm`` / ``local``.
         quick: settings merged over these by ``--quick`` (a CPU-sized version of the study).
+        wandb: log every finished cell as a wandb run (``numsym_pl.study.dashboard``):
+            ``{project, entity, offline (default true), tags}``; none by default.
     """
 
     def __init__(self, name: str, architectures: dict[str, Architecture], tasks: Optional[dict[str, list[str]]] = None,
                  seeds: list[int] = (0,), sizes: list[Optional[int]] = (None,), fit_args: list[str] = (),
                  das: Optional[SearchSettings] = None, analyses: list[str] = (), out_dir: Optional[str] = None,
                  max_parallel: int = 2, executor: Literal["local", "submitit"] = "local",
-                 executor_args: Optional[dict] = None, quick: Optional[dict] = None):
+                 executor_args: Optional[dict] = None, quick: Optional[dict] = None, wandb: Optional[dict] = None):
         if not architectures:
             raise ConfigError("architectures: a study needs at least one architecture")
         unknown = sorted(set(analyses) - set(ANALYSES))
@@ -125,6 +127,10 @@ class Study:
         self.analyses, self.max_parallel = list(analyses), max_parallel
         self.out_dir = Path(out_dir or Path("runs/studies") / name)
         self.executor, self.executor_args = executor, dict(executor_args or {})
+        unknown = sorted(set(wandb or {}) - {"project", "entity", "offline", "tags"})
+        if unknown:
+            raise ConfigError(f"wandb: unknown settings {unknown}; a study's wandb takes project, entity, offline, tags")
+        self.wandb = None if wandb is None else dict(wandb)
 
     def cells(self, threads: int = 1) -> list[Cell]:
         """Every cell of the grid, in a fixed order."""
