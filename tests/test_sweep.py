@@ -21,8 +21,8 @@ TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=
 
 def test_each_cell_of_a_batched_sweep_is_what_it_is_fitted_alone():
     net = PlantedCounter(VOCAB.size, hidden_size=8)
-    records = run_sweep(net, TASK, "up_down", "count", ["state"], [1, 2, 4], ["rotation", "low_rank"], SETTINGS)
-    assert [(r["featurizer"], r["subspace"]) for r in records] == [(f, k) for f in ("rotation", "low_rank") for k in (1, 2, 4)]
+    records = run_sweep(net, TASK, "up_down", "count", ["state"], [1, 4], ["rotation", "low_rank"], SETTINGS)
+    assert [(r["featurizer"], r["subspace"]) for r in records] == [(f, k) for f in ("rotation", "low_rank") for k in (1, 4)]
     for r in records:
         alone, _ = run_alignment(net, TASK, Alignment("up_down", "count", "state", r["subspace"], featurizer=r["featurizer"]),
                                  SETTINGS)
@@ -78,7 +78,7 @@ def test_the_sweep_command_writes_json_csv_heatmap_and_a_wandb_run(tiny_ckpt, tm
     rows = list(csv.DictReader(open(out / "sweep.csv")))
     assert len(rows) == 6 and {r["subspace"] for r in rows} == {"1", "2", "4"} and all(r["iia_lo"] for r in rows)
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    run = next(tmp_path.glob("wandb/offline-run-*"))
+    run = next(out.glob("wandb/offline-run-*"))
     record = next(run.glob("run-*.wandb")).read_bytes()
     for key in (b"sweep/table", b"sweep/heatmap", b"sweep/best_iia"):
         assert key in record, key

@@ -9,7 +9,7 @@ one call, on a trained checkpoint (``numsym_pl.das.sweep``).
 site's width are left out there. Writes ``sweep.json`` (the settings and every cell's record),
 ``sweep.csv`` (one row per cell) and ``sweep.png`` (the IIA heatmap, baselines beside it) into
 ``--out`` (default: the checkpoint's directory, under ``sweep/``); with ``--wandb_project`` it also
-logs the table and the heatmap to a wandb run (offline when ``WANDB_MODE=offline``).
+logs the table and the heatmap to a wandb run in ``<out>/wandb`` (offline when ``WANDB_MODE=offline``).
 """
 
 from __future__ import annotations
@@ -78,11 +78,12 @@ def write_outputs(records: list[dict], meta: dict, out_dir: Path) -> dict[str, P
 
 
 def log_to_wandb(project: str, records: list[dict], meta: dict, png: Path) -> str:
-    """One wandb run holding the sweep's table and heatmap; returns its directory."""
+    """One wandb run holding the sweep's table and heatmap, written beside them (``<out>/wandb``);
+    returns its directory."""
     import wandb
 
     run = wandb.init(project=project, job_type="sweep", name=f"sweep-{Path(meta['ckpt_path']).parent.parent.name}",
-                     config={k: v for k, v in meta.items() if k != "records"}, reinit=True)
+                     config={k: v for k, v in meta.items() if k != "records"}, dir=str(png.parent), reinit=True)
     rows = [csv_row(r) for r in records]
     run.log({"sweep/table": wandb.Table(columns=list(CSV_FIELDS), data=[[r[k] for k in CSV_FIELDS] for r in rows]),
              "sweep/heatmap": wandb.Image(str(png))})
