@@ -9,6 +9,8 @@ cell the IIA alone and in the sweep, and the wall times: the sweep against one a
 issue's goals: <= 2x for 7 sizes at one site, <= 5x for 7 sizes x 3 sites) and against the
 alignments one by one. Timings on two threads swing; the note gives the machine and the command.
 ``--out`` also writes the sweep's files (sweep.json, sweep.csv, the heatmap sweep.png).
+``--step_profile`` instead prints, per site, the median seconds of one training step with one
+rotation and with the sizes' rotations batched (batch 128), without fitting anything.
 """
 
 from __future__ import annotations
@@ -27,6 +29,41 @@ from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.das.sweep import run_sweep, sizes_at
 
 
+def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
+    """Median seconds of one DAS training step (forward, backward, Adam) per site, one rotation
+    (size 16) against the sizes' rotations batched in one forward."""
+    import statistics
+
+    import torch.nn.functional as F
+
+    from numsym_pl.das import SubspaceSwap
+    from numsym_pl.das.search import PairSets, patched_logits_many
+
+    frozen = net.eval().requires_grad_(False)
+    print(f"{'site':<10} {'width':>5} {'1 rotation':>11} {'batched':>9} {'ratio':>6}")
+    for site in sites:
+        sets = PairSets(frozen, task, Alignment("up_down", "count", site, 16), settings, "cpu")
+        train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
+        width = frozen.site_width(site)
+        medians = []
+        for swaps in ([SubspaceSwap(width, 16)], [SubspaceSwap(width, k) for k in sizes_at(width, sizes)]):
+            opt = torch.optim.Adam([p for s in swaps for p in s.parameters()], lr=1e-3)
+            times = []
+            for i in range(repeats):
+                idx = torch.arange(128 * i, 128 * (i + 1))
+                batch = train[idx]
+                t0 = time.perf_counter()
+                logits = patched_logits_many(frozen, swaps, site, batch, src[idx], None if cache is None else cache[idx])
+                scored = logits.view(len(swaps), len(batch), *logits.shape[1:])[:, batch.loss_mask]
+                target = batch.cf[:, 1:][batch.loss_mask].repeat(len(swaps))
+                F.cross_entropy(scored.flatten(0, 1), target).backward()
+                opt.step()
+                opt.zero_grad()
+                times.append(time.perf_counter() - t0)
+            medians.append(statistics.median(times[1:]))  # the first is a warm-up
+        print(f"{site:<10} {width:>5} {medians[0]:>11.3f} {medians[1]:>9.3f} {medians[1] / medians[0]:>5.1f}x", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--ckpt", default="runs/gru/version_0/checkpoints/last.ckpt")
@@ -37,6 +74,7 @@ def main() -> None:
     ap.add_argument("--max_steps", type=int, default=2000)
     ap.add_argument("--n_train", type=int, default=10000)
     ap.add_argument("--out", default=None, help="also write sweep.json/csv/png here")
+    ap.add_argument("--step_profile", action="store_true", help="only time one batched training step per site")
     args = ap.parse_args()
     lm, task = load_checkpoint(args.ckpt)
     net = lm.net.eval()
@@ -44,6 +82,8 @@ def main() -> None:
     sizes = [int(k) for k in args.sizes.split(",")]
     settings = SearchSettings(max_steps=args.max_steps, n_train=args.n_train, progress=False)
     cells = [(site, k) for site in sites for k in sizes_at(net.site_width(site), sizes)]
+    if args.step_profile:
+        return step_profile(net, task, sites, sizes, settings)
     reference = (sites[0], 16 if 16 in sizes else sizes[len(sizes) // 2])
     alone = {}
     for site, k in cells if args.alone == "all" else [reference]:
