@@ -108,6 +108,6 @@ def sweep_heatmap(records: list[dict], path: str | Path, title: str = "") -> Pat
         ax.set_title(f"{featurizer} ({net} net)", fontsize=9)
     fig.colorbar(image, ax=list(axes[0]), label="IIA (held-out pairs)", shrink=0.8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1.0 + 0.25 / fig.get_figheight())  # above the panels' titles
     fig.savefig(path, dpi=130, bbox_inches="tight")
     return path

@@ -73,7 +73,7 @@ def write_outputs(records: list[dict], meta: dict, out_dir: Path) -> dict[str, P
         writer.writerows(csv_row(r) for r in records)
     paths["csv"] = out_dir / "sweep.csv"
     paths["png"] = sweep_heatmap(records, out_dir / "sweep.png", title=f"{meta['program']}.{'+'.join(meta['variables'])}"
-                                 f" — {Path(meta['ckpt_path']).name}")
+                                 f" — {'/'.join(Path(meta['ckpt_path']).parts[-4:-2]) or meta['ckpt_path']}")
     return paths
 
 
