@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 
 
@@ -74,8 +75,6 @@ def sweep_heatmap(records: list[dict], path: str | Path, title: str = "") -> Pat
     """IIA by site (rows) x subspace size (columns), one panel per (net, featurizer), each cell
     annotated with its IIA and, below it, the mean random-rotation baseline of that size; two
     columns after a gap give each site's full-state swap and no-intervention floor."""
-    import numpy as np
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     panels = list(dict.fromkeys((r.get("net", "trained"), r["featurizer"]) for r in records))

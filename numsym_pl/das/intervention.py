@@ -89,33 +89,33 @@ class SubspaceSwap(nn.Module):
         """The featurizer being fitted (``kind: rotation``), else None."""
         return self.rotation if self.kind == "rotation" else None
 
-    def coordinate_mask(self, blocks: torch.Tensor | None = None) -> torch.Tensor:
-        """Which leading feature coordinates the swap takes from the source: bool [r] or
-        [B, r] (``blocks`` per row), or a featurizer's learned float mask [r]."""
+    def coordinate_mask(self, blocks: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Which leading feature coordinates the swap takes from the source: None for all of the
+        first ``swapped``, bool [..., swapped] for ``blocks`` per row, or a featurizer's learned
+        float mask [r]."""
         learned = None if self.learned is None else self.learned.mask(self.swapped)
         if learned is not None:
             return learned if blocks is None else learned * blocks[..., :1].float()
-        if blocks is None:
-            return torch.ones(self.swapped, dtype=torch.bool)
-        return blocks.repeat_interleave(self.subspace, -1)
+        return None if blocks is None else blocks.repeat_interleave(self.subspace, -1)
 
     def forward(self, target: torch.Tensor, source: torch.Tensor, blocks: torch.Tensor | None = None) -> torch.Tensor:
         """target, source [B, d] -> patched target [B, d]. ``blocks`` (bool [n_blocks] or
         [B, n_blocks]) limits the swap to some blocks; default all."""
         with torch.autocast(target.device.type, enabled=False):
             if self.kind == "full":  # exactly the source's state
-                take = torch.ones(1, dtype=torch.bool, device=target.device) if blocks is None else blocks[..., :1]
-                return torch.where(take, source, target)
-            mask = self.coordinate_mask(blocks).to(target.device)
+                return source.to(target.dtype, copy=True) if blocks is None else torch.where(blocks[..., :1], source, target)
+            mask = self.coordinate_mask(blocks)
+            r = self.swapped if mask is None else mask.shape[-1]
             t, s = target.float(), source.float()
             if self.linear:  # t + ((s - t) W_r * m) W_r^T: the swap in the rotated basis, on its r columns only
-                W = self.weight.float()[:, : mask.shape[-1]]  # computed once: a parametrized W costs a matrix_exp
+                W = self.weight.float()[:, :r]  # computed once: a parametrized W costs a matrix_exp
                 delta = (s - t) @ W
-                delta = torch.where(mask, delta, 0.0) if mask.dtype == torch.bool else delta * mask
+                if mask is not None:
+                    delta = torch.where(mask, delta, 0.0) if mask.dtype == torch.bool else delta * mask
                 return (t + delta @ W.T).to(target.dtype)
             zt, zs = self.rotation.encode(t), self.rotation.encode(s)
-            r = mask.shape[-1]
-            head = torch.where(mask, zs[..., :r], zt[..., :r]) if mask.dtype == torch.bool else torch.lerp(zt[..., :r], zs[..., :r], mask)
+            head = zs[..., :r] if mask is None else (torch.where(mask, zs[..., :r], zt[..., :r]) if mask.dtype == torch.bool
+                                                     else torch.lerp(zt[..., :r], zs[..., :r], mask))
             return self.rotation.decode(torch.cat([head, zt[..., r:]], -1)).to(target.dtype)
 
     # ---- what the fit asks of the featurizer (nothing for the fixed baselines) ----------------------

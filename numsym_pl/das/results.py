@@ -32,6 +32,24 @@ def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: Sea
     return record, swap
 
 
+def flat_record(record: dict) -> dict:
+    """An alignment's JSON record as flat figures (CSV rows, wandb summaries): each IIA with its 95 %
+    interval's bounds, the floor, the baselines, the controls' summaries, the fit's steps and a
+    learned width."""
+    intervals, controls = record.get("intervals") or {}, record.get("controls") or {}
+    untrained = controls.get("untrained") or {}
+    out = {}
+    for field in ("iia_effective", "iia"):
+        lo, hi = intervals.get(field) or (None, None)
+        out.update({field: record.get(field), f"{field}_lo": lo, f"{field}_hi": hi})
+    out.update({k: record.get(k) for k in ("n", "n_effective", "iia_none", "discriminating", "iia_identity",
+                                           "iia_full_swap", "iia_random", "steps")})
+    out.update({"iia_random_sd": (controls.get("random_subspace") or {}).get("sd"), "iia_untrained": untrained.get("iia"),
+                "iia_untrained_effective": untrained.get("iia_effective"),
+                "learned_width": (record.get("featurizer_fit") or {}).get("width")})
+    return out
+
+
 def save_result(record: dict, out_dir: Path, swap: SubspaceSwap | None = None) -> Path:
     """Write ``das_result.json`` (and the learned rotation, ``rotation.pt``) atomically into ``out_dir``."""
     if swap is not None:

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.iia import IIA, exact_rows
-from numsym_pl.das.featurizers import featurizer_class
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.protocol import AlignmentResult, Intervention
 from numsym_pl.das.pairs import PairBatch, make_pairs
@@ -148,21 +147,19 @@ def patched_logits_many(net: SequenceModel, swaps: Sequence[SubspaceSwap], site:
     # has a single block): only training and validation pairs with variable subsets carry one
     blocks = None if pairs.blocks.all() else pairs.blocks
     S, B = len(swaps), len(pairs)
-    rep = lambda x: None if x is None else x.repeat(S, *[1] * (x.dim() - 1))
+    rep = (lambda x: x) if S == 1 else (lambda x: None if x is None else x.repeat(S, *[1] * (x.dim() - 1)))
+
+    def patch_with(source):  # each chunk of rows by its own swap, from the source states ``source`` [B, d]
+        if S == 1:
+            return lambda h: swaps[0](h, source, blocks)
+        return lambda h: torch.cat([swap(chunk, source, blocks) for swap, chunk in zip(swaps, h.split(B))])
+
     if src.dim() == 3:  # several positions (Alignment.positions): one patch per offset, through the hook points
         at = window_positions(pairs, src.shape[1])
-        patches = [(rep(at[:, j]), lambda h, j=j: torch.cat([swap(chunk, src[:, j], blocks) for swap, chunk in zip(swaps, h.split(B))]))
-                   for j in range(src.shape[1])]
+        patches = [(rep(at[:, j]), patch_with(src[:, j])) for j in range(src.shape[1])]
         return net.forward_patched_many(rep(pairs.cf[:, :-1]), site, patches)
-    if S == 1:
-        return net.forward_patched(pairs.cf[:, :-1], site, pairs.target_pos, lambda h: swaps[0](h, src, blocks),
-                                   out_mask=pairs.loss_mask, cache=cache)
-
-    def patch(h):
-        return torch.cat([swap(chunk, src, blocks) for swap, chunk in zip(swaps, h.split(B))])
-
-    return net.forward_patched(rep(pairs.cf[:, :-1]), site, rep(pairs.target_pos), patch, out_mask=rep(pairs.loss_mask),
-                               cache=rep(cache))
+    return net.forward_patched(rep(pairs.cf[:, :-1]), site, rep(pairs.target_pos), patch_with(src),
+                               out_mask=rep(pairs.loss_mask), cache=rep(cache))
 
 
 @torch.no_grad()
@@ -322,31 +319,29 @@ class Interchange(Intervention):
     name, learned = "das", True
 
     def check(self, net, alignment) -> None:
-        # the swap checks that the blocks fit the site, and the featurizer that it can take them
-        SubspaceSwap(net.site_width(alignment.site), alignment.subspace, len(alignment.variables), kind="identity")
-        featurizer = featurizer_class(alignment.featurizer)
-        if getattr(featurizer, "learns_width", False) and len(alignment.variables) > 1:
-            raise ConfigError(f"featurizer: {featurizer.name!r} learns one width, so it aligns one variable at a time; "
-                              f"got {list(alignment.variables)}")
+        # building the swap checks that the blocks fit the site and that its featurizer can take them
+        new_swap(net, alignment, SearchSettings())
 
     def run(self, net, task, alignment, settings, init_state=None):
         t0 = time.perf_counter()
         device = next(net.parameters()).device
-        swap = new_swap(net, alignment, settings).to(device)
         sets = PairSets(net, task, alignment, settings, device)
-        if init_state is not None:
-            swap.load_state_dict(init_state)
-        else:
-            swap.prepare(sets.src["train"].flatten(0, -2))  # e.g. PCA of the training sources' states
+        swap = new_swap(net, alignment, settings, sets, init_state).to(device)
         steps, history = fit_rotation(net, swap, alignment.site, sets, settings)
         return score_swap(net, alignment, settings, sets, swap, steps, history, time.perf_counter() - t0), swap
 
 
-def new_swap(net, alignment, settings: SearchSettings) -> SubspaceSwap:
-    """The learned swap an alignment starts from (its featurizer at the alignment's site and size)."""
-    return SubspaceSwap(net.site_width(alignment.site), alignment.subspace, len(alignment.variables), "rotation",
+def new_swap(net, alignment, settings: SearchSettings, sets: PairSets | None = None, init_state: dict | None = None) -> SubspaceSwap:
+    """The learned swap an alignment starts from: its featurizer at the alignment's site and size,
+    loaded from ``init_state`` (a warm start) or else prepared on ``sets``' training sources (PCA)."""
+    swap = SubspaceSwap(net.site_width(alignment.site), alignment.subspace, len(alignment.variables), "rotation",
                         seed=derive(settings.seed, "rotation"), orthogonal_map=settings.orthogonal_map,
                         featurizer=alignment.featurizer)
+    if init_state is not None:
+        swap.load_state_dict(init_state)
+    elif sets is not None:
+        swap.prepare(sets.src["train"].flatten(0, -2))
+    return swap
 
 
 def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: SubspaceSwap, steps: int, history: list[dict],

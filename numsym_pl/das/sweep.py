@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.controls import untrained_like
 from numsym_pl.das.featurizers import featurizer_class
-from numsym_pl.das.search import Interchange, PairSets, SearchSettings, fit_rotations, new_swap, no_intervention, score_swap
+from numsym_pl.das.run import check_alignment
+from numsym_pl.das.search import PairSets, SearchSettings, fit_rotations, new_swap, no_intervention, score_swap
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.seeding import derive
@@ -61,7 +62,7 @@ def check_sweep(net: SequenceModel, program: str, variables, sites: Sequence[str
             featurizer_class(name)
             cells += [Alignment(program, variables, site, k, featurizer=name) for k in fitting]
     for cell in cells:
-        Interchange().check(net, cell)
+        check_alignment(net, cell)
     return cells
 
 
@@ -77,9 +78,7 @@ def sweep_net(net: SequenceModel, task: TaskFamily, cells: list[Alignment], sett
         here = [c for c in cells if c.site == site]
         sets = PairSets(frozen, task, here[0], settings, device, pairs=pairs)
         floor = sets.correct(frozen, no_intervention, site, "test", precision=settings.precision)
-        swaps = [new_swap(frozen, c, settings).to(device) for c in here]
-        for swap in swaps:
-            swap.prepare(sets.src["train"].flatten(0, -2))
+        swaps = [new_swap(frozen, c, settings, sets).to(device) for c in here]
         fitted = fit_rotations(frozen, swaps, site, sets, settings, bar=bar)
         if bar is not None:
             bar.update(settings.max_steps - max(steps for steps, _ in fitted))

@@ -24,6 +24,7 @@ from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from numsym_pl.analysis.figures import sweep_heatmap
 from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.das.results import flat_record
 from numsym_pl.das.search import SearchSettings
 from numsym_pl.das.sweep import DEFAULT_SIZES, run_sweep
 from numsym_pl.errors import ConfigError
@@ -60,9 +61,7 @@ def split(text: str, field: str) -> list[str]:
 
 
 def csv_row(record: dict) -> dict:
-    lo, hi = (record.get("intervals") or {}).get("iia") or (None, None)
-    learned = (record.get("featurizer_fit") or {}).get("width")
-    return {**{k: record.get(k) for k in CSV_FIELDS}, "iia_lo": lo, "iia_hi": hi, "learned_width": learned}
+    return {**{k: record.get(k) for k in CSV_FIELDS}, **{k: v for k, v in flat_record(record).items() if k in CSV_FIELDS}}
 
 
 def write_outputs(records: list[dict], meta: dict, out_dir: Path) -> dict[str, Path]:

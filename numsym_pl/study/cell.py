@@ -55,10 +55,11 @@ def fit(cell: Cell) -> Path:
     return ckpt
 
 
-def _number(value: str):
+def as_number(value) -> float | None:
+    """A logged CSV value as a float; None for text, an empty cell or NaN."""
     try:
         x = float(value)
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     return None if math.isnan(x) else x
 
@@ -68,7 +69,7 @@ def read_metrics(metrics_csv: Path) -> tuple[dict, dict]:
     last, accuracy, das = {}, {}, []
     with open(metrics_csv) as fh:
         for row in csv.DictReader(fh):
-            values = {k: _number(v) for k, v in row.items() if v not in ("", None)}
+            values = {k: as_number(v) for k, v in row.items() if v not in ("", None)}
             values = {k: v for k, v in values.items() if v is not None}
             last.update({k: v for k, v in values.items() if k in FIT_KEYS})
             epoch = int(values.get("epoch", -1))

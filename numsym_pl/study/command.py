@@ -16,6 +16,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 from tqdm.auto import tqdm
 
+from numsym_pl.das.results import flat_record
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
 from numsym_pl.study.dashboard import log_cell
@@ -67,27 +68,17 @@ def load_study(argv: list[str]) -> tuple[Study, bool]:
     return study, dry_run
 
 
-def _interval_columns(alignment: dict) -> dict:
-    out = {}
-    for field in ("iia_effective", "iia"):
-        bounds = (alignment.get("intervals") or {}).get(field) or (None, None)
-        out.update({field: alignment.get(field), f"{field}_lo": bounds[0], f"{field}_hi": bounds[1]})
-    return out
-
-
 def csv_rows(result: dict) -> list[dict]:
     fit = result.get("fit", {})
     base = {"cell": result["cell"], "arch": result["arch"], "task": result["task"], "seed": result["seed"],
             "size": result["size"], "acc_trial": fit.get("val/acc_trial"), "acc_trial_heldout": fit.get("val/acc_trial_heldout"),
             "acc_trial_ood": fit.get("val/acc_trial_ood"), "trained_epoch": fit.get("trained/epoch"),
             "epochs": None if fit.get("epoch") is None else int(fit["epoch"]) + 1, "error": result.get("error")}
-    rows = [{**base, "alignment": a["key"], "intervention": a["intervention"], **_interval_columns(a),
-             "iia_none": a.get("iia_none"), "discriminating": a.get("discriminating"),
-             "iia_identity": a["iia_identity"], "iia_full_swap": a["iia_full_swap"], "iia_random": a["iia_random"],
-             "iia_random_sd": ((a.get("controls") or {}).get("random_subspace") or {}).get("sd"),
-             "iia_untrained": ((a.get("controls") or {}).get("untrained") or {}).get("iia"),
-             "iia_untrained_effective": ((a.get("controls") or {}).get("untrained") or {}).get("iia_effective"),
-             "das_steps": a["steps"]} for a in result.get("alignments", [])]
+    rows = []
+    for a in result.get("alignments", []):
+        flat = flat_record(a)
+        rows.append({**base, "alignment": a["key"], "intervention": a["intervention"], "das_steps": flat["steps"],
+                     **{k: v for k, v in flat.items() if k in CSV_COLUMNS}})
     return rows or [base]
 
 

@@ -15,28 +15,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 import os
 from pathlib import Path
 
+from numsym_pl.das.results import flat_record
 from numsym_pl.jsonfile import write_json
-
-#: the alignment fields a run's summary and config carry, per alignment key
-ALIGNMENT_FIELDS = ("iia", "iia_effective", "n", "n_effective", "iia_none", "iia_identity", "iia_full_swap", "iia_random",
-                    "steps", "discriminating")
-
-
-def alignment_summary(record: dict) -> dict:
-    """One alignment's figures, flat: its fields, the interval of its IIA and the controls."""
-    out = {f: record.get(f) for f in ALIGNMENT_FIELDS}
-    lo, hi = (record.get("intervals") or {}).get("iia") or (None, None)
-    controls = record.get("controls") or {}
-    out.update({"iia_lo": lo, "iia_hi": hi,
-                "iia_random_sd": (controls.get("random_subspace") or {}).get("sd"),
-                "iia_untrained": (controls.get("untrained") or {}).get("iia"),
-                "iia_untrained_effective": (controls.get("untrained") or {}).get("iia_effective")})
-    return out
-
+from numsym_pl.study.cell import as_number
 
 def metric_rows(metrics_csv: Path) -> list[dict]:
     """The fit's logged rows merged per step, in step order, as numbers (``trainer/step`` added)."""
@@ -45,14 +29,7 @@ def metric_rows(metrics_csv: Path) -> list[dict]:
         return []
     with open(metrics_csv) as fh:
         for row in csv.DictReader(fh):
-            values = {}
-            for k, v in row.items():
-                try:
-                    x = float(v)
-                except (TypeError, ValueError):
-                    continue
-                if not math.isnan(x):
-                    values[k] = x
+            values = {k: x for k, v in row.items() if (x := as_number(v)) is not None}
             if "step" in values:
                 by_step.setdefault(int(values.pop("step")), {}).update(values)
     return [{**values, "trainer/step": step} for step, values in sorted(by_step.items())]
@@ -73,7 +50,7 @@ def log_cell(result: dict, cell_dir: Path, study: str, settings: dict) -> Path |
     offline = settings.get("offline", True) or os.environ.get("WANDB_MODE") == "offline"
     tags = [f"arch:{result['arch']}", f"task:{result['task']}", f"seed:{result['seed']}", f"size:{result['size']}",
             *settings.get("tags", [])]
-    alignments = {a["key"]: alignment_summary(a) for a in result.get("alignments", [])}
+    alignments = {a["key"]: flat_record(a) for a in result.get("alignments", [])}
     config = {"study": study, "cell": result["cell"], "arch": result["arch"], "task": result["task"], "seed": result["seed"],
               "size": result["size"], "arch_family": result.get("arch_family"), "task_family": result.get("task_family"),
               "task_config": result.get("task_config"), "alignments": alignments}
