@@ -166,3 +166,14 @@ def test_one_seed_is_one_start_for_every_featurizer():
     for name in ("rotation", "low_rank", "pca_rotation", "boundless", "revnet"):
         a, b = (SubspaceSwap(D, K, featurizer=name, seed=7).state_dict() for _ in range(2))
         assert all(torch.equal(a[k], b[k]) for k in a), name  # low_rank's square base included
+
+
+def test_building_a_featurizer_leaves_the_global_random_stream_alone():
+    """Checks build swaps before a fit (the DAS callback's check at fit start): they must not move the
+    training's random stream."""
+    for name in ("rotation", "low_rank", "pca_rotation", "boundless", "revnet"):
+        torch.manual_seed(11)
+        SubspaceSwap(D, K, featurizer=name, seed=3)
+        after = torch.rand(1)
+        torch.manual_seed(11)
+        assert torch.equal(after, torch.rand(1)), name

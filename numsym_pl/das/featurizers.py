@@ -106,7 +106,8 @@ class Rotation(Featurizer, nn.Linear):
     name, linear = "rotation", True
 
     def __init__(self, width: int, seed: int = 0, orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"):
-        nn.Linear.__init__(self, width, width, bias=False)
+        with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global RNG: leave it alone
+            nn.Linear.__init__(self, width, width, bias=False)
         self.orthogonal_map = orthogonal_map
         orthogonal(self, orthogonal_map=orthogonal_map)
         with torch.no_grad():
