@@ -13,6 +13,7 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from numsym_pl.analysis import study_figures as figs
+from numsym_pl.analysis.competing import competing_section
 from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, agreement, alignment_of, correlation, fmt, fmt_interval,
                                         grouped, iia_of, interval_of, labels_in, mean_sd, ok_cells, paper_expectation,
                                         verdict)
@@ -313,6 +314,7 @@ def write_report(run_dir: str | Path) -> Path:
         head.append("Failed cells (see their `fit.log`): " + ", ".join(f"`{r['cell']}` ({r['error'].splitlines()[0]})" for r in failed))
     body = [main_section(results, out_dir) if ok_cells(results) else "## Main table\n\nNo finished cells.",
             *([sites] if (sites := sites_section(results)) else []),
+            *([rivals] if (rivals := competing_section(results)) else []),
             dynamics_section(results, out_dir), size_section(results, out_dir, label), gradience_section(results, out_dir),
             reviewers_section(results, out_dir, label)]
     path = out_dir / "report.md"

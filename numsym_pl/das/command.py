@@ -4,8 +4,9 @@
         --site state --subspace 16 [--controls] [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
     numsym_pl das --ckpt_path ... --intervention attention_hiding --program ctx_distr
 
-Prints a short table (every IIA with its 95 % interval; ``--controls`` adds the same alignment on
-an untrained net) and writes ``das_result.json`` (and the learned rotation, ``rotation.pt``)
+Prints a short table (every IIA with its 95 % interval, RAVEL's cause and isolation;
+``--controls`` adds the same alignment on an untrained net; ``--compare up_up.demo_count`` how
+often a competing hypothesis's labels differ from this one's) and writes ``das_result.json`` (and the learned rotation, ``rotation.pt``)
 next to the checkpoint (or into ``--out``).
 """
 
@@ -18,8 +19,10 @@ from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.distinguish import distinguishability
 from numsym_pl.das.results import align, save_result
 from numsym_pl.das.search import SearchSettings
+from numsym_pl.programs import get_program
 from numsym_pl.preflight import writable_dir
 
 
@@ -31,6 +34,10 @@ def build_parser() -> ArgumentParser:
     parser.add_class_arguments(SearchSettings, "settings")
     parser.add_argument("--controls", action=ActionYesNo, default=False,
                         help="Also fit the alignment on an untrained net of the same architecture (same as --settings.controls).")
+    parser.add_argument("--compare", type=str, default="",
+                        help="Competing hypotheses, comma-separated program.variable[+variable] (e.g. "
+                             "total_and_first.count_a,up_up.demo_count), whose labels are compared with this alignment's "
+                             "on the same pairs: the fraction that differ (distinguishability).")
     parser.add_argument("--out", type=str, default=None, help="Directory for das_result.json (default: the checkpoint's).")
     return parser
 
@@ -49,6 +56,16 @@ def control_rows(controls: dict | None) -> list[tuple]:
     return rows
 
 
+def cause_rows(scores: dict | None) -> list[tuple]:
+    """RAVEL's cause and isolation, intervening on every variable (``all``) and on each alone."""
+    rows = []
+    for which, s in (scores or {}).items():
+        where = "all variables" if which == "all" else f"{which} alone"
+        rows += [(f"cause, {where} ({s['n_cause']} pairs)", (s["cause"], s["cause_ci"])),
+                 (f"isolation, {where} ({s['n_isolation']} pairs)", (s["isolation"], s["isolation_ci"]))]
+    return rows
+
+
 def format_table(result: dict) -> str:
     """The result as a two-column table; an IIA with its 95 % interval over the test pairs."""
     ci = result.get("intervals") or {}
@@ -64,6 +81,9 @@ def format_table(result: dict) -> str:
             *[(f"IIA {var} alone", v) for var, v in (result.get("iia_alone") or {}).items()],
             *[(f"learned {k}", v) for k, v in (result.get("featurizer_fit") or {}).items()],
             *control_rows(result.get("controls")),
+            *cause_rows(result.get("cause_isolation")),
+            *[(f"distinguishable from {d['second']}: labels differ on", (d["differ"], d["interval"]))
+              for d in result.get("distinguishability") or []],
             ("steps", result["steps"]), ("seconds", result["seconds"])]
 
     def fmt(v):
@@ -82,7 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     lm, task = load_checkpoint(cfg.ckpt_path)
     alignment = Alignment(**{f.name: cfg[f.name] for f in fields(Alignment)})
     settings = SearchSettings(**{**cfg.settings.as_dict(), "controls": cfg.settings.controls or cfg.controls})
+    rivals = [Alignment(program=c.split(".", 1)[0], variables=c.split(".", 1)[1] if "." in c else None) for c in cfg.compare.split(",") if c]
+    for rival in rivals:  # a rival that does not fit the task fails before the fit, by name
+        get_program(rival.program).check_task(task)
     record, swap = align(lm, task, alignment, settings, cfg.ckpt_path)
+    record["distinguishability"] = [distinguishability(task, alignment, r, settings.n_test, settings.seed) for r in rivals]
     print(format_table(record))
     print(f"wrote {save_result(record, out_dir, swap)}")
     return record

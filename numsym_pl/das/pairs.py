@@ -46,6 +46,10 @@ class PairBatch:
     #: [N] bool: the label differs from what the program predicts on cf without intervention
     #: (None for pairs made with ``floor=False``: training pairs, which are never scored for it)
     effective: torch.Tensor | None = None
+    #: [N, Lc - 1] bool: the scored targets the intervention changes (the program's label differs
+    #: there from what it predicts on cf without intervention); the other scored targets are what
+    #: the intervention must leave alone (cause and isolation, ``das.cause``). None with ``floor=False``
+    changed: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.source_pos)
@@ -121,7 +125,7 @@ def counterfactual(program: Program, tokens: np.ndarray, pos: np.ndarray, state:
     """``tokens[b, : pos[b] + 1]`` followed by the program rolled forward from ``state`` (its state
     after ``pos``) to its end token, built with one gather: (cf [N, L], scored mask [N, L - 1]).
     Scored are the continuation's answers (``program.scored``), next-token targets t >= pos."""
-    cont, cont_scored = rollout(program, state, quantities, kinds, rng, max_steps)  # [N, S]
+    cont, cont_scored = rollout(program, state, quantities, kinds, rng, max_steps, tokens, pos)  # [N, S]
     L = int((pos + 1 + (cont != kinds.pad).sum(1)).max())
     j = np.arange(L)[None, :]
     rel = j - pos[:, None] - 1  # index into the continuation
@@ -171,14 +175,16 @@ def make_pairs(task: TaskFamily, program: Program, variables: Sequence[str], n: 
         raise RuntimeError("make_pairs: a counterfactual without a scored answer token")
     # the no-op floor: a pair whose scored labels are what the program, not intervened on, predicts
     # on the same counterfactual inputs measures nothing (a net that ignores the patch gets it right)
-    effective = None
+    effective = changed = None
     if floor:
         _, unintervened = program.trace(cf, kinds, tgt.quantities)
-        effective = (loss_mask & (unintervened[:, :-1] != cf[:, 1:])).any(1)
+        changed = loss_mask & (unintervened[:, :-1] != cf[:, 1:])
+        effective = changed.any(1)
 
     as_t = lambda x: torch.as_tensor(np.ascontiguousarray(x))
     first = tgt.quantities[task.quantities[0]] if task.quantities else np.zeros(n, np.int64)
     return PairBatch(source=as_t(src.tokens), source_pos=as_t(i_s), cf=as_t(cf), target_pos=as_t(i_t),
                      loss_mask=as_t(loss_mask), source_value=as_t(src_state[variables[0]][b, i_s]),
                      target_quantity=as_t(first), blocks=as_t(blocks), key=as_t(keys),
-                     effective=None if effective is None else as_t(effective))
+                     effective=None if effective is None else as_t(effective),
+                     changed=None if changed is None else as_t(changed))

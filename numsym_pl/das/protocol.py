@@ -42,6 +42,9 @@ class AlignmentResult:
     n_effective: int | None = None
     #: the controls run beside the alignment (``das.controls``): the untrained net, random subspaces
     controls: dict | None = None
+    #: RAVEL's cause and isolation (``das.cause``): ``{"all": ..., <variable>: ...}`` on the test pairs
+    #: intervening on every variable and on each alone
+    cause_isolation: dict | None = None
 
     def intervals(self) -> dict[str, tuple[float, float] | None]:
         """The 95 % Wilson interval of every IIA here, over the pairs it was measured on."""
@@ -90,7 +93,8 @@ class AlignmentResult:
                 "discriminating": self.discriminating, "controls": self.controls,
                 "seconds": self.seconds, "per_count": self.per_count,
                 "history": [] if self.fit is None else self.fit["history"], "iia_alone": self.iia_alone,
-                "featurizer_fit": None if self.fit is None else self.fit.get("featurizer")}
+                "featurizer_fit": None if self.fit is None else self.fit.get("featurizer"),
+                "cause_isolation": self.cause_isolation}
 
 
 class Intervention:

@@ -47,6 +47,8 @@ def flat_record(record: dict) -> dict:
     out.update({"iia_random_sd": (controls.get("random_subspace") or {}).get("sd"), "iia_untrained": untrained.get("iia"),
                 "iia_untrained_effective": untrained.get("iia_effective"),
                 "learned_width": (record.get("featurizer_fit") or {}).get("width")})
+    joint = (record.get("cause_isolation") or {}).get("all") or {}
+    out.update({"cause": joint.get("cause"), "isolation": joint.get("isolation")})
     return out
 
 

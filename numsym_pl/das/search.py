@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.cause import cause_isolation
 from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.protocol import AlignmentResult, Intervention
@@ -220,7 +221,7 @@ class PairSets:
         for name, (n, which) in sets.items():
             exclude = torch.cat(seen) if seen else None
             pairs[name] = make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
-                                     subsets=which, floor=name == "test", exclude=exclude).to(device)
+                                     subsets=which, floor=name.startswith("test"), exclude=exclude).to(device)
             if name in ("train", "val"):
                 seen.append(pairs[name].key.cpu())
         return pairs
@@ -358,6 +359,9 @@ def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: S
     if floor is None:
         floor = sets.correct(net, no_intervention, site, "test", precision=settings.precision)  # the unpatched net
     alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
+    cause = {"all": cause_isolation(net, swap, site, sets, "test", precision=settings.precision),
+             **{v: cause_isolation(net, swap, site, sets, f"test.{v}", precision=settings.precision)
+                for v in alignment.variables if f"test.{v}" in sets.pairs}}
     base, controls = {}, None
     if settings.baselines:
         for kind in ("identity", "full"):
@@ -380,4 +384,4 @@ def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: S
                            iia_effective=ok[effective].float().mean().item() if effective.any() else None,
                            fit={"steps": steps, "iia_val": iia_val, "history": history,
                                 **({"featurizer": learned} if learned else {})}, iia_alone=alone or None,
-                           controls=controls)
+                           controls=controls, cause_isolation=cause)

@@ -12,8 +12,12 @@ declares them (``check_task``). Two implementations of its dynamics:
   it equals stepping the reference token by token.
 
 ``predict(state, quantities, kinds)`` is the program's output (the next token, or ``DEMO`` where
-the task draws it at random), and ``scored(state)`` says which outputs are deterministic answers a
-counterfactual is scored on. State at position t is the state *after reading* token t, i.e. what
+the task draws it at random). Where the task gives the next token instead (an operand, an operator,
+a void: the input phase of a family that declares the role ``inputs``), the program reads it from
+``quantities["next_input"]``, the trial's next token: ``trace`` and ``reference_trace`` supply it
+from the trial, ``rollout`` from the target trial while the continuation still follows it (so a
+counterfactual keeps the target's remaining inputs and the program answers them from its
+intervened state; ``follow_input``). ``scored(state)`` says which outputs are deterministic answers a counterfactual is scored on. State at position t is the state *after reading* token t, i.e. what
 predicts token t + 1 (the same convention as a network's state at t). ``variables`` are the
 components an intervention may overwrite; other components are bookkeeping.
 
@@ -32,6 +36,18 @@ from numsym_pl.registry import lookup
 
 #: sentinel prediction "some demo token" (which one is random in the task)
 DEMO = -1
+
+
+def next_inputs(tokens: np.ndarray, pad: int) -> np.ndarray:
+    """[N, L] the token after each position (pad after the last): ``quantities["next_input"]`` of a trace."""
+    return np.concatenate([tokens[:, 1:], np.full((len(tokens), 1), pad, tokens.dtype)], 1)
+
+
+def follow_input(next_input, kinds: "TokenKinds"):
+    """The input phase's output: the task's next token while it is an input-phase token (role
+    ``inputs``, the trigger among them), else the trigger (a continuation whose intervened phase
+    went back to the inputs while the target had none left to give)."""
+    return np.where(np.isin(next_input, kinds.inputs), next_input, kinds.trigger)
 
 State = dict[str, np.ndarray]
 PROGRAMS: dict[str, "Program"] = {}
@@ -123,30 +139,42 @@ def reference_trace(program: Program, tokens: np.ndarray, kinds: TokenKinds, qua
     """Step one trial token by token with the reference ``step``: states and predictions
     (``quantities`` holds that trial's values as scalars)."""
     state, states, preds, ended = program.init(), [], [], False
-    for tok in tokens:
+    following = np.append(np.asarray(tokens)[1:], kinds.pad)
+    for tok, nxt in zip(tokens, following):
         state = program.step(state, np.int64(tok), kinds)
         ended = ended or tok == kinds.eos
         states.append({k: int(v) for k, v in state.items()})
-        preds.append(kinds.pad if ended or tok == kinds.pad else int(program.predict(state, quantities, kinds)))
+        q = {**quantities, "next_input": np.int64(nxt)}
+        preds.append(kinds.pad if ended or tok == kinds.pad else int(program.predict(state, q, kinds)))
     return states, preds
 
 
 def rollout(program: Program, state: State, quantities: dict, kinds: TokenKinds, rng: np.random.Generator,
-            max_steps: int) -> tuple[np.ndarray, np.ndarray]:
+            max_steps: int, inputs: np.ndarray | None = None, pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Roll the program forward from ``state`` ([N] per component), feeding each prediction back
     as the next token, until it emits the end token. Demo tokens are drawn at random from
-    ``kinds.demo``. Returns the emitted tokens [N, S] (pad after the end) and which of them are
-    scored answers [N, S]."""
+    ``kinds.demo``. ``inputs`` [N, L] and ``pos`` [N]: the trial the state was taken from and the
+    position it was taken at; while every emitted token equals that trial's next one, the program
+    sees it as ``quantities["next_input"]`` (pad once the continuation has left it). Returns the
+    emitted tokens [N, S] (pad after the end) and which of them are scored answers [N, S]."""
     N = len(next(iter(state.values())))
     out, scored = [], []  # one column per step, stacked once: max_steps is only the bound
     done = np.zeros(N, dtype=bool)
-    demo_choices = np.asarray(kinds.roles.get("demo", ()), dtype=np.int64)
-    for _ in range(max_steps):
+    demo_choices = np.atleast_1d(np.asarray(kinds.roles.get("demo", ()), dtype=np.int64))
+    following = np.ones(N, dtype=bool)
+    rows = np.arange(N)
+    for k in range(max_steps):
+        if inputs is not None:
+            at = pos + 1 + k
+            given = np.where(at < inputs.shape[1], inputs[rows, np.minimum(at, inputs.shape[1] - 1)], kinds.pad)
+            quantities = {**quantities, "next_input": np.where(following, given, kinds.pad)}
         tok = program.predict(state, quantities, kinds)
         if demo_choices.size:
             tok = np.where(tok == DEMO, demo_choices[rng.integers(0, len(demo_choices), N)], tok)
         scored.append(program.scored(state) & ~done)
         tok = np.where(done, kinds.pad, tok)
+        if inputs is not None:
+            following &= tok == given
         out.append(tok)
         state = program.step(state, tok, kinds)
         done |= tok == kinds.eos

@@ -18,6 +18,7 @@ import torch
 
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das.alignment import check_distinct
+from numsym_pl.das.distinguish import competing_pairs
 from numsym_pl.das.results import align, load_rotation, save_result
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
@@ -109,9 +110,11 @@ def run_cell(cell: Cell) -> dict:
         records.append(record)
         swaps[alignment.key] = swap
     analyses = run_analyses(cell, alignments, lm.net.eval(), task, swaps)
+    # how often each two competing hypotheses' labels differ (no net: a property of the task and programs)
+    distinct = competing_pairs(task, alignments, n=cell.das.n_test, seed=cell.das.seed)
     result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt),
               "arch_family": lm.net.family, "task_family": task.family, "task_config": task.config(),
               "task_max_count": getattr(task, "max_count", None),
-              "alignments": records, "analyses": analyses, "seconds": time.perf_counter() - t0}
+              "alignments": records, "analyses": analyses, "distinguishability": distinct, "seconds": time.perf_counter() - t0}
     write_json(result_path, result)
     return result

@@ -98,6 +98,9 @@ class Study:
         executor_args: passed to ``submitit.AutoExecutor.update_parameters`` (e.g. ``slurm_partition``,
             ``timeout_min``, ``gpus_per_node``); ``cluster`` picks ``slurm`` / ``local``.
         quick: settings merged over these by ``--quick`` (a CPU-sized version of the study).
+        task_alignments: task name -> alignments run on that task's cells, after the architecture's
+            own (a family's competing programs: ``{two_type: [{program: two_counters, variables:
+            [count_a]}, ...]}``); a site left out is each net's default site.
         wandb: log every finished cell as a wandb run (``numsym_pl.study.dashboard``):
             ``{project, entity, offline (default true), tags}``; none by default.
     """
@@ -106,7 +109,8 @@ class Study:
                  seeds: list[int] = (0,), sizes: list[Optional[int]] = (None,), fit_args: list[str] = (),
                  das: Optional[SearchSettings] = None, analyses: list[str] = (), out_dir: Optional[str] = None,
                  max_parallel: int = 2, executor: Literal["local", "submitit"] = "local",
-                 executor_args: Optional[dict] = None, quick: Optional[dict] = None, wandb: Optional[dict] = None):
+                 executor_args: Optional[dict] = None, quick: Optional[dict] = None, wandb: Optional[dict] = None,
+                 task_alignments: Optional[dict[str, list[Alignment]]] = None):
         if not architectures:
             raise ConfigError("architectures: a study needs at least one architecture")
         unknown = sorted(set(analyses) - set(ANALYSES))
@@ -131,6 +135,10 @@ class Study:
         if unknown:
             raise ConfigError(f"wandb: unknown settings {unknown}; a study's wandb takes project, entity, offline, tags")
         self.wandb = None if wandb is None else dict(wandb)
+        self.task_alignments = dict(task_alignments or {})
+        unknown = sorted(set(self.task_alignments) - set(self.tasks))
+        if unknown:
+            raise ConfigError(f"task_alignments: {unknown} are not tasks of this study (its tasks are {sorted(self.tasks)})")
 
     def cells(self, threads: int = 1) -> list[Cell]:
         """Every cell of the grid, in a fixed order."""
@@ -144,7 +152,7 @@ class Study:
             if size is not None:
                 args += [a for key, mult in arch.size_args.items() for a in (f"--{key}", str(int(round(size * mult))))]
             cell_id = f"{arch_name}-{task_name}" + ("" if size is None else f"-d{size}") + f"-s{seed}"
-            alignments = check_distinct([scaled_subspace(a, size) for a in arch.alignments],
+            alignments = check_distinct([scaled_subspace(a, size) for a in [*arch.alignments, *self.task_alignments.get(task_name, [])]],
                                         f"architectures.{arch_name}.alignments")
             out.append(Cell(cell_id, arch_name, task_name, seed, size, args, alignments, self.das, self.analyses,
                             self.out_dir / "cells" / cell_id, threads))

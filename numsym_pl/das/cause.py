@@ -1,0 +1,40 @@
+"""Cause and isolation of a learned intervention, as RAVEL scores them (Huang et al. 2024).
+
+On the pairs of a test set the program says which scored targets the intervention changes
+(``PairBatch.changed``: its label differs there from what it predicts on the same inputs without
+the intervention) and which it must leave alone (the other scored targets: the outputs that
+depend only on variables not intervened on). *Cause* is the fraction of pairs with a changed
+target on which the patched net gets every changed target right; *isolation* the fraction of
+pairs with a target to leave alone on which it gets every such target right. On a set that
+intervenes on one variable of a multi-variable alignment (``test.<variable>``), isolation is how
+well the other variables' outputs survive the swap.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from numsym_pl.das.iia import wilson_interval
+
+
+@torch.no_grad()
+def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: int = 1000, precision: str = "32") -> dict:
+    """``{cause, n_cause, cause_ci, isolation, n_isolation, isolation_ci}`` of ``swap`` on ``sets.pairs[name]``."""
+    from numsym_pl.das.search import _autocast, patched_logits  # late: search's score_swap calls this
+
+    pairs, src, cache = sets.pairs[name], sets.src[name], sets.cache[name]
+    cause, isolation = [], []
+    for i in range(0, len(pairs), batch_size):
+        p = pairs[i: i + batch_size]
+        with _autocast(src.device, precision):
+            logits = patched_logits(net, swap, site, p, src[i: i + batch_size], None if cache is None else cache[i: i + batch_size])
+        ok = logits.argmax(-1) == p.cf[:, 1:]
+        kept = p.loss_mask & ~p.changed
+        cause.append(torch.where(p.changed.any(1), (ok | ~p.changed).all(1).float(), float("nan")))
+        isolation.append(torch.where(kept.any(1), (ok | ~kept).all(1).float(), float("nan")))
+    out = {}
+    for field, values in (("cause", torch.cat(cause)), ("isolation", torch.cat(isolation))):
+        seen = values[~values.isnan()]
+        rate = seen.mean().item() if len(seen) else None
+        out.update({field: rate, f"n_{field}": len(seen), f"{field}_ci": wilson_interval(rate, len(seen))})
+    return out
