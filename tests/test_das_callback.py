@@ -179,3 +179,21 @@ def test_a_subspace_too_wide_for_the_site_fails_before_training(tmp_path):
     cb = DASCallback([Alignment("up_down", "count+phase", "state", 12)], every_n_epochs=5, settings=SETTINGS)
     with pytest.raises(ValueError, match="^subspace:"):
         _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
+
+
+def test_the_callback_aligns_the_programs_of_a_harder_family_during_training(tmp_path):
+    from numsym_pl.models import GRULM as _GRU
+    from numsym_pl.tasks import TwoTypeCounting
+
+    task = TwoTypeCounting(max_count=4, ood_max=5)
+    cb = DASCallback([Alignment("two_counters", "count_a", "state", 4), Alignment("total_and_first", "count_a", "state", 4)],
+                     every_n_epochs=1, settings=SETTINGS)
+    pl.seed_everything(0)
+    lm = NextTokenLM(_GRU(task.vocab.size, hidden_size=16), lr=3e-3, warmup_steps=1)
+    trainer = pl.Trainer(max_epochs=2, logger=pl.loggers.CSVLogger(tmp_path, name="run", version=0), callbacks=[cb],
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         default_root_dir=tmp_path, log_every_n_steps=1)
+    trainer.fit(lm, TrialDataModule(task=task, train_size=128, val_size=32, batch_size=32))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "version_0" / "metrics.csv")))
+    for key in ("two_counters.count_a/state", "total_and_first.count_a/state"):
+        assert [e for e, _ in _col(rows, f"das/{key}/iia")] == ["0.0", "1.0"], key

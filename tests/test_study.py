@@ -176,3 +176,34 @@ def test_a_study_with_wandb_logs_each_cell_as_a_named_grouped_tagged_run(tmp_pat
     assert sorted(p.name for p in (tmp_path / "study/cells/gru-multi-s0").rglob("run-*.wandb")) == before
     with pytest.raises(ConfigError, match="wandb"):
         load_study(["--config", str(_tiny_study(tmp_path, wandb={"projekt": "x"}))])
+
+
+def test_a_study_of_a_harder_family_aligns_its_programs_and_reports_a_verdict(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    over = {"tasks": {"two_type": [str(ROOT / "configs/tasks/two_type_counting.yaml")]},
+            "task_alignments": {"two_type": [{"program": "two_counters", "variables": ["count_a"], "subspace": 2},
+                                             {"program": "total_and_first", "variables": ["count_a"], "subspace": 2}]},
+            "seeds": [0], "analyses": [], "max_parallel": 1}
+    path = _tiny_study(tmp_path, **over)
+    spec = yaml.safe_load(path.read_text())
+    spec["architectures"]["gru"]["alignments"] = []  # the paper's programs do not fit this family
+    path.write_text(yaml.safe_dump(spec))
+    [result] = study_main(["--config", str(path)])
+    assert result["task_family"] == "two_type_counting"
+    assert [a["key"] for a in result["alignments"]] == ["two_counters.count_a/state", "total_and_first.count_a/state"]
+    assert all(a["cause_isolation"]["all"]["n_cause"] > 0 for a in result["alignments"])
+    [d] = result["distinguishability"]
+    assert (d["first"], d["second"]) == ("two_counters.count_a", "total_and_first.count_a") and d["differ"] > 0.5
+    main(["report", str(tmp_path / "study")])
+    report = (tmp_path / "study" / "report.md").read_text()
+    assert "## Competing programs" in report and "| gru-two_type-s0 | two_type_counting |" in report
+    assert "not trained" in report  # one epoch on 64 trials: the verdict says so instead of ranking programs
+
+
+def test_task_alignments_must_name_tasks_of_the_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\narchitectures: {gru: {config: configs/gru.yaml}}\n"
+                   "task_alignments: {two_type: [{program: two_counters}]}\n")
+    with pytest.raises(ConfigError, match="task_alignments: \\['two_type'\\] are not tasks"):
+        load_study(["--config", str(bad)])

@@ -25,37 +25,47 @@ def hypothesis(a: dict) -> str:
 
 
 def cell_verdict(cell: dict) -> str:
-    """Which program aligns best and by how much; ``not distinguishable`` when its labels and the
-    runner-up's differ on fewer than ``INDISTINGUISHABLE`` of the pairs; ``within noise`` when
-    their intervals overlap; ``none aligns`` when no interval reaches ``FAILS``."""
+    """Which program aligns best and by how much, from a head-to-head the pairs can decide.
+
+    Programs are ranked by their best alignment's lead figure; the top two are compared on
+    alignments whose labels differ on at least ``INDISTINGUISHABLE`` of the pairs (two joint swaps
+    that carry the same information agree everywhere and decide nothing): the top program's best
+    alignment that has such a rival, against that rival's strongest. ``not distinguishable`` when
+    no such pair exists, ``within noise`` when their intervals overlap, ``none aligns`` when no
+    interval reaches ``FAILS``."""
     if not (cell["fit"].get("val/acc_trial") or 0) >= TRAINED:
         return "not trained"
-    best: dict[str, dict] = {}  # program -> its best DAS alignment by the lead figure
+    best: dict[str, dict] = {}  # hypothesis -> its best DAS alignment over sites
     for a in cell.get("alignments", []):
-        if a.get("intervention", "das") != "das" or _lead(a)[1] is None:
-            continue
-        if a["program"] not in best or _lead(a)[1] > _lead(best[a["program"]])[1]:
-            best[a["program"]] = a
+        if a.get("intervention", "das") == "das" and _lead(a)[1] is not None:
+            if hypothesis(a) not in best or _lead(a)[1] > _lead(best[hypothesis(a)])[1]:
+                best[hypothesis(a)] = a
     ranked = sorted(best.values(), key=lambda a: -_lead(a)[1])
     if not ranked:
         return "–"
     top = ranked[0]
-    field, value, ci = _lead(top)
-    if ci is None or ci[1] < FAILS:
-        return f"none aligns (best {hypothesis(top)}: {value:.3f})"
-    if len(ranked) == 1:
-        return f"{hypothesis(top)} aligns ({value:.3f}); no competitor measured"
-    second = ranked[1]
-    pair = {hypothesis(top), hypothesis(second)}
-    d = next((x for x in cell.get("distinguishability") or [] if {x["first"], x["second"]} == pair), None)
-    gap = value - _lead(second)[1]
-    if d is not None and not d["distinguishable"]:
-        return (f"not distinguishable: {hypothesis(top)} vs {hypothesis(second)} (labels differ on "
-                f"{d['differ']:.2f} of pairs)")
-    other = _lead(second)[2]
-    if other is not None and other[1] >= ci[0]:
-        return f"{hypothesis(top)} ≥ {hypothesis(second)} within noise (Δ {gap:+.3f})"
-    return f"**{hypothesis(top)}** aligns best, by {gap:.3f} over {hypothesis(second)}"
+    if (_lead(top)[2] or (0, 0))[1] < FAILS:
+        return f"none aligns (best {hypothesis(top)}: {_lead(top)[1]:.3f})"
+    programs = list(dict.fromkeys(a["program"] for a in ranked))
+    if len(programs) == 1:
+        return f"{hypothesis(top)} aligns ({_lead(top)[1]:.3f}); no competing program measured"
+    first = [a for a in ranked if a["program"] == programs[0]]
+    second = [a for a in ranked if a["program"] == programs[1]]
+    differ = {frozenset((d["first"], d["second"])): d for d in cell.get("distinguishability") or []}
+    apart = lambda x, y: (differ.get(frozenset((hypothesis(x), hypothesis(y)))) or {}).get("distinguishable", False)
+    for x in first:  # best first
+        rivals = [y for y in second if apart(x, y)]
+        if rivals:
+            y = rivals[0]
+            break
+    else:
+        return f"not distinguishable: no alignment of {programs[0]} and {programs[1]} has labels that differ on " \
+               f"{INDISTINGUISHABLE:.0%} of pairs"
+    (_, vx, cx), (_, vy, cy) = _lead(x), _lead(y)
+    if cx is not None and cy is not None and cy[1] >= cx[0] and cx[1] >= cy[0]:
+        return f"{hypothesis(x)} vs {hypothesis(y)}: within noise (Δ {vx - vy:+.3f})"
+    win, lose = (x, y) if vx > vy else (y, x)
+    return f"**{win['program']}** aligns best: {hypothesis(win)} {_lead(win)[1]:.3f} vs {hypothesis(lose)} {_lead(lose)[1]:.3f}"
 
 
 def competing_section(results: list[dict]) -> str:

@@ -23,17 +23,27 @@ def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: 
     from numsym_pl.das.search import _autocast, patched_logits  # late: search's score_swap calls this
 
     pairs, src, cache = sets.pairs[name], sets.src[name], sets.cache[name]
-    cause, isolation = [], []
+    rows = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
             logits = patched_logits(net, swap, site, p, src[i: i + batch_size], None if cache is None else cache[i: i + batch_size])
-        ok = logits.argmax(-1) == p.cf[:, 1:]
-        kept = p.loss_mask & ~p.changed
-        cause.append(torch.where(p.changed.any(1), (ok | ~p.changed).all(1).float(), float("nan")))
-        isolation.append(torch.where(kept.any(1), (ok | ~kept).all(1).float(), float("nan")))
+        rows.append(cause_isolation_rows(logits.argmax(-1) == p.cf[:, 1:], p.loss_mask, p.changed))
+    return summarize(torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows]))
+
+
+def cause_isolation_rows(ok: torch.Tensor, scored: torch.Tensor, changed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pair (NaN where it has no such target): whether every changed target is right (cause),
+    and every scored target left unchanged (isolation). ``ok``, ``scored``, ``changed``: [N, T] bool."""
+    kept = scored & ~changed
+    cause = torch.where(changed.any(1), (ok | ~changed).all(1).float(), float("nan"))
+    isolation = torch.where(kept.any(1), (ok | ~kept).all(1).float(), float("nan"))
+    return cause, isolation
+
+
+def summarize(cause: torch.Tensor, isolation: torch.Tensor) -> dict:
     out = {}
-    for field, values in (("cause", torch.cat(cause)), ("isolation", torch.cat(isolation))):
+    for field, values in (("cause", cause), ("isolation", isolation)):
         seen = values[~values.isnan()]
         rate = seen.mean().item() if len(seen) else None
         out.update({field: rate, f"n_{field}": len(seen), f"{field}_ci": wilson_interval(rate, len(seen))})

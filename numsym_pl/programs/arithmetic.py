@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numsym_pl.programs.base import Program, follow_input, next_inputs
+from numsym_pl.programs.base import PhasedProgram
 
 
-class ArithmeticProgram(Program):
+class ArithmeticProgram(PhasedProgram):
     reads = ("demo", "plus", "minus", "resp", "trigger", "eos", "pad", "inputs")
 
     @staticmethod
@@ -35,23 +35,17 @@ class ArithmeticProgram(Program):
     def new_op(op, plus, minus):
         return np.where(plus, 1, np.where(minus, 2, op))
 
-    def predict(self, state, quantities, kinds):
-        answer = np.where(self.left(state) > 0, kinds.resp, kinds.eos)
-        return np.where(state["phase"] == 1, answer, follow_input(quantities["next_input"], kinds))
-
-    def scored(self, state):
-        return state["phase"] == 1
+    def answer(self, state, kinds):
+        return np.where(self.left(state) > 0, kinds.resp, kinds.eos)
 
     def trace(self, tokens, kinds, quantities):
-        phase = (np.cumsum(tokens == kinds.trigger, 1) > 0).astype(np.int64)
+        phase = self.phase_of(tokens, kinds)
         d, plus, minus, r, _ = self.classify(tokens, phase, kinds)
         op = np.maximum.accumulate(np.where(plus, 1, np.where(minus, 2, 0)), 1)  # one operator per trial
         first = np.cumsum(d & (op == 0), 1)
         second = np.cumsum(d & (op > 0), 1)
         signed = np.cumsum(np.where(d, np.where(op == 2, -1, 1), 0), 1)  # tokens after MINUS count down
-        state = self.state_from(phase, op, first, second, signed, np.cumsum(r, 1))
-        pred = self.predict(state, {"next_input": next_inputs(tokens, kinds.pad)}, kinds)
-        return state, self._finish(pred, tokens, kinds)
+        return self.finish_trace(self.state_from(phase, op, first, second, signed, np.cumsum(r, 1)), tokens, kinds)
 
     def left(self, state):
         raise NotImplementedError

@@ -130,6 +130,31 @@ class Program:
         return np.where(ended | (tokens == kinds.pad), kinds.pad, pred)
 
 
+
+class PhasedProgram(Program):
+    """A program of a family laid out ``B <inputs> T <answer> E`` (role ``inputs``): in the input
+    phase it outputs the task's next input (``follow_input``), after the trigger its ``answer``;
+    the answer phase's outputs are the scored ones. ``phase`` is a state component."""
+
+    def answer(self, state: State, kinds: TokenKinds):
+        raise NotImplementedError
+
+    def predict(self, state, quantities, kinds):
+        return np.where(state["phase"] == 1, self.answer(state, kinds), follow_input(quantities["next_input"], kinds))
+
+    def scored(self, state):
+        return state["phase"] == 1
+
+    @staticmethod
+    def phase_of(tokens: np.ndarray, kinds: TokenKinds) -> np.ndarray:
+        """[N, L] 1 from the trigger on (the trigger only ever moves the phase forward)."""
+        return (np.cumsum(tokens == kinds.trigger, 1) > 0).astype(np.int64)
+
+    def finish_trace(self, state: State, tokens: np.ndarray, kinds: TokenKinds) -> tuple[State, np.ndarray]:
+        """``trace``'s return value from its state: the predictions, given the trial's own next inputs."""
+        return state, self._finish(self.predict(state, {"next_input": next_inputs(tokens, kinds.pad)}, kinds), tokens, kinds)
+
+
 def get_program(name: str) -> Program:
     """A registered program by name, or a program class by its import path."""
     return lookup(name, PROGRAMS, Program, "program")

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numsym_pl.programs.base import Program, follow_input, next_inputs
+from numsym_pl.programs.base import PhasedProgram
 
 
-class ComparisonProgram(Program):
+class ComparisonProgram(PhasedProgram):
     reads = ("demo", "sep", "gt", "lt", "eq", "trigger", "eos", "pad", "inputs")
 
     @staticmethod
@@ -34,24 +34,19 @@ class ComparisonProgram(Program):
         return {"group": np.where(sep, 1, state["group"]), "phase": np.where(trig, 1, state["phase"]),
                 "answered": np.where(answer, 1, state["answered"])}
 
-    def predict(self, state, quantities, kinds):
+    def answer(self, state, kinds):
         d = self.difference(state)
         x = np.where(d > 0, kinds.gt, np.where(d < 0, kinds.lt, kinds.eq))
-        answer = np.where(state["answered"] == 1, kinds.eos, x)
-        return np.where(state["phase"] == 1, answer, follow_input(quantities["next_input"], kinds))
-
-    def scored(self, state):
-        return state["phase"] == 1
+        return np.where(state["answered"] == 1, kinds.eos, x)
 
     def trace(self, tokens, kinds, quantities):
-        phase = (np.cumsum(tokens == kinds.trigger, 1) > 0).astype(np.int64)
+        phase = self.phase_of(tokens, kinds)
         group = (np.cumsum(tokens == kinds.sep, 1) > 0).astype(np.int64)  # S is only read in the input phase
         d = (tokens == kinds.demo) & (phase == 0)
         answered = (np.cumsum(np.isin(tokens, (kinds.gt, kinds.lt, kinds.eq)) & (phase == 1), 1) > 0).astype(np.int64)
         first, second = np.cumsum(d & (group == 0), 1), np.cumsum(d & (group == 1), 1)
-        state = {**self.counts(first, second), "group": group, "phase": phase, "answered": answered}
-        pred = self.predict(state, {"next_input": next_inputs(tokens, kinds.pad)}, kinds)
-        return state, self._finish(pred, tokens, kinds)
+        return self.finish_trace({**self.counts(first, second), "group": group, "phase": phase, "answered": answered},
+                                 tokens, kinds)
 
     def difference(self, state):
         raise NotImplementedError

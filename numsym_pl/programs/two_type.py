@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from numsym_pl.programs.base import Program, follow_input, next_inputs
+from numsym_pl.programs.base import PhasedProgram
 
 
-class TwoTypeProgram(Program):
+class TwoTypeProgram(PhasedProgram):
     """Shared pieces: token classes, the phase, and the answer rule from two remaining counts."""
 
     reads = ("demo_a", "demo_b", "resp_a", "resp_b", "trigger", "eos", "pad", "inputs")
@@ -31,24 +31,15 @@ class TwoTypeProgram(Program):
         return ((token == kinds.demo_a) & inp, (token == kinds.demo_b) & inp, (token == kinds.resp_a) & ans,
                 (token == kinds.resp_b) & ans, token == kinds.trigger)
 
-    @staticmethod
-    def answer(first, second, kinds):
-        """RA while ``first`` > 0, else RB while ``second`` > 0, else E."""
+    def answer(self, state, kinds):
+        """RA while the first remaining count > 0, else RB while the second > 0, else E."""
+        first, second = self.remaining(state)
         return np.where(first > 0, kinds.resp_a, np.where(second > 0, kinds.resp_b, kinds.eos))
 
-    def predict(self, state, quantities, kinds):
-        first, second = self.remaining(state)
-        return np.where(state["phase"] == 1, self.answer(first, second, kinds), follow_input(quantities["next_input"], kinds))
-
-    def scored(self, state):
-        return state["phase"] == 1
-
     def trace(self, tokens, kinds, quantities):
-        phase = (np.cumsum(tokens == kinds.trigger, 1) > 0).astype(np.int64)
+        phase = self.phase_of(tokens, kinds)
         da, db, ra, rb, _ = (np.cumsum(x, 1) for x in self.classify(tokens, phase, kinds))
-        state = self.state_from_counts(phase, da, db, ra, rb)
-        pred = self.predict(state, {"next_input": next_inputs(tokens, kinds.pad)}, kinds)
-        return state, self._finish(pred, tokens, kinds)
+        return self.finish_trace(self.state_from_counts(phase, da, db, ra, rb), tokens, kinds)
 
     def remaining(self, state):
         raise NotImplementedError
