@@ -41,7 +41,8 @@ def _module_output(net, module, tokens, fn=None):
     return got[0], logits
 
 
-@pytest.mark.parametrize("site, module", [("attn.1", lambda n: n.blocks[0].out), ("mlp.2", lambda n: n.blocks[1].ffn[1])])
+@pytest.mark.parametrize("site, module", [("attn.1", lambda n: n.blocks[0].out), ("attn.2", lambda n: n.blocks[1].out),
+                                          ("mlp.1", lambda n: n.blocks[0].ffn[1]), ("mlp.2", lambda n: n.blocks[1].ffn[1])])
 def test_attn_and_mlp_sites_are_those_modules_outputs(site, module):
     net = _rope()
     expected, _ = _module_output(net, module(net), TOKENS)
@@ -58,6 +59,31 @@ def test_attn_and_mlp_sites_are_those_modules_outputs(site, module):
     _, by_torch = _module_output(net, module(net), TOKENS, at_pos)
     torch.testing.assert_close(by_site, by_torch)
     assert not torch.allclose(by_site, net(TOKENS))
+
+
+@pytest.mark.parametrize("site", ["attn.1", "attn.2", "mlp.1", "mlp.2"])
+def test_the_inner_fast_path_with_its_cache_and_logit_mask_equals_the_hook_path(site):
+    """attn.k / mlp.k patches reuse a clean cache and rerun only block k at the patch position and
+    the blocks above; with the cache, with the logits of some positions only, and with a learned
+    (differentiable) patch they equal the generic hook path to 1e-5, gradients included."""
+    net = _rope()
+    w = net.site_width(site)
+    torch.manual_seed(1)
+    A = torch.randn(w, w, requires_grad=True)
+    patch = lambda h: h + 0.1 * h @ A
+    out_mask = torch.zeros(TOKENS.shape, dtype=torch.bool)
+    out_mask[0, 3:6], out_mask[1, 5:7] = True, True
+    cache = net.patch_cache(TOKENS, site, POS)
+    assert cache is not None
+    ref = net.forward_patched_by_hooks(TOKENS, site, POS, patch)
+    (g_ref,) = torch.autograd.grad(ref[out_mask].square().sum(), A)
+    for kwargs in ({}, {"cache": cache}, {"cache": cache, "out_mask": out_mask}, {"out_mask": out_mask}):
+        fast = net.forward_patched(TOKENS, site, POS, patch, **kwargs)
+        torch.testing.assert_close(fast[out_mask], ref[out_mask], atol=1e-5, rtol=1e-5)
+        if "out_mask" not in kwargs:
+            torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+        (g,) = torch.autograd.grad(fast[out_mask].square().sum(), A)
+        torch.testing.assert_close(g, g_ref, atol=1e-5, rtol=1e-4)
 
 
 def test_a_head_site_is_its_slice_of_the_attention_output():

@@ -71,6 +71,25 @@ class Block(nn.Module):
         up, act, down, drop = self.ffn
         return x + drop(down(hook("mlp", act(up(self.ln2(x))))))
 
+    def parts(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The block's pieces on plain causal attention, each [B, L, .]: ``attn`` (its output before
+        the residual add), ``mid`` (x + attn), ``mlp`` (the MLP hidden after the GELU), ``out``."""
+        a = F.scaled_dot_product_attention(*self._qkv(x), is_causal=True)
+        attn = self.out(rearrange(a, "b h l e -> b l (h e)"))
+        up, act, down, drop = self.ffn
+        mid = x + attn
+        hidden = act(up(self.ln2(mid)))
+        return {"attn": attn, "mid": mid, "mlp": hidden, "out": mid + drop(down(hidden))}
+
+    def from_inner(self, kind: str, base: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """The block's output at one position from a (patched) ``attn`` or ``mlp`` value there and
+        what it adds to (``base``: the block's input for ``attn``, ``mid`` for ``mlp``): [B, d]."""
+        up, act, down, drop = self.ffn
+        if kind == "mlp":
+            return base + drop(down(value))
+        mid = base + value
+        return mid + drop(down(act(up(self.ln2(mid)))))
+
     def forward_at(self, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
         """The block's output at positions ``qpos`` [B, Q] of each row only, [B, Q, d]: keys and
         values over the whole causal prefix, the query, projection and FFN at those positions."""
@@ -99,8 +118,9 @@ class TransformerLM(SequenceModel):
     - ``mlp.k``: block k's MLP hidden after the GELU (ffn_mult * d);
     - ``head.k.h``: head h's attention output in block k, before the output projection (d / n_heads).
 
-    The residual sites have fast paths (the blocks below a patch run once); the others run
-    through the hook points.
+    The residual, ``attn`` and ``mlp`` sites have fast paths (what lies below a patch runs once, and
+    is cached across DAS steps; a patch of block k's attention output or MLP hidden at one position
+    changes block k's output there only); the head sites run through the hook points.
 
     Args:
         vocab_size: linked from the data module.
@@ -162,6 +182,23 @@ class TransformerLM(SequenceModel):
     def _layer(self, site: str) -> int:
         return int(self.check_site(site).split(".")[1])
 
+    def _inner(self, site: str, attn_mask=None) -> bool:
+        """``attn.k`` / ``mlp.k`` on plain causal attention: the inner fast path."""
+        return attn_mask is None and self.check_site(site).split(".")[0] in ("attn", "mlp")
+
+    @torch.no_grad()
+    def _inner_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
+        """What the inner fast path reuses, as one tensor [B, E + L, d]: the first ``E = 1 + w / d``
+        rows hold, at each row's patch position, what the site's value adds to and the clean value
+        (w wide, in rows of d); then the clean residual stream after the site's block."""
+        kind, k = site.split(".")[0], self._layer(site)
+        x = self._run(self.embed(tokens), 0, k - 1, None, None)
+        parts = self.blocks[k - 1].parts(x)
+        b = torch.arange(len(tokens), device=tokens.device)
+        base = (x if kind == "attn" else parts["mid"])[b, positions]
+        clean = parts[kind][b, positions].reshape(len(tokens), -1, self.d_model)
+        return torch.cat([base[:, None], clean, parts["out"]], 1)
+
     def _run(self, x: torch.Tensor, start: int, stop: int, attn_mask, mask_layers) -> torch.Tensor:
         for i in range(start, stop):
             use = attn_mask is not None and (mask_layers is None or i in mask_layers)
@@ -199,6 +236,8 @@ class TransformerLM(SequenceModel):
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
         """The clean residual stream at the site, every position [B, L, d]: the blocks below the
         site do not depend on the patch."""
+        if self._inner(site):
+            return self._inner_cache(tokens, site, positions)
         return self.states(tokens, site) if self._on_residual(site) else None
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
@@ -207,10 +246,13 @@ class TransformerLM(SequenceModel):
         """Blocks up to the site run once without grad (or come from ``cache``); only the blocks
         above it are rerun. With ``out_mask`` ([B, L] bool) the sequence is cut after the last
         masked position (attention is causal) and only the masked logits are computed (others are 0)."""
-        if not self._on_residual(site, attn_mask):
+        inner = self._inner(site, attn_mask)
+        if not inner and not self._on_residual(site, attn_mask):
             return super().forward_patched(tokens, site, positions, patch_fn, out_mask)
         k = self._layer(site)
         B, L = tokens.shape
+        if inner and cache is None:
+            cache = self._inner_cache(tokens, site, positions)
         if out_mask is not None:
             last = int(torch.where(out_mask, torch.arange(L, device=tokens.device), -1).max())  # one host sync
             if last < 0:  # no logit asked for: nothing to run
@@ -218,13 +260,19 @@ class TransformerLM(SequenceModel):
             cut = max(last + 1, int(positions.max()) + 1)
             tokens = tokens[:, :cut]
             attn_mask = attn_mask[:, :cut, :cut] if attn_mask is not None else None
-        if cache is not None:
-            x = cache[:, : tokens.shape[1]]
-        else:
-            with torch.no_grad():
-                x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L', d]
         b = torch.arange(len(tokens), device=tokens.device)
-        patched = patch_fn(x[b, positions])  # [B, d]
+        if inner:  # block k's output at the patch position from the patched attention output / MLP hidden
+            E = 1 + self.site_width(site) // self.d_model
+            x = cache[:, E: E + tokens.shape[1]]
+            value = patch_fn(cache[:, 1:E].reshape(B, -1))  # [B, w]
+            patched = self.blocks[k - 1].from_inner(site.split(".")[0], cache[:, 0], value.to(cache.dtype))
+        else:
+            if cache is not None:
+                x = cache[:, : tokens.shape[1]]
+            else:
+                with torch.no_grad():
+                    x = self._run(self.embed(tokens), 0, k, attn_mask, mask_layers)  # [B, L', d]
+            patched = patch_fn(x[b, positions])  # [B, d]
         hit = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         hit[b, positions] = True
         x = torch.where(hit[..., None], patched.to(x.dtype)[:, None, :].expand_as(x), x)

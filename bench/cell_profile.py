@@ -1,0 +1,105 @@
+"""Where a full-budget study cell's time goes, one cell per architecture.
+
+    python bench/cell_profile.py [--study configs/studies/paper_main.yaml] [--task multi] [--seed 0]
+        [--archs gru,lstm,rope,nope] [--out /tmp/cell_profile] [--quick]
+
+Runs the study's cell (architecture, task, seed) as the study would — the fit as a subprocess,
+then each alignment, then the analyses — with a timer around each piece, and prints per
+architecture: process start-up (a bare ``python -c "import numsym_pl.cli"``), the fit (its
+subprocess wall time less start-up; the epoch it stopped at), per alignment the fitting of the
+learned part (pairs, source states, the steps), its scoring and baselines, and the untrained-net
+control, then the analyses and the cell's total. Each cell gets the threads a study gives it
+(``cores / max_parallel``); the fits of a later run reuse the checkpoints under ``--out``
+(delete it to time them again). ``--quick`` profiles the study's quick cell instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import torch
+
+from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.das.controls import run_controls
+from numsym_pl.das.run import run_alignment
+from numsym_pl.study.analyses import run_analyses
+from numsym_pl.study.cell import fit, read_metrics
+from numsym_pl.study.command import load_study
+
+
+def startup_seconds() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import numsym_pl.cli"], check=True)
+    return time.perf_counter() - t0
+
+
+def profile(cell, startup: float) -> list[tuple[str, float, str]]:
+    """[(piece, seconds, note)] of one cell."""
+    rows = []
+    reused = (cell.dir / "fit_done").exists()
+    t0 = time.perf_counter()
+    ckpt = fit(cell)
+    fit_s = time.perf_counter() - t0
+    last, _ = read_metrics(cell.dir / "fit" / "metrics.csv")
+    lm, task = load_checkpoint(ckpt)
+    net = lm.net.eval()
+    stopped = f"trained at epoch {int(last['trained/epoch'])}" if "trained/epoch" in last else \
+        f"ran to epoch {int(last.get('epoch', -1))}, not trained"
+    rows.append(("process start-up (per fit)", 0.0 if reused else startup, ""))
+    rows.append(("fit", 0.0 if reused else max(0.0, fit_s - startup), ("reused checkpoint; " if reused else "") + stopped))
+    settings = replace(cell.das, progress=False)
+    swaps = {}
+    for alignment in [a.for_net(net) for a in cell.alignments]:
+        t0 = time.perf_counter()
+        result, swap = run_alignment(net, task, alignment, settings)
+        total = time.perf_counter() - t0
+        fitted = result.seconds if result.fit is not None else total
+        steps = f"{result.steps} steps" if result.steps is not None else ""
+        rows.append((f"{alignment.key}: fit", fitted, steps))
+        rows.append((f"{alignment.key}: scoring + baselines", total - fitted, ""))
+        if settings.controls and swap is not None:
+            t0 = time.perf_counter()
+            run_controls(net, task, alignment, settings, result)
+            rows.append((f"{alignment.key}: untrained-net control", time.perf_counter() - t0, ""))
+        swaps[alignment.key] = swap
+    t0 = time.perf_counter()
+    run_analyses(replace(cell, dir=cell.dir / "profile"), list(cell.alignments), net, task, swaps)
+    rows.append((f"analyses {cell.analyses}", time.perf_counter() - t0, ""))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default="configs/studies/paper_main.yaml")
+    ap.add_argument("--task", default="multi")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--archs", default="gru,lstm,rope,nope")
+    ap.add_argument("--out", default="/tmp/cell_profile")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    study, _ = load_study(["--config", args.study, "--out_dir", args.out, *(["--quick"] if args.quick else [])])
+    threads = max(1, (os.cpu_count() or 1) // study.max_parallel)
+    torch.set_num_threads(threads)
+    cells = {c.arch: c for c in study.cells(threads) if c.task == args.task and c.seed == args.seed}
+    startup = startup_seconds()
+    print(f"{args.study}{' --quick' if args.quick else ''}, task {args.task}, seed {args.seed}; {threads} thread(s) per "
+          f"cell, {os.cpu_count()} cores; torch {torch.__version__}")
+    for arch in args.archs.split(","):
+        if arch not in cells:
+            sys.exit(f"--archs: no {arch!r} cell in {args.study} (architectures: {sorted(cells)})")
+        t0 = time.perf_counter()
+        rows = profile(cells[arch], startup)
+        wall = time.perf_counter() - t0
+        print(f"\n## {arch} ({cells[arch].id}): {wall:.1f} s")
+        for piece, seconds, note in rows:
+            print(f"  {piece:<60} {seconds:8.1f} s  {100 * seconds / wall:5.1f} %  {note}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
