@@ -31,7 +31,8 @@ from numsym_pl.das.sweep import run_sweep, sizes_at
 
 def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
     """Median seconds of one DAS training step (forward, backward, Adam) per site, one rotation
-    (size 16) against the sizes' rotations batched in one forward."""
+    (size 16) against the sizes' rotations batched in one forward, and one rotation through the
+    generic hook path (what the site's fast path replaces), alternated in this process."""
     import statistics
 
     import torch.nn.functional as F
@@ -40,13 +41,16 @@ def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
     from numsym_pl.das.search import PairSets, patched_logits_many
 
     frozen = net.eval().requires_grad_(False)
-    print(f"{'site':<10} {'width':>5} {'1 rotation':>11} {'batched':>9} {'ratio':>6}")
+    print(f"{'site':<10} {'width':>5} {'1 rotation':>11} {'batched':>9} {'ratio':>6} {'hook path':>10} {'hook/fast':>9}")
     for site in sites:
         sets = PairSets(frozen, task, Alignment("up_down", "count", site, 16), settings, "cpu")
         train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
         width = frozen.site_width(site)
         medians = []
-        for swaps in ([SubspaceSwap(width, 16)], [SubspaceSwap(width, k) for k in sizes_at(width, sizes)]):
+        for hooked, swaps in ((False, [SubspaceSwap(width, 16)]), (False, [SubspaceSwap(width, k) for k in sizes_at(width, sizes)]),
+                              (True, [SubspaceSwap(width, 16)])):
+            if hooked:  # the instance attribute shadows the fast path
+                frozen.forward_patched = frozen.forward_patched_by_hooks
             opt = torch.optim.Adam([p for s in swaps for p in s.parameters()], lr=1e-3)
             times = []
             for i in range(repeats):
@@ -61,7 +65,9 @@ def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
                 opt.zero_grad()
                 times.append(time.perf_counter() - t0)
             medians.append(statistics.median(times[1:]))  # the first is a warm-up
-        print(f"{site:<10} {width:>5} {medians[0]:>11.3f} {medians[1]:>9.3f} {medians[1] / medians[0]:>5.1f}x", flush=True)
+            frozen.__dict__.pop("forward_patched", None)
+        print(f"{site:<10} {width:>5} {medians[0]:>11.3f} {medians[1]:>9.3f} {medians[1] / medians[0]:>5.1f}x "
+              f"{medians[2]:>10.3f} {medians[2] / medians[0]:>8.1f}x", flush=True)
 
 
 def main() -> None:

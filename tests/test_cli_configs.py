@@ -120,15 +120,14 @@ def test_print_config_and_module_entry_point(tmp_path):
 
 
 def test_wandb_switch_writes_an_offline_run_with_config(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
+    wandb.teardown()  # a run of an earlier test leaves wandb's process-wide settings (its directory) behind
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.chdir(tmp_path)
-    os.environ["WANDB_DIR"] = str(tmp_path)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     main(["fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--config", str(ROOT / "configs" / "loggers" / "wandb.yaml"),
           "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
           "--trainer.enable_progress_bar", "false", "--data.val_size", "16", "--data.train_size", "32"])
-    import wandb
-
     wandb.finish()
     runs = list(tmp_path.glob("runs/wandb/offline-run-*"))
     assert runs, list(tmp_path.rglob("*"))[:20]

@@ -41,7 +41,8 @@ def _cell(alignments, differ=0.9, acc=1.0):
 def test_verdicts_rank_say_not_distinguishable_none_aligns_or_not_trained():
     a = _alignment("two_counters", ["count_a"], 0.95, 0.93, 0.97)
     b = _alignment("total_and_first", ["count_a"], 0.40, 0.36, 0.44)
-    assert cell_verdict(_cell([a, b])) == "**two_counters** aligns best: two_counters.count_a 0.950 vs total_and_first.count_a 0.400"
+    assert cell_verdict(_cell([a, b])) == ("**two_counters** ranks first: two_counters.count_a 0.950 (high) vs "
+                                           "total_and_first.count_a 0.400 (low)")
     assert cell_verdict(_cell([a, b], differ=0.1)).startswith("not distinguishable: no alignment of two_counters and total_and_first")
     # joint swaps that agree everywhere decide nothing: the head-to-head falls to a distinguishable pair
     joint_a = _alignment("two_counters", ["count_a", "count_b"], 0.97, 0.96, 0.98)
@@ -49,10 +50,10 @@ def test_verdicts_rank_say_not_distinguishable_none_aligns_or_not_trained():
     cell = _cell([joint_a, joint_b, a, b], differ=0.0)
     cell["distinguishability"] += [{"first": "two_counters.count_a+count_b", "second": "total_and_first.count_a",
                                     "differ": 0.9, "distinguishable": True}]
-    assert cell_verdict(cell) == ("**two_counters** aligns best: two_counters.count_a+count_b 0.970 vs "
-                                  "total_and_first.count_a 0.400")
+    assert cell_verdict(cell) == ("**two_counters** ranks first: two_counters.count_a+count_b 0.970 (high) vs "
+                                  "total_and_first.count_a 0.400 (low)")
     close = _alignment("total_and_first", ["count_a"], 0.94, 0.92, 0.96)
-    assert "within noise" in cell_verdict(_cell([a, close]))
+    assert cell_verdict(_cell([a, close])).startswith("within noise: two_counters.count_a 0.950 (high) vs")
     low = [_alignment("two_counters", ["count_a"], 0.2, 0.17, 0.23), _alignment("total_and_first", ["count_a"], 0.1, 0.08, 0.12)]
     assert cell_verdict(_cell(low)).startswith("none aligns (best two_counters.count_a")
     assert cell_verdict(_cell([a, b], acc=0.5)) == "not trained"

@@ -6,6 +6,7 @@ data cannot tell, or that none aligns."""
 from __future__ import annotations
 
 from numsym_pl.analysis.summary import FAILS, TRAINED, fmt, fmt_interval, mean_sd, ok_cells
+from numsym_pl.analysis.summary import verdict as level
 from numsym_pl.das.distinguish import INDISTINGUISHABLE
 
 
@@ -25,7 +26,8 @@ def hypothesis(a: dict) -> str:
 
 
 def cell_verdict(cell: dict) -> str:
-    """Which program aligns best and by how much, from a head-to-head the pairs can decide.
+    """Which program ranks first and at what level (``high`` / ``partial`` / ``uncertain`` /
+    ``low``, from its interval, as the main table's verdicts), from a head-to-head the pairs can decide.
 
     Programs are ranked by their best alignment's lead figure; the top two are compared on
     alignments whose labels differ on at least ``INDISTINGUISHABLE`` of the pairs (two joint swaps
@@ -62,10 +64,11 @@ def cell_verdict(cell: dict) -> str:
         return f"not distinguishable: no alignment of {programs[0]} and {programs[1]} has labels that differ on " \
                f"{INDISTINGUISHABLE:.0%} of pairs"
     (_, vx, cx), (_, vy, cy) = _lead(x), _lead(y)
+    shown = lambda a: f"{hypothesis(a)} {_lead(a)[1]:.3f} ({level(_lead(a)[2])})"
     if cx is not None and cy is not None and cy[1] >= cx[0] and cx[1] >= cy[0]:
-        return f"{hypothesis(x)} vs {hypothesis(y)}: within noise (Δ {vx - vy:+.3f})"
+        return f"within noise: {shown(x)} vs {shown(y)}"
     win, lose = (x, y) if vx > vy else (y, x)
-    return f"**{win['program']}** aligns best: {hypothesis(win)} {_lead(win)[1]:.3f} vs {hypothesis(lose)} {_lead(lose)[1]:.3f}"
+    return f"**{win['program']}** ranks first: {shown(win)} vs {shown(lose)}"
 
 
 def competing_section(results: list[dict]) -> str:
@@ -95,7 +98,14 @@ def competing_section(results: list[dict]) -> str:
         "trained (– when it ran to its ceiling). The verdict compares each program's best alignment by IIA "
         "on effective pairs (all pairs where not measured): `none aligns` when no interval reaches "
         f"{FAILS}; `not distinguishable` when the two best programs' labels differ on fewer than "
-        f"{INDISTINGUISHABLE:.0%} of pairs (IIA cannot rank them there); `within noise` when the intervals overlap.",
+        f"{INDISTINGUISHABLE:.0%} of pairs for every alignment of the two (IIA cannot rank them); `within noise` "
+        "when the intervals overlap; otherwise the program that ranks first, with each figure's level "
+        "(`high`: interval >= 0.9, `low`: < 0.5, `partial` between, `uncertain` straddling). The head-to-head "
+        "pits the first program's best alignment that has a distinguishable rival against that rival's best "
+        "(joint swaps that carry the same information agree on every pair and decide nothing). The recounting "
+        "programs (`*_recount`, Ctx-Distr's kind) are a weak test by DAS: their label departs from the target's "
+        "own continuation only at the first output after the intervention, so few pairs are effective (see "
+        "`n_effective` in results.csv) and their intervals are wide.",
         _table(["cell", "family", "trial acc", "held-out acc", "OOD acc", "trained at", "verdict"], acc_rows),
         "### IIA of every program\n\n*lead*: IIA on effective pairs [95 % CI]; *floor*: the unpatched net; "
         "*identity* / *random* / *full*: raw neurons, random rotations (mean), the whole state; *cause* / "
