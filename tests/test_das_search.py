@@ -71,6 +71,21 @@ def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, t
     assert f"[{lo:.3f}, {hi:.3f}]" in res.stdout
 
 
+def test_das_command_compares_competing_hypotheses_and_prints_cause_and_isolation(tiny_ckpt, tmp_path):
+    res = _das("--ckpt_path", str(tiny_ckpt), "--program", "up_down", "--variables", "count+phase", "--site", "state",
+               "--subspace", "2", *SMALL, "--compare", "up_up.demo_count,ctx_distr", "--out", str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "das_result.json").read_text())
+    assert [(d["first"], d["second"]) for d in data["distinguishability"]] == [
+        ("up_down.count+phase", "up_up.demo_count"), ("up_down.count+phase", "ctx_distr.balance")]
+    assert all(0 < d["differ"] <= 1 and d["interval"][0] <= d["differ"] <= d["interval"][1] for d in data["distinguishability"])
+    assert set(data["cause_isolation"]) == {"all", "count", "phase"}
+    for line in ("distinguishable from up_up.demo_count: labels differ on", "cause, all variables", "isolation, count alone"):
+        assert line in res.stdout, line
+    bad = _das("--ckpt_path", str(tiny_ckpt), *SMALL, "--compare", "two_counters.count_a", cwd=tmp_path)
+    assert bad.returncode != 0 and "program: 'two_counters' reads" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_das_command_from_a_config_file(tiny_ckpt, tmp_path):
     cfg = tmp_path / "das.yaml"
     cfg.write_text(f"ckpt_path: {tiny_ckpt}\nprogram: up_up\nvariables: [demo_count]\nsite: state\nsubspace: 2\n"

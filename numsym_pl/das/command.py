@@ -6,8 +6,8 @@
 
 Prints a short table (every IIA with its 95 % interval, RAVEL's cause and isolation;
 ``--controls`` adds the same alignment on an untrained net; ``--compare up_up.demo_count`` how
-often a competing hypothesis's labels differ from this one's) and writes ``das_result.json`` (and the learned rotation, ``rotation.pt``)
-next to the checkpoint (or into ``--out``).
+often a competing hypothesis's labels differ from this one's) and writes ``das_result.json``
+(and the learned rotation, ``rotation.pt``) next to the checkpoint (or into ``--out``).
 """
 
 from __future__ import annotations
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     lm, task = load_checkpoint(cfg.ckpt_path)
     alignment = Alignment(**{f.name: cfg[f.name] for f in fields(Alignment)})
     settings = SearchSettings(**{**cfg.settings.as_dict(), "controls": cfg.settings.controls or cfg.controls})
-    rivals = [Alignment(program=c.split(".", 1)[0], variables=c.split(".", 1)[1] if "." in c else None) for c in cfg.compare.split(",") if c]
+    rivals = [Alignment(program=c.split(".", 1)[0], variables=c.split(".", 1)[1] if "." in c else None)
+              for c in cfg.compare.split(",") if c]
     for rival in rivals:  # a rival that does not fit the task fails before the fit, by name
         get_program(rival.program).check_task(task)
     record, swap = align(lm, task, alignment, settings, cfg.ckpt_path)

@@ -17,8 +17,9 @@ a void: the input phase of a family that declares the role ``inputs``), the prog
 ``quantities["next_input"]``, the trial's next token: ``trace`` and ``reference_trace`` supply it
 from the trial, ``rollout`` from the target trial while the continuation still follows it (so a
 counterfactual keeps the target's remaining inputs and the program answers them from its
-intervened state; ``follow_input``). ``scored(state)`` says which outputs are deterministic answers a counterfactual is scored on. State at position t is the state *after reading* token t, i.e. what
-predicts token t + 1 (the same convention as a network's state at t). ``variables`` are the
+intervened state; ``follow_input``). ``scored(state)`` says which outputs are deterministic
+answers a counterfactual is scored on. State at position t is the state *after reading* token t,
+i.e. what predicts token t + 1 (the same convention as a network's state at t). ``variables`` are the
 components an intervention may overwrite; other components are bookkeeping.
 
 Programs register by ``name`` when their class is defined; ``get_program`` also takes a class path
@@ -48,6 +49,7 @@ def follow_input(next_input, kinds: "TokenKinds"):
     ``inputs``, the trigger among them), else the trigger (a continuation whose intervened phase
     went back to the inputs while the target had none left to give)."""
     return np.where(np.isin(next_input, kinds.inputs), next_input, kinds.trigger)
+
 
 State = dict[str, np.ndarray]
 PROGRAMS: dict[str, "Program"] = {}
@@ -128,7 +130,6 @@ class Program:
     def _finish(pred, tokens, kinds: TokenKinds):
         ended = np.cumsum(tokens == kinds.eos, 1) > 0
         return np.where(ended | (tokens == kinds.pad), kinds.pad, pred)
-
 
 
 class PhasedProgram(Program):
