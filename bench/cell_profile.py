@@ -41,6 +41,7 @@ def startup_seconds() -> float:
 def profile(cell, startup: float) -> list[tuple[str, float, str]]:
     """[(piece, seconds, note)] of one cell."""
     rows = []
+    cell.dir.mkdir(parents=True, exist_ok=True)
     reused = (cell.dir / "fit_done").exists()
     t0 = time.perf_counter()
     ckpt = fit(cell)
