@@ -133,6 +133,7 @@ def test_bad_featurizer_settings_are_named_errors():
         SubspaceSwap(1, 1, featurizer="revnet")
 
 
+@pytest.mark.slow  # 800 DAS steps (~40-60 s on two cores); run with -m slow
 def test_boundless_recovers_the_width_of_a_planted_subspace():
     """The planted counter keeps its count in one direction of an 8-wide state (phase in another,
     filler in the rest): started at width 4, Boundless must shrink to exactly that direction and
