@@ -235,7 +235,7 @@ class TransformerLM(SequenceModel):
     @torch.no_grad()
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor:
         """The clean residual stream at the site, every position [B, L, d]: the blocks below the
-        site do not depend on the patch."""
+        site do not depend on the patch (``attn.k`` / ``mlp.k``: ``_inner_cache``)."""
         if self._inner(site):
             return self._inner_cache(tokens, site, positions)
         return self.states(tokens, site) if self._on_residual(site) else None
