@@ -6,13 +6,9 @@ data cannot tell, or that none aligns."""
 from __future__ import annotations
 
 from numsym_pl.analysis.summary import FAILS, TRAINED, fmt, fmt_interval, mean_sd, ok_cells
+from numsym_pl.analysis.summary import markdown_table as _table
 from numsym_pl.analysis.summary import verdict as level
 from numsym_pl.das.distinguish import INDISTINGUISHABLE
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
 def _lead(a: dict) -> tuple[str, float | None, tuple | None]:

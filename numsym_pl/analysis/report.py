@@ -15,16 +15,10 @@ from jsonargparse import ArgumentParser
 from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.competing import competing_section
 from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, agreement, alignment_of, correlation, fmt, fmt_interval,
-                                        grouped, iia_of, interval_of, labels_in, mean_sd, ok_cells, paper_expectation,
+                                        grouped, iia_of, interval_of, labels_in, markdown_table as _table, mean_sd, ok_cells, paper_expectation,
                                         verdict)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _img(path: Path | None, out_dir: Path, alt: str) -> str:

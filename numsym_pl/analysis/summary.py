@@ -13,6 +13,12 @@ ALIGNS, FAILS = 0.9, 0.5  # mean IIA at or above ALIGNS: aligns; below FAILS: do
 TRAINED = 0.95  # the paper's claims are about trained nets: cells below this trial accuracy are not compared
 
 
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table, one row per list."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def paper_expectation(cell: dict, alignment: dict) -> str | None:
     """What the paper reports (SPEC §5) for an alignment of a cell: the IIA level expected,
     ``high`` / ``low``, or None where it makes no claim. Reads structured fields only: the cell's

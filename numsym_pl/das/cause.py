@@ -18,18 +18,22 @@ from numsym_pl.das.iia import wilson_interval
 
 
 @torch.no_grad()
-def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: int = 1000, precision: str = "32") -> dict:
-    """``{cause, n_cause, cause_ci, isolation, n_isolation, isolation_ci}`` of ``swap`` on ``sets.pairs[name]``."""
+def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: int = 1000,
+                    precision: str = "32") -> tuple[dict, torch.Tensor]:
+    """(``{cause, n_cause, cause_ci, isolation, n_isolation, isolation_ci}``, [N] bool: every scored
+    target right, IIA's unit) of ``swap`` on ``sets.pairs[name]``, from one patched run of the pairs."""
     from numsym_pl.das.search import _autocast, patched_logits  # late: search's score_swap calls this
 
     pairs, src, cache = sets.pairs[name], sets.src[name], sets.cache[name]
-    rows = []
+    rows, exact = [], []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
             logits = patched_logits(net, swap, site, p, src[i: i + batch_size], None if cache is None else cache[i: i + batch_size])
-        rows.append(cause_isolation_rows(logits.argmax(-1) == p.cf[:, 1:], p.loss_mask, p.changed))
-    return summarize(torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows]))
+        ok = logits.argmax(-1) == p.cf[:, 1:]
+        rows.append(cause_isolation_rows(ok, p.loss_mask, p.changed))
+        exact.append((ok | ~p.loss_mask).all(1))
+    return summarize(torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows])), torch.cat(exact)
 
 
 def cause_isolation_rows(ok: torch.Tensor, scored: torch.Tensor, changed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

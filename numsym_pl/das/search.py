@@ -354,14 +354,16 @@ def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: S
     device = next(net.parameters()).device
     test = lambda s, name="test", correct=None: sets.score(net, s, site, name, precision=settings.precision, correct=correct)
     pairs = sets.pairs["test"]
-    ok = sets.correct(net, swap, site, "test", precision=settings.precision)
+    # one patched run per test set gives IIA's unit and the cause / isolation split
+    scored = {name: cause_isolation(net, swap, site, sets, name, precision=settings.precision)
+              for name in sets.pairs if name.startswith("test")}
+    ok = scored["test"][1]
     metric = test(swap, correct=ok)
     if floor is None:
         floor = sets.correct(net, no_intervention, site, "test", precision=settings.precision)  # the unpatched net
-    alone = {v: test(swap, f"test.{v}").compute().item() for v in alignment.variables if f"test.{v}" in sets.pairs}
-    cause = {"all": cause_isolation(net, swap, site, sets, "test", precision=settings.precision),
-             **{v: cause_isolation(net, swap, site, sets, f"test.{v}", precision=settings.precision)
-                for v in alignment.variables if f"test.{v}" in sets.pairs}}
+    alone = {v: test(swap, f"test.{v}", scored[f"test.{v}"][1]).compute().item()
+             for v in alignment.variables if f"test.{v}" in sets.pairs}
+    cause = {"all": scored["test"][0], **{v: scored[f"test.{v}"][0] for v in alignment.variables if f"test.{v}" in scored}}
     base, controls = {}, None
     if settings.baselines:
         for kind in ("identity", "full"):
