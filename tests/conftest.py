@@ -1,4 +1,7 @@
 import os
+import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,38 @@ def tiny_ckpt(tmp_path_factory):
     return next(d.glob("runs/gru/*/checkpoints/last.ckpt"))
 
 
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``cli(*args, cwd=...)`` runs ``numsym_pl <args>`` in this process and returns its exit code,
+    stdout and stderr the way a subprocess would (an uncaught exception: code 1 and its traceback
+    on stderr). For tests of error messages, which would otherwise spend ~6 s per case importing
+    lightning in a fresh interpreter; ``test_print_config_and_module_entry_point`` and the fit
+    tests still go through ``python -m numsym_pl``."""
+    from numsym_pl.cli import main
+
+    def run(*args, cwd) -> CliResult:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exit_:
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=sys.stderr)
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        except Exception:  # what the interpreter would print before exiting 1
+            traceback.print_exc()
+            code = 1
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run

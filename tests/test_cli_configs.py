@@ -92,24 +92,29 @@ def _run_cli(*args, cwd):
     (["--model.lr", "-0.001"], "model.lr"),
     (["--trained_at.patience", "0"], "trained_at.patience"),
 ])
-def test_bad_settings_exit_nonzero_naming_the_field(args, needle, tmp_path):
-    res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), *FAST, *args, cwd=tmp_path)
+def test_bad_settings_exit_nonzero_naming_the_field(args, needle, tmp_path, cli):
+    res = cli("fit", "--config", ROOT / "configs" / "gru.yaml", *FAST, *args, cwd=tmp_path)
     assert res.returncode != 0
     assert needle in res.stderr
     assert "Traceback" not in res.stderr
 
 
+def test_a_bad_setting_through_the_interpreter_exits_2_without_a_traceback(tmp_path):
+    res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), *FAST, "--model.lr", "-0.001", cwd=tmp_path)
+    assert res.returncode == 2 and "model.lr" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 @pytest.mark.parametrize("content", ['[{"cell": "gru-multi-s0", "fit": {', '{"cell": 1}', ''])
-def test_report_on_a_truncated_or_foreign_results_file_is_named(content, tmp_path):
+def test_report_on_a_truncated_or_foreign_results_file_is_named(content, tmp_path, cli):
     (tmp_path / "results.json").write_text(content)
-    res = _run_cli("report", str(tmp_path), cwd=tmp_path)
+    res = cli("report", tmp_path, cwd=tmp_path)
     assert res.returncode == 2 and "results.json" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
-def test_misspelled_key_in_a_config_file(tmp_path):
+def test_misspelled_key_in_a_config_file(tmp_path, cli):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data:\n  batch_sise: 64\n")
-    res = _run_cli("fit", "--config", str(ROOT / "configs" / "gru.yaml"), "--config", str(bad), *FAST, cwd=tmp_path)
+    res = cli("fit", "--config", ROOT / "configs" / "gru.yaml", "--config", bad, *FAST, cwd=tmp_path)
     assert res.returncode != 0 and "batch_sise" in res.stderr
 
 

@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -43,18 +41,13 @@ def test_alignment_rejects_unknown_variables():
     assert Alignment("up_down", "count+phase").variables == ("count", "phase")
 
 
-def _das(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "numsym_pl", "das", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-
-
 SMALL = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64",
          "--settings.max_steps", "3", "--settings.eval_every", "3", "--settings.progress", "false"]
 
 
-def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, tmp_path):
-    res = _das("--ckpt_path", str(tiny_ckpt), "--program", "up_down", "--variables", "count", "--site", "state",
-               "--subspace", "4", "--controls", *SMALL, "--settings.random_seeds", "3", "--out", str(tmp_path), cwd=tmp_path)
+def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, tmp_path, cli):
+    res = cli("das", "--ckpt_path", tiny_ckpt, "--program", "up_down", "--variables", "count", "--site", "state",
+              "--subspace", "4", "--controls", *SMALL, "--settings.random_seeds", "3", "--out", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "das_result.json").read_text())
     for key in ("program", "variables", "site", "subspace", "iia", "iia_identity", "iia_full_swap", "steps", "seconds",
@@ -71,9 +64,9 @@ def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, t
     assert f"[{lo:.3f}, {hi:.3f}]" in res.stdout
 
 
-def test_das_command_compares_competing_hypotheses_and_prints_cause_and_isolation(tiny_ckpt, tmp_path):
-    res = _das("--ckpt_path", str(tiny_ckpt), "--program", "up_down", "--variables", "count+phase", "--site", "state",
-               "--subspace", "2", *SMALL, "--compare", "up_up.demo_count,ctx_distr", "--out", str(tmp_path), cwd=tmp_path)
+def test_das_command_compares_competing_hypotheses_and_prints_cause_and_isolation(tiny_ckpt, tmp_path, cli):
+    res = cli("das", "--ckpt_path", tiny_ckpt, "--program", "up_down", "--variables", "count+phase", "--site", "state",
+              "--subspace", "2", *SMALL, "--compare", "up_up.demo_count,ctx_distr", "--out", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "das_result.json").read_text())
     assert [(d["first"], d["second"]) for d in data["distinguishability"]] == [
@@ -82,15 +75,15 @@ def test_das_command_compares_competing_hypotheses_and_prints_cause_and_isolatio
     assert set(data["cause_isolation"]) == {"all", "count", "phase"}
     for line in ("distinguishable from up_up.demo_count: labels differ on", "cause, all variables", "isolation, count alone"):
         assert line in res.stdout, line
-    bad = _das("--ckpt_path", str(tiny_ckpt), *SMALL, "--compare", "two_counters.count_a", cwd=tmp_path)
+    bad = cli("das", "--ckpt_path", tiny_ckpt, *SMALL, "--compare", "two_counters.count_a", cwd=tmp_path)
     assert bad.returncode != 0 and "program: 'two_counters' reads" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_das_command_from_a_config_file(tiny_ckpt, tmp_path):
+def test_das_command_from_a_config_file(tiny_ckpt, tmp_path, cli):
     cfg = tmp_path / "das.yaml"
     cfg.write_text(f"ckpt_path: {tiny_ckpt}\nprogram: up_up\nvariables: [demo_count]\nsite: state\nsubspace: 2\n"
                    "settings: {n_train: 64, n_val: 32, n_test: 32, max_steps: 2, eval_every: 2, progress: false}\n")
-    res = _das("--config", str(cfg), "--out", str(tmp_path), cwd=tmp_path)
+    res = cli("das", "--config", cfg, "--out", tmp_path, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "das_result.json").read_text())["program"] == "up_up"
 
@@ -101,15 +94,15 @@ def test_das_command_from_a_config_file(tiny_ckpt, tmp_path):
     (["--subspace", "64"], "subspace:"),
     (["--program", "down_up"], "program:"),
 ])
-def test_das_command_bad_input_is_named(tiny_ckpt, tmp_path, args, needle):
-    res = _das("--ckpt_path", str(tiny_ckpt), *SMALL, *args, cwd=tmp_path)
+def test_das_command_bad_input_is_named(tiny_ckpt, tmp_path, args, needle, cli):
+    res = cli("das", "--ckpt_path", tiny_ckpt, *SMALL, *args, cwd=tmp_path)
     assert res.returncode != 0 and needle in res.stderr and "Traceback" not in res.stderr
 
 
-def test_das_command_truncated_checkpoint(tiny_ckpt, tmp_path):
+def test_das_command_truncated_checkpoint(tiny_ckpt, tmp_path, cli):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(tiny_ckpt.read_bytes()[:1000])
-    res = _das("--ckpt_path", str(bad), *SMALL, cwd=tmp_path)
+    res = cli("das", "--ckpt_path", bad, *SMALL, cwd=tmp_path)
     assert res.returncode != 0 and "bad.ckpt" in res.stderr and "Traceback" not in res.stderr
 
 
@@ -130,8 +123,8 @@ def test_context_interventions_go_through_run_alignment():
     (["--intervention", "attention_hiding", "--program", "ctx_distr"], "intervention:"),
     (["--intervention", "attention_hiding", "--program", "up_down"], "program:"),
 ])
-def test_das_command_context_intervention_errors_are_named(tiny_ckpt, tmp_path, args, needle):
-    res = _das("--ckpt_path", str(tiny_ckpt), *SMALL, *args, cwd=tmp_path)
+def test_das_command_context_intervention_errors_are_named(tiny_ckpt, tmp_path, args, needle, cli):
+    res = cli("das", "--ckpt_path", tiny_ckpt, *SMALL, *args, cwd=tmp_path)
     assert res.returncode != 0 and needle in res.stderr and "Traceback" not in res.stderr
 
 

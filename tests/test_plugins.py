@@ -58,12 +58,12 @@ def test_fit_with_the_das_callback(plugin_run):
     assert "das/up_down_plus_one.count/h/iia" in metrics and "val/acc_trial_ood" in metrics
 
 
-def test_das_with_baselines_on_the_plugin_checkpoint(plugin_run):
+def test_das_with_baselines_on_the_plugin_checkpoint(plugin_run, cli):
     d, _ = plugin_run
     ckpt = d / "runs/plus_one/version_0/checkpoints/last.ckpt"
-    res = _cli("das", "--ckpt_path", str(ckpt), "--program", PROGRAM, "--site", "h", "--subspace", "4",
-               "--settings.n_train", "256", "--settings.n_val", "64", "--settings.n_test", "64",
-               "--settings.max_steps", "10", "--settings.progress", "false", "--out", str(d / "das"), cwd=d)
+    res = cli("das", "--ckpt_path", str(ckpt), "--program", PROGRAM, "--site", "h", "--subspace", "4",
+              "--settings.n_train", "256", "--settings.n_val", "64", "--settings.n_test", "64",
+              "--settings.max_steps", "10", "--settings.progress", "false", "--out", str(d / "das"), cwd=d)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads((d / "das" / "das_result.json").read_text())
     assert out["program"] == "up_down_plus_one" and out["task_family"] == "CountPlusOne"

@@ -34,12 +34,8 @@ def test_decodability_finds_what_is_there_and_only_that():
     assert bad["count_r2"] < 0.2 and bad["phase_acc"] < 0.8
 
 
-def test_probe_command_writes_json_and_figures(tiny_ckpt, tmp_path):
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-m", "numsym_pl", "probe", "--ckpt_path", str(tiny_ckpt), "--n_trials", "60",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+def test_probe_command_writes_json_and_figures(tiny_ckpt, tmp_path, cli):
+    res = cli("probe", "--ckpt_path", tiny_ckpt, "--n_trials", "60", "--out", tmp_path, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "probe.json").read_text())
     assert data["sites"][0]["site"] == "state" and (tmp_path / "figures" / "pca_state.png").stat().st_size > 5000

@@ -106,17 +106,17 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
 
 
 @pytest.mark.parametrize("needle", ["trunc.ckpt", "missing.ckpt"])
-def test_resume_from_a_bad_checkpoint_is_named(tiny_ckpt, tmp_path, needle):
+def test_resume_from_a_bad_checkpoint_is_named(tiny_ckpt, tmp_path, needle, cli):
     bad = tmp_path / needle
     if needle == "trunc.ckpt":
         bad.write_bytes(tiny_ckpt.read_bytes()[:2000])
-    res = _fit(tmp_path, "--config", str(_config(tmp_path)), "--ckpt_path", str(bad))
+    res = cli("fit", "--config", _config(tmp_path), "--ckpt_path", bad, cwd=tmp_path)
     assert res.returncode != 0 and needle in res.stderr and "Traceback" not in res.stderr
 
 
-def test_resume_from_another_architecture_is_named(tiny_ckpt, tmp_path):
-    res = _fit(tmp_path, "--config", str(_config(tmp_path)), "--model.net", "numsym_pl.models.LSTMLM",
-               "--ckpt_path", str(tiny_ckpt))
+def test_resume_from_another_architecture_is_named(tiny_ckpt, tmp_path, cli):
+    res = cli("fit", "--config", _config(tmp_path), "--model.net", "numsym_pl.models.LSTMLM", "--ckpt_path", tiny_ckpt,
+              cwd=tmp_path)
     assert res.returncode != 0 and "ckpt_path:" in res.stderr and "GRULM" in res.stderr and "LSTMLM" in res.stderr
     assert "Traceback" not in res.stderr
 
@@ -134,9 +134,9 @@ def test_unwritable_output_directory_is_named(tmp_path):
         ro.chmod(0o700)
 
 
-def test_output_path_blocked_by_a_file_is_named(tmp_path):
+def test_output_path_blocked_by_a_file_is_named(tmp_path, cli):
     (tmp_path / "blocker").write_text("a file where a directory should go")
-    res = _fit(tmp_path, "--config", str(_config(tmp_path, save_dir=str(tmp_path / "blocker" / "runs"))))
+    res = cli("fit", "--config", _config(tmp_path, save_dir=str(tmp_path / "blocker" / "runs")), cwd=tmp_path)
     assert res.returncode != 0 and "save_dir" in res.stderr and "blocker" in res.stderr and "Traceback" not in res.stderr
 
 

@@ -145,6 +145,7 @@ def test_report_needs_results(tmp_path):
         write_report(tmp_path)
 
 
+@pytest.mark.slow  # 26 s: one cell through submitit's local executor (an optional extra)
 def test_submitit_local_executor_runs_a_cell(tmp_path):
     pytest.importorskip("submitit")
     path = _tiny_study(tmp_path, seeds=[0], analyses=[], executor="submitit",
