@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from numsym_pl.errors import ConfigError
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.preflight import read_checkpoint
@@ -25,11 +27,26 @@ def task_of(datamodule_hparams: dict, path: str | Path = "") -> TaskFamily:
     return build_task(config)
 
 
-def load_checkpoint(path: str | Path) -> tuple[NextTokenLM, TaskFamily]:
-    """The trained module and the task it was trained on, from a checkpoint written by ``fit``."""
+def pick_device(name: str) -> torch.device:
+    """A device by name (``cpu``, ``cuda``, ``cuda:N``); ``auto`` is the first CUDA device when
+    torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} asked for, but torch sees no CUDA device here")
+    return device
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[NextTokenLM, TaskFamily]:
+    """The trained module (on ``device``) and the task it was trained on, from a checkpoint
+    written by ``fit``."""
     ckpt = read_checkpoint(path)
     hp, dm = ckpt.get("hyper_parameters", {}), ckpt.get("datamodule_hyper_parameters")
     if not isinstance(hp.get("net"), dict) or dm is None:
         raise ConfigError(f"ckpt_path: {path} lacks the model/data configuration; was it written by `numsym_pl fit`?")
     lm = NextTokenLM.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    return lm, task_of(dm, path)
+    return lm.to(pick_device(device) if isinstance(device, str) else device), task_of(dm, path)

@@ -55,6 +55,7 @@ def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, t
         assert key in data
     lo, hi = data["intervals"]["iia"]
     assert data["variables"] == ["count"] and lo <= data["iia"] <= hi
+    assert data["device"] == "cpu"  # --device auto on a machine without CUDA
     random = data["controls"]["random_subspace"]
     assert len(random["values"]) == 3 and random["mean"] == pytest.approx(data["iia_random"])
     untrained = data["controls"]["untrained"]
@@ -147,3 +148,11 @@ def test_checkpoint_records_the_task_and_an_old_flat_one_still_loads(tiny_ckpt, 
     torch.save(ckpt, tmp_path / "none.ckpt")
     with pytest.raises(Exception, match="records no task"):
         load_checkpoint(tmp_path / "none.ckpt")
+
+
+@pytest.mark.parametrize("device, needle", [("tpu:0", "is not a device"), ("cuda", "no CUDA device")])
+def test_das_command_device_errors_are_named(tiny_ckpt, tmp_path, cli, device, needle):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    res = cli("das", "--ckpt_path", tiny_ckpt, *SMALL, "--device", device, cwd=tmp_path)
+    assert res.returncode != 0 and "device:" in res.stderr and needle in res.stderr and "Traceback" not in res.stderr

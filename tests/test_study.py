@@ -45,6 +45,20 @@ def test_study_config_expands_full_and_quick(name, monkeypatch):
     assert len({c.id for c in full.cells()}) == len(full.cells())
 
 
+def test_arguments_after_a_double_dash_go_last_on_every_cell_and_into_study_json(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    study, _ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick", "--out_dir", str(tmp_path),
+                           "--", "--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"])
+    (cell,) = study.cells()
+    # after the architecture's own arguments (its --config would otherwise override them)
+    assert cell.fit_args[-4:] == ["--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"]
+    assert cell.fit_args.index("configs/callbacks/dynamics.yaml") < cell.fit_args.index("--trainer.accelerator")
+    assert study.settings["last_fit_args"] == ["--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"]
+    assert study.out_dir == tmp_path
+    plain, _ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick"])
+    assert "--trainer.accelerator" not in plain.cells()[0].fit_args
+
+
 def test_every_distinct_cell_config_of_the_studies_survives_a_fast_dev_run(tmp_path, monkeypatch):
     combos = {}
     for name in STUDIES:

@@ -1,7 +1,7 @@
 """``numsym_pl das``: post-hoc alignment of a trained checkpoint.
 
     numsym_pl das --ckpt_path RUN/checkpoints/last.ckpt --program up_down --variables count \\
-        --site state --subspace 16 [--controls] [--settings.max_steps 2000] [--out DIR] [--config das.yaml]
+        --site state --subspace 16 [--controls] [--settings.max_steps 2000] [--out DIR] [--device auto] [--config das.yaml]
     numsym_pl das --ckpt_path ... --intervention attention_hiding --program ctx_distr
 
 Prints a short table (every IIA with its 95 % interval, RAVEL's cause and isolation;
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
-from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.checkpoints import load_checkpoint, pick_device
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.distinguish import distinguishability
 from numsym_pl.das.results import align, save_result
@@ -39,7 +39,10 @@ def build_parser() -> ArgumentParser:
                              "total_and_first.count_a,up_up.demo_count), whose labels are compared with this alignment's "
                              "on the same pairs: the fraction that differ (distinguishability).")
     parser.add_argument("--out", type=str, default=None, help="Directory for das_result.json (default: the checkpoint's).")
+    parser.add_argument("--device", type=str, default="auto",
+                        help="Where the net and the rotation run: auto (cuda when there is one, else cpu), cpu, cuda, cuda:N.")
     return parser
+
 
 
 def control_rows(controls: dict | None) -> list[tuple]:
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     cfg = parser.parse_args(argv)
     out_dir = writable_dir(cfg.out or Path(cfg.ckpt_path).parent)
-    lm, task = load_checkpoint(cfg.ckpt_path)
+    device = pick_device(cfg.device)
+    lm, task = load_checkpoint(cfg.ckpt_path, device)
     alignment = Alignment(**{f.name: cfg[f.name] for f in fields(Alignment)})
     settings = SearchSettings(**{**cfg.settings.as_dict(), "controls": cfg.settings.controls or cfg.controls})
     rivals = [Alignment(program=c.split(".", 1)[0], variables=c.split(".", 1)[1] if "." in c else None)
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     for rival in rivals:  # a rival that does not fit the task fails before the fit, by name
         get_program(rival.program).check_task(task)
     record, swap = align(lm, task, alignment, settings, cfg.ckpt_path)
+    record["device"] = str(device)
     record["distinguishability"] = [distinguishability(task, alignment, r, settings.n_test, settings.seed) for r in rivals]
     print(format_table(record))
     print(f"wrote {save_result(record, out_dir, swap)}")

@@ -1,6 +1,7 @@
 """``numsym_pl study``: run a study's grid and collect every result into one table.
 
     numsym_pl study --config configs/studies/paper_main.yaml [--quick] [--max_parallel 2] [--dry_run]
+    numsym_pl study --config ... [--out_dir DIR] -- --trainer.accelerator gpu   # last on every cell's fit
 
 Cells whose ``result.json`` exists are not run again, so a killed study resumes. Writes
 ``<out_dir>/results.json`` (every cell's result) and ``results.csv`` (one row per cell and
@@ -52,6 +53,7 @@ def build_parser() -> ArgumentParser:
 
 def load_study(argv: list[str]) -> tuple[Study, bool]:
     """The study (quick settings merged if asked) and the dry-run flag."""
+    argv, last = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     quick = "--quick" in argv  # the flag selects the study's `quick:` block, so it is taken out before parsing
     cfg = build_parser().parse_args([a for a in argv if a != "--quick"])
     dry_run = cfg.pop("dry_run")
@@ -61,6 +63,8 @@ def load_study(argv: list[str]) -> tuple[Study, bool]:
         settings = deep_merge(settings, settings.pop("quick") or {})
         settings["out_dir"] = settings.get("out_dir") or f"runs/studies/{settings['name']}_quick"
     settings.pop("quick", None)
+    if last:  # the fit arguments after `--`, last on every cell's command
+        settings["last_fit_args"] = [*(settings.get("last_fit_args") or []), *last]
     study_parser = ArgumentParser(prog="numsym_pl study")
     study_parser.add_class_arguments(Study, "study")
     study = study_parser.instantiate_classes(study_parser.parse_object({"study": settings})).study

@@ -88,6 +88,9 @@ class Study:
         seeds: ``seed_everything`` values.
         sizes: model widths d (``null`` keeps the config's); set through ``size_args``.
         fit_args: extra ``numsym_pl fit`` arguments for every cell.
+        last_fit_args: ``numsym_pl fit`` arguments put last on every cell's command, after the
+            architecture's own (``numsym_pl study ... -- --trainer.accelerator gpu`` sets them):
+            what a run on another machine changes for all cells alike.
         das: DAS settings for every alignment.
         analyses: post-hoc analyses run on each cell (``gradience``, ``ood_interventions``,
             ``phase_flips``).
@@ -110,7 +113,7 @@ class Study:
                  das: Optional[SearchSettings] = None, analyses: list[str] = (), out_dir: Optional[str] = None,
                  max_parallel: int = 2, executor: Literal["local", "submitit"] = "local",
                  executor_args: Optional[dict] = None, quick: Optional[dict] = None, wandb: Optional[dict] = None,
-                 task_alignments: Optional[dict[str, list[Alignment]]] = None):
+                 task_alignments: Optional[dict[str, list[Alignment]]] = None, last_fit_args: list[str] = ()):
         if not architectures:
             raise ConfigError("architectures: a study needs at least one architecture")
         unknown = sorted(set(analyses) - set(ANALYSES))
@@ -127,6 +130,7 @@ class Study:
         self.name, self.architectures = name, architectures
         self.tasks = {"multi": []} if tasks is None else tasks
         self.seeds, self.sizes, self.fit_args = list(seeds), list(sizes), list(fit_args)
+        self.last_fit_args = list(last_fit_args)
         self.das = das or SearchSettings(progress=False)
         self.analyses, self.max_parallel = list(analyses), max_parallel
         self.out_dir = Path(out_dir or Path("runs/studies") / name)
@@ -148,7 +152,7 @@ class Study:
             args = ["--config", arch.config]
             for overlay in overlays:
                 args += ["--config", overlay]
-            args += [*self.fit_args, *arch.fit_args, "--seed_everything", str(seed)]
+            args += [*self.fit_args, *arch.fit_args, "--seed_everything", str(seed), *self.last_fit_args]
             if size is not None:
                 args += [a for key, mult in arch.size_args.items() for a in (f"--{key}", str(int(round(size * mult))))]
             cell_id = f"{arch_name}-{task_name}" + ("" if size is None else f"-d{size}") + f"-s{seed}"
