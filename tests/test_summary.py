@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from numsym_pl.analysis.summary import agreement, correlation, paper_expectation
+from numsym_pl.analysis.summary import agreement, correlation, dynamics_points, paper_expectation, run_correlation
 
 
 def _cell(arch_family, variant, family="numeric_equivalence"):
@@ -100,3 +100,27 @@ def test_correlation_and_its_intervals():
     none = correlation(x, rng.random(30))
     assert none["ci_boot"][0] < 0 < none["ci_boot"][1]
     assert math.isnan(correlation([0.1, 0.2], [0.3, 0.4])["r"])  # too few cells
+
+
+def test_dynamics_points_pair_each_das_check_with_the_validation_of_its_epoch():
+    result = {"dynamics": {"accuracy": [{"epoch": 4, "val/acc_trial": 0.1}, {"epoch": 9, "val/acc_trial": 0.5},
+                                        {"epoch": 19, "val/acc_trial": 0.9}],
+                           "das": [{"epoch": -1, "key": "a", "iia": 0.0}, {"epoch": 9, "key": "a", "iia": 0.4},
+                                   {"epoch": 19, "key": "a", "iia": 0.8}, {"epoch": 19, "key": "b", "iia": 0.1},
+                                   {"epoch": 29, "key": "a", "iia": 0.9}]}}
+    assert dynamics_points(result, "a") == [(9, 0.5, 0.4), (19, 0.9, 0.8)]  # no accuracy at -1 or 29
+    assert dynamics_points(result, "b") == [(19, 0.9, 0.1)]
+
+
+def test_run_correlation_resamples_whole_runs_and_says_when_it_cannot():
+    rng = np.random.default_rng(0)
+    acc = np.linspace(0, 1, 12)
+    runs = [list(zip(acc, acc + rng.normal(0, 0.1, 12))) for _ in range(5)]
+    c = run_correlation(runs)
+    assert c["n_runs"] == 5 and c["n_checks"] == 60 and c["ci_by"] == "runs"
+    assert c["ci"][0] <= c["r"] <= c["ci"][1] and c["r"] > 0.9 and len(c["per_run"]) == 5
+    same = run_correlation([runs[0]] * 4)  # identical runs: resampling runs cannot move r
+    assert same["ci"] == pytest.approx([same["r"], same["r"]])
+    one = run_correlation([runs[0], runs[1][:2]])  # a run with fewer than 3 checks is left out
+    assert one["n_runs"] == 1 and one["ci_by"] == "checks (one run)" and one["r"] == pytest.approx(np.corrcoef(*np.array(runs[0]).T)[0, 1])
+    assert run_correlation([])["n_runs"] == 0

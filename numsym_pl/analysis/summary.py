@@ -159,3 +159,32 @@ def correlation(x, y, n_boot: int = 5000, seed: int = 0) -> dict:
     else:
         fisher = [float("nan")] * 2
     return {"n": n, "r": r, "ci_boot": [float(lo), float(hi)], "ci_fisher": fisher}
+
+
+def dynamics_points(result: dict, key: str) -> list[tuple[int, float, float]]:
+    """(epoch, val/acc_trial, IIA) at each DAS check of ``key`` during training whose epoch also
+    has a validation (checks every 10 epochs, validation every 5: epochs 9, 19, ...)."""
+    acc = {a["epoch"]: a.get("val/acc_trial") for a in result.get("dynamics", {}).get("accuracy", [])}
+    return sorted((d["epoch"], acc[d["epoch"]], d["iia"]) for d in result.get("dynamics", {}).get("das", [])
+                  if d["key"] == key and acc.get(d["epoch"]) is not None)
+
+
+def run_correlation(runs: list[list[tuple[float, float]]], n_boot: int = 5000, seed: int = 0) -> dict:
+    """Pearson r of (accuracy, IIA) over training, pooled over runs (seeds), with a 95 % interval
+    that respects that checks of one run are not independent: runs are resampled whole (a cluster
+    bootstrap). With one run only the checks can be resampled, and ``ci_by`` says so. Also each
+    run's own r."""
+    runs = [np.asarray(r, float) for r in runs if len(r) >= 3]
+    per_run = [correlation(r[:, 0], r[:, 1], n_boot=1)["r"] for r in runs]
+    if not runs:
+        return {"n_runs": 0, "n_checks": 0, "r": float("nan"), "ci": [float("nan")] * 2, "ci_by": "none", "per_run": []}
+    pooled = np.concatenate(runs)
+    r = correlation(pooled[:, 0], pooled[:, 1], n_boot=1)["r"]
+    if len(runs) == 1:
+        ci, by = correlation(pooled[:, 0], pooled[:, 1], n_boot=n_boot, seed=seed)["ci_boot"], "checks (one run)"
+    else:
+        rng = np.random.default_rng(seed)
+        boot = [correlation(*np.concatenate([runs[i] for i in rng.integers(0, len(runs), len(runs))]).T, n_boot=1)["r"]
+                for _ in range(n_boot)]
+        ci, by = [float(v) for v in np.nanpercentile(boot, [2.5, 97.5])], "runs"
+    return {"n_runs": len(runs), "n_checks": len(pooled), "r": r, "ci": ci, "ci_by": by, "per_run": per_run}
