@@ -139,3 +139,9 @@ def test_wandb_switch_writes_an_offline_run_with_config(tmp_path, monkeypatch):
     record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's log of records
     for key in (b"GRULM", b"hidden_size", b"seed_everything", b"gradient_clip_val", b"val/acc_trial"):
         assert key in record, key
+
+
+def test_report_against_a_directory_without_results_is_named(tmp_path, cli):
+    (tmp_path / "results.json").write_text("[]")
+    res = cli("report", tmp_path, "--against", tmp_path / "nowhere", cwd=tmp_path)
+    assert res.returncode == 2 and "against:" in res.stderr and "nowhere" in res.stderr, res.stderr

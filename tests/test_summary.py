@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from numsym_pl.analysis.against import against_section
 from numsym_pl.analysis.summary import agreement, correlation, dynamics_points, paper_expectation, run_correlation
 
 
@@ -124,3 +125,23 @@ def test_run_correlation_resamples_whole_runs_and_says_when_it_cannot():
     one = run_correlation([runs[0], runs[1][:2]])  # a run with fewer than 3 checks is left out
     assert one["n_runs"] == 1 and one["ci_by"] == "checks (one run)" and one["r"] == pytest.approx(np.corrcoef(*np.array(runs[0]).T)[0, 1])
     assert run_correlation([])["n_runs"] == 0
+
+
+def _result(cell, seed, iia_eff, acc=1.0, task="multi", key="up_down.count/state"):
+    return {**_cell("recurrent", task), "cell": f"{cell}-s{seed}", "arch": "gru", "task": task, "seed": seed,
+            "fit": {"val/acc_trial": acc},
+            "alignments": [{**_alignment("up_down", ["count"]), "key": key, "iia": iia_eff, "iia_effective": iia_eff,
+                            "n": 1000, "n_effective": 900, "intervals": {"iia_effective": [iia_eff - 0.02, iia_eff + 0.01]}}]}
+
+
+def test_against_sets_two_studies_side_by_side_with_seeds_spread_and_verdicts():
+    full = [_result("gru-multi", s, v) for s, v in enumerate([0.95, 0.97, 0.99])]
+    quick = [_result("gru-multi", 0, 0.60), _result("gru-same", 0, 0.3, task="same")]
+    text = against_section(full, quick, "full", "quick")
+    row = next(line for line in text.splitlines() if line.startswith("| gru | multi"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == ["up_down.count/state", "3 / 1"] and cells[6] == "effective"
+    assert cells[7] == "0.970 ± 0.020 [0.930, 1.000]" and cells[8] == "0.600 [0.580, 0.610]"
+    assert cells[9:] == ["agrees", "partly"]  # the paper: recurrent nets align Up-Down count (0.58-0.61 is partial)
+    assert "1 (arch, task) group(s) are in one study only" in text
+    assert "No cell group" in against_section(full, [_result("gru-same", 0, 0.3, task="same")], "full", "other")

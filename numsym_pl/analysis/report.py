@@ -1,4 +1,4 @@
-"""``numsym_pl report RUN_DIR``: a study's ``results.json`` -> ``report.md`` with tables and PNG figures.
+"""``numsym_pl report RUN_DIR [--against OTHER_DIR]``: a study's ``results.json`` -> ``report.md`` with tables and PNG figures.
 
 Every number in the report is read from the cells' results; the paragraphs only describe them.
 Sections whose data the study did not produce say which study config does.
@@ -13,6 +13,7 @@ import numpy as np
 from jsonargparse import ArgumentParser
 
 from numsym_pl.analysis import study_figures as figs
+from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
 from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, agreement, alignment_of, correlation, dynamics_points, fmt,
                                         fmt_interval, grouped, iia_of, interval_of, labels_in, markdown_table as _table, mean_sd,
@@ -301,18 +302,24 @@ def reviewers_section(results, out_dir, label) -> str:
     return "\n\n".join(parts)
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``<run_dir>/report.md`` (and ``figures/*.png``) from ``<run_dir>/results.json``."""
-    out_dir = Path(run_dir)
-    if not (out_dir / "results.json").is_file():
-        raise ConfigError(f"run_dir: {out_dir} has no results.json; run `numsym_pl study --config ...` first")
-    results = read_json(out_dir / "results.json", "run_dir")
+def read_study(run_dir: Path, field: str = "run_dir") -> tuple[list[dict], dict]:
+    """A study directory's cell results and settings (``study.json``; empty if absent)."""
+    if not (run_dir / "results.json").is_file():
+        raise ConfigError(f"{field}: {run_dir} has no results.json; run `numsym_pl study --config ...` first")
+    results = read_json(run_dir / "results.json", field)
     if not isinstance(results, list) or not all(isinstance(r, dict) and "cell" in r for r in results):
-        raise ConfigError(f"run_dir: {out_dir / 'results.json'} is not a study's list of cell results")
+        raise ConfigError(f"{field}: {run_dir / 'results.json'} is not a study's list of cell results")
+    return results, read_json(run_dir / "study.json", field) if (run_dir / "study.json").is_file() else {}
+
+
+def write_report(run_dir: str | Path, against: str | Path | None = None) -> Path:
+    """Write ``<run_dir>/report.md`` (and ``figures/*.png``) from ``<run_dir>/results.json``;
+    ``against``: another study's directory to set beside this one (``analysis.against``)."""
+    out_dir = Path(run_dir)
+    results, study = read_study(out_dir)
     failed = [r for r in results if "error" in r]
     labels = labels_in(results)
     label = next((lab for lab in labels if lab.startswith("up_down.count")), labels[0] if labels else None)
-    study = read_json(out_dir / "study.json", "run_dir") if (out_dir / "study.json").is_file() else {}
     head = [f"# Study report: {study.get('name', out_dir.name)}",
             f"{len(results) - len(failed)} of {len(results)} cells finished; written {time.strftime('%Y-%m-%d %H:%M')} "
             f"by `numsym_pl report {run_dir}` from `results.json` (one row per cell and alignment in `results.csv`; "
@@ -324,6 +331,9 @@ def write_report(run_dir: str | Path) -> Path:
             *([rivals] if (rivals := competing_section(results)) else []),
             dynamics_section(results, out_dir), size_section(results, out_dir, label), gradience_section(results, out_dir),
             reviewers_section(results, out_dir, label)]
+    if against is not None:
+        other, other_study = read_study(Path(against), "against")
+        body.insert(1, against_section(results, other, study_name(out_dir, study), study_name(Path(against), other_study)))
     path = out_dir / "report.md"
     path.write_text("\n\n".join(head + body) + "\n")
     return path
@@ -332,8 +342,11 @@ def write_report(run_dir: str | Path) -> Path:
 def main(argv: list[str] | None = None) -> Path:
     parser = ArgumentParser(prog="numsym_pl report", description="Write report.md (tables + PNG figures) for a study.")
     parser.add_argument("run_dir", type=str, help="A study's out_dir (holds results.json).")
+    parser.add_argument("--against", type=str, default=None,
+                        help="Another study's out_dir (e.g. the quick run of the same study): a section sets its "
+                             "numbers beside this one's, row by row.")
     cfg = parser.parse_args(argv)
-    path = write_report(cfg.run_dir)
+    path = write_report(cfg.run_dir, cfg.against)
     print(f"wrote {path}")
     return path
 

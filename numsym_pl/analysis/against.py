@@ -1,0 +1,57 @@
+"""One study's numbers beside another's: ``numsym_pl report DIR --against OTHER_DIR``.
+
+For a full study against its quick version (or two seeds' worth against five), cell group by cell
+group: trial accuracy and each alignment's IIA (on effective pairs where measured) as mean ± sd
+over seeds with the 95 % interval, in both, and how each compares with the paper (SPEC §5). Only
+(architecture, task, alignment) rows present in both studies are shown; what only one has is
+counted below the table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from numsym_pl.analysis.summary import (agreement, alignment_of, fmt, fmt_interval, grouped, iia_of, interval_of,
+                                        labels_in, markdown_table, mean_sd, paper_expectation)
+
+
+def _figure(cells: list[dict], label: str) -> tuple[str, str, str]:
+    """(IIA shown, which pairs it is on, the paper verdict) of an alignment over a group of cells."""
+    field = "iia_effective" if any(iia_of(r, label, "iia_effective") is not None for r in cells) else "iia"
+    stat, interval = mean_sd(iia_of(r, label, field) for r in cells), interval_of(cells, label, field)
+    first = next((r for r in cells if alignment_of(r, label)), None)
+    if first is None or interval is None:
+        return "–", "–", "–"
+    acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
+    expected = paper_expectation(first, alignment_of(first, label))
+    return fmt_interval(stat, interval), "effective" if field == "iia_effective" else "all", agreement(expected, interval, acc)
+
+
+def against_section(results: list[dict], other: list[dict], this_name: str, other_name: str) -> str:
+    """The section comparing ``results`` (this study) with ``other`` row by row."""
+    mine, theirs = grouped(results), grouped(other)
+    labels = [lab for lab in labels_in(results) if lab in labels_in(other)]
+    rows = []
+    for key in [k for k in mine if k in theirs]:
+        a, b = mine[key], theirs[key]
+        acc = [fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells)) for cells in (a, b)]
+        for lab in labels:
+            if not any(alignment_of(r, lab) for r in a) or not any(alignment_of(r, lab) for r in b):
+                continue
+            (iia_a, on_a, verdict_a), (iia_b, _, verdict_b) = _figure(a, lab), _figure(b, lab)
+            rows.append([*key, lab, f"{len(a)} / {len(b)}", *acc, on_a, iia_a, iia_b, verdict_a, verdict_b])
+    only = len(set(mine) ^ set(theirs))
+    text = (f"## Against {other_name}\n\nThis study ({this_name}) beside `{other_name}`, for the cell groups "
+            "and alignments both have: mean ± sd over seeds with the 95 % interval (one seed: Wilson over its test "
+            "pairs; several: the lowest seed's lower to the highest seed's upper bound), and each one's verdict "
+            "against the paper.")
+    if not rows:
+        return text + "\n\nNo cell group and alignment in common."
+    table = markdown_table(["arch", "task", "alignment", "seeds (this / other)", "trial acc (this)", "trial acc (other)",
+                            "pairs", "IIA (this)", "IIA (other)", "paper (this)", "paper (other)"], rows)
+    tail = f"\n\n{only} (arch, task) group(s) are in one study only." if only else ""
+    return f"{text}\n\n{table}{tail}"
+
+
+def study_name(run_dir: Path, settings: dict) -> str:
+    return f"{settings.get('name', run_dir.name)}{' --quick' if settings.get('quick') else ''} ({run_dir})"
