@@ -43,18 +43,20 @@ def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
     frozen = net.eval().requires_grad_(False)
     print(f"{'site':<10} {'width':>5} {'1 rotation':>11} {'batched':>9} {'ratio':>6} {'hook path':>10} {'hook/fast':>9}")
     for site in sites:
-        sets = PairSets(frozen, task, Alignment("up_down", "count", site, 16), settings, "cpu")
+        device = next(frozen.parameters()).device
+        sets = PairSets(frozen, task, Alignment("up_down", "count", site, 16), settings, device)
         train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
         width = frozen.site_width(site)
         medians = []
-        for hooked, swaps in ((False, [SubspaceSwap(width, 16)]), (False, [SubspaceSwap(width, k) for k in sizes_at(width, sizes)]),
-                              (True, [SubspaceSwap(width, 16)])):
+        for hooked, swaps in ((False, [SubspaceSwap(width, 16).to(device)]),
+                              (False, [SubspaceSwap(width, k).to(device) for k in sizes_at(width, sizes)]),
+                              (True, [SubspaceSwap(width, 16).to(device)])):
             if hooked:  # the instance attribute shadows the fast path
                 frozen.forward_patched = frozen.forward_patched_by_hooks
             opt = torch.optim.Adam([p for s in swaps for p in s.parameters()], lr=1e-3)
             times = []
             for i in range(repeats):
-                idx = torch.arange(128 * i, 128 * (i + 1))
+                idx = torch.arange(128 * i, 128 * (i + 1), device=device)
                 batch = train[idx]
                 t0 = time.perf_counter()
                 logits = patched_logits_many(frozen, swaps, site, batch, src[idx], None if cache is None else cache[idx])
@@ -63,6 +65,8 @@ def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
                 F.cross_entropy(scored.flatten(0, 1), target).backward()
                 opt.step()
                 opt.zero_grad()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
             medians.append(statistics.median(times[1:]))  # the first is a warm-up
             frozen.__dict__.pop("forward_patched", None)
@@ -81,8 +85,9 @@ def main() -> None:
     ap.add_argument("--n_train", type=int, default=10000)
     ap.add_argument("--out", default=None, help="also write sweep.json/csv/png here")
     ap.add_argument("--step_profile", action="store_true", help="only time one batched training step per site")
+    ap.add_argument("--device", default="auto", help="auto (cuda when there is one), cpu, cuda")
     args = ap.parse_args()
-    lm, task = load_checkpoint(args.ckpt)
+    lm, task = load_checkpoint(args.ckpt, args.device)
     net = lm.net.eval()
     sites = args.sites.split(",") if args.sites else [net.default_site]
     sizes = [int(k) for k in args.sizes.split(",")]
@@ -110,7 +115,7 @@ def main() -> None:
                       Path(args.out))
     print(f"\n{args.ckpt}: {type(net).__name__}, {len(cells)} cells ({len(sites)} site(s) x {len(sizes)} sizes, "
           f"capped at each width), featurizer {args.featurizer}, {settings.max_steps} steps max, {settings.n_train} pairs; "
-          f"threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
+          f"{next(net.parameters()).device}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
     print(f"{'site':<8} {'size':>4} {'IIA alone':>10} {'IIA sweep':>10} {'|diff|':>7} {'steps alone':>12} {'steps sweep':>12}")
     worst = 0.0
     for r in records:

@@ -1,6 +1,6 @@
 """The GPU paths, each beside the same run on the CPU (run by ``bench/gpu_check.sh``).
 
-    python bench/gpu_check.py [--out runs/gpu_check] [--accelerator gpu] [--smoke]
+    python bench/gpu_check.py [--out runs/gpu_check] [--accelerator gpu] [--smoke] [--sweeps]
 
 On the accelerator (``--accelerator gpu``): the reference GRU (``configs/gru.yaml``, its DAS
 callback included) and the RoPE transformer (``configs/transformer_rope.yaml`` with voids, 60
@@ -11,7 +11,9 @@ in a second process chain (the CPU side gets the cores the GPU side does not use
 for each run its wall time, the epoch it was trained at (val/acc_trial and held-out >= 0.999), its
 final val/acc_trial, the IIA its DAS callback logged last (or the DAS command's IIA and steps, or
 the learning-dynamics study's IIA curve), GPU column beside CPU column; writes it to
-``<out>/gpu_check.md`` with every run's log beside it.
+``<out>/gpu_check.md`` with every run's log beside it. ``--sweeps`` adds ``bench/das_sweep.py`` on
+the accelerator (the GRU's 7 sizes alone and batched; the RoPE net's 3 sites x 7 sizes against one
+alignment): issue 17's speed ratios, a few minutes more.
 
 ``--accelerator cpu`` with ``--smoke`` runs the whole script here in a few minutes, the
 "accelerator" side in ``bf16-mixed`` on the CPU (Lightning's CPU autocast), with tiny budgets:
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -38,11 +41,16 @@ QUIET = ["--trainer.enable_progress_bar", "false"]
 SMOKE_STUDY = ["--trainer.max_epochs", "2", "--data.train_size", "64", "--data.val_size", "32",
                "--trainer.check_val_every_n_epoch", "1"]
 SMOKE_FIT = [*SMOKE_STUDY, "--config", "configs/callbacks/checkpoint_only.yaml"]  # no DAS callback
+#: what bench/das_sweep.py prints last, as table rows
+SWEEP_FIGURES = {"sweep / one alignment": r"sweep: [\d.]+ s = ([\d.]+x) one alignment",
+                 "one by one / one alignment": r"one by one: [\d.]+ s = ([\d.]+x) one alignment",
+                 "largest IIA difference (sweep vs alone)": r"largest IIA difference ([\d.]+)",
+                 "one alignment alone": r"reference alignment alone \([^)]*\): ([\d.]+ s)"}
 SMOKE_DAS = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64", "--settings.max_steps", "4",
              "--settings.eval_every", "2"]
 
 
-def plan(out: Path, accelerator: str, smoke: bool) -> dict[str, list[dict]]:
+def plan(out: Path, accelerator: str, smoke: bool, sweeps: bool = False) -> dict[str, list[dict]]:
     """The two chains of runs, ``accel`` (on ``accelerator``) and ``cpu``, in order; each run a dict
     with its ``kind`` (the table's row group), ``prec``, ``name`` and ``numsym_pl`` arguments."""
     device = "cpu" if accelerator == "cpu" else "cuda"
@@ -74,6 +82,15 @@ def plan(out: Path, accelerator: str, smoke: bool) -> dict[str, list[dict]]:
                         "--out", str(out / f"das-gru-{side}")]}
         runs.insert(len(precisions) * 2 if side == "accel" else 1, das)  # the CPU's right after its GRU fit
         chains[side] = runs
+    if sweeps:  # issue 17's goals: a batched sweep against one alignment, on the accelerator, on the CPU's checkpoints
+        rope = out / "fits" / "fit-rope-cpu-32-true" / "run" / "checkpoints" / "last.ckpt"
+        small = ["--max_steps", "4", "--n_train", "256", "--sizes", "1,2,4,16"] if smoke else []
+        chains["accel"] += [
+            {"kind": "sweep gru state (7 sizes)", "prec": "", "name": "sweep-gru-accel", "after": "fit-gru-cpu-32-true",
+             "script": "bench/das_sweep.py", "args": ["--device", device, "--ckpt", str(reference), *small]},
+            {"kind": "sweep rope resid/attn/mlp (7 sizes)", "prec": "", "name": "sweep-rope-accel", "after": "fit-rope-cpu-32-true",
+             "script": "bench/das_sweep.py", "args": ["--device", device, "--ckpt", str(rope), "--sites", "resid.1,attn.1,mlp.1",
+                                                      "--alone", "reference", "--max_steps", "500", "--n_train", "4000", *small]}]
     return chains
 
 
@@ -84,7 +101,8 @@ def run_chain(runs: list[dict], out: Path, env: dict, walls: dict, done: dict[st
             done[run["after"]].wait()
         t0 = time.perf_counter()
         with open(out / f"{run['name']}.log", "w") as log:
-            code = subprocess.run([sys.executable, "-m", "numsym_pl", *run["args"]], cwd=ROOT, env=env, stdout=log,
+            cmd = [run["script"]] if "script" in run else ["-m", "numsym_pl"]
+            code = subprocess.run([sys.executable, *cmd, *run["args"]], cwd=ROOT, env=env, stdout=log,
                                   stderr=subprocess.STDOUT).returncode
         walls[run["name"]] = (time.perf_counter() - t0, code)
         done[run["name"]].set()
@@ -111,6 +129,10 @@ def figures(name: str, out: Path) -> dict[str, str]:
         lo, hi = r["intervals"]["iia"]
         return {"IIA [95 % CI]": f"{r['iia']:.3f} [{lo:.3f}, {hi:.3f}]", "DAS steps": str(r["steps"]),
                 "DAS seconds": f"{r['seconds']:.1f}", "device": r.get("device", "?")}
+    if name.startswith("sweep-"):
+        log = (out / f"{name}.log").read_text() if (out / f"{name}.log").is_file() else ""
+        found = {key: re.search(pattern, log) for key, pattern in SWEEP_FIGURES.items()}
+        return {key: m.group(1) for key, m in found.items() if m}
     path = out / name / "results.json"
     if not path.is_file():
         return {}
@@ -143,6 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/gpu_check")
     parser.add_argument("--accelerator", default="gpu", choices=["gpu", "cpu"])
     parser.add_argument("--smoke", action="store_true", help="tiny budgets: tests the script, measures nothing")
+    parser.add_argument("--sweeps", action="store_true",
+                        help="also bench/das_sweep.py on the accelerator: the GRU's 7 sizes (alone and batched) and the "
+                             "RoPE net's resid.1, attn.1, mlp.1 x 7 sizes (issue 17's speed goals; a few more minutes)")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +178,7 @@ def main(argv=None) -> int:
             print("gpu_check: torch sees no CUDA device; on a CPU machine run with --accelerator cpu --smoke", file=sys.stderr)
             return 2
         print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
-    chains = plan(out, args.accelerator, args.smoke)
+    chains = plan(out, args.accelerator, args.smoke, args.sweeps)
     env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     walls: dict = {}
     done = {run["name"]: threading.Event() for runs in chains.values() for run in runs}

@@ -3,7 +3,11 @@
 # RoPE net in 16-mixed and bf16-mixed, runs DAS with --device cuda and the quick learning-dynamics
 # study on the GPU, and prints each figure beside the same run on the CPU (bench/gpu_check.py).
 #   bash bench/gpu_check.sh [OUT_DIR]                  # default runs/gpu_check; the table: OUT_DIR/gpu_check.md
+#   GPU_CHECK_ARGS="--sweeps" bash bench/gpu_check.sh   # also issue 17's sweep ratios (bench/das_sweep.py) on the GPU
 #   GPU_CHECK_ARGS="--accelerator cpu --smoke" bash bench/gpu_check.sh   # the script's own test, on a CPU
+# Through the device tool (8 files come back from $OUT):
+#   GPU_CHECK_ARGS="--sweeps" bash bench/gpu_check.sh runs/gpu_check; cp runs/gpu_check/gpu_check.md $OUT/;
+#   tar czf $OUT/logs.tgz runs/gpu_check/*.log
 # A machine without jsonargparse (numsym_pl's config parser) takes it as wheels in .whl/, fetched
 # where pip works with:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -37,6 +37,15 @@ def test_the_gpu_plan_runs_both_mixed_precisions_das_on_cuda_and_the_study_on_th
     assert len({r["name"] for runs in chains.values() for r in runs}) == sum(map(len, chains.values()))
 
 
+def test_the_sweeps_run_das_sweep_on_the_accelerator_on_the_cpu_checkpoints(tmp_path):
+    chains = gpu_check.plan(tmp_path, "gpu", smoke=False, sweeps=True)
+    sweeps = [r for r in chains["accel"] if r.get("script") == "bench/das_sweep.py"]
+    assert [r["after"] for r in sweeps] == ["fit-gru-cpu-32-true", "fit-rope-cpu-32-true"]
+    assert all(_args(r, "--device") == "cuda" and "fits/fit-" in _args(r, "--ckpt") for r in sweeps)
+    assert _args(sweeps[1], "--sites") == "resid.1,attn.1,mlp.1"
+    assert not any("script" in r for r in gpu_check.plan(tmp_path, "gpu", smoke=False)["accel"])
+
+
 def test_without_cuda_the_gpu_check_says_how_to_run_it_here(tmp_path, capsys):
     import torch
 
@@ -46,10 +55,10 @@ def test_without_cuda_the_gpu_check_says_how_to_run_it_here(tmp_path, capsys):
     assert "--accelerator cpu --smoke" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # ~5 min: ten numsym_pl processes
+@pytest.mark.slow  # ~8 min: ten numsym_pl processes and two sweeps
 def test_the_whole_script_runs_on_the_cpu_and_fills_its_table(tmp_path):
-    res = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--accelerator", "cpu", "--smoke",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--accelerator", "cpu", "--smoke", "--sweeps",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     rows = [line.split(" | ") for line in (tmp_path / "gpu_check.md").read_text().splitlines() if line.startswith("| ") and "---" not in line]
     figures = {(r[0].lstrip("| "), r[1]): (r[2], r[3].rstrip(" |")) for r in rows[1:]}
@@ -59,3 +68,5 @@ def test_the_whole_script_runs_on_the_cpu_and_fills_its_table(tmp_path):
         assert "exit" not in accel + cpu and "-" not in (accel[-1], cpu[-1])
     assert figures[("das gru (CPU checkpoint)", "device")] == ("cpu", "cpu")
     assert all(v != "-" for v in figures[("fit gru", "val/acc_trial")])
+    for kind in ("sweep gru state (7 sizes)", "sweep rope resid/attn/mlp (7 sizes)"):
+        assert figures[(kind, "sweep / one alignment")][0].endswith("x")

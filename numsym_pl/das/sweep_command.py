@@ -49,6 +49,7 @@ def build_parser() -> ArgumentParser:
     parser.add_class_arguments(SearchSettings, "settings")
     parser.add_argument("--controls", action=ActionYesNo, default=False, help="Also sweep an untrained net of the same architecture.")
     parser.add_argument("--out", type=Optional[str], default=None, help="Directory for sweep.json/csv/png (default: CKPT_DIR/sweep).")
+    parser.add_argument("--device", type=str, default="auto", help="auto (cuda when there is one, else cpu), cpu, cuda, cuda:N.")
     parser.add_argument("--wandb_project", type=Optional[str], default=None, help="Also log the table and heatmap to this wandb project.")
     return parser
 
@@ -108,7 +109,7 @@ def format_grid(records: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     cfg = build_parser().parse_args(argv)
     out_dir = writable_dir(cfg.out or Path(cfg.ckpt_path).parent / "sweep")
-    lm, task = load_checkpoint(cfg.ckpt_path)
+    lm, task = load_checkpoint(cfg.ckpt_path, cfg.device)
     net = lm.net.eval()
     sites = list(net.sites) if cfg.sites == "all" else split(cfg.sites, "sites") if cfg.sites else [net.default_site]
     try:
