@@ -1,11 +1,13 @@
 """Multi-position interventions: the subspace swapped at the last k positions up to i_t (or all of
-them), each from the source's state at the same distance before i_s."""
+them, or those in both trials' demo phase), each from the source's state at the same distance
+before i_s."""
 
 import pytest
 import torch
 
 from numsym_pl.das import Alignment, SearchSettings, SubspaceSwap, make_pairs, run_alignment
-from numsym_pl.das.search import patched_logits_many, source_states, window_positions
+from numsym_pl.das.pairs import PairBatch
+from numsym_pl.das.search import demo_window, patched_logits_many, source_states, window_positions, with_window
 from numsym_pl.errors import ConfigError
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import NumericEquivalence
@@ -15,7 +17,7 @@ TASK = NumericEquivalence("multi", p_void=0.2)
 TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=32, eval_every=2, progress=False, random_seeds=2)
 
 
-@pytest.mark.parametrize("positions", [3, "all"])
+@pytest.mark.parametrize("positions", [3, "all", "demo"])
 @pytest.mark.parametrize("site", ["resid.1", "mlp.1"])
 def test_a_multi_position_swap_equals_splicing_the_swapped_states(site, positions):
     """Reference: the target's clean states at the window, swapped pointwise with the source's
@@ -24,14 +26,17 @@ def test_a_multi_position_swap_equals_splicing_the_swapped_states(site, position
     torch.manual_seed(0)
     net = SMALL_NETS["rope"]().eval().requires_grad_(False)
     pairs = make_pairs(TASK, get_program("up_down"), ["count"], 40, seed=1)
+    if positions == "demo":
+        pairs = with_window(pairs, "demo", TASK.token_roles["trigger"])
     swap = SubspaceSwap(net.site_width(site), 4, seed=2)
     src = source_states(net, pairs, site, positions=positions)  # [N, P, d]
-    assert src.dim() == 3 and src.shape[1] == (3 if positions == 3 else int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1)
+    reach = int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1
+    assert src.dim() == 3 and src.shape[1] == {3: 3, "all": reach}.get(positions, pairs.window.shape[1] if pairs.window is not None else 0)
     logits = patched_logits_many(net, [swap], site, pairs, src)
 
     tokens = pairs.cf[:, :-1]
     clean, source = net.states(tokens, site), net.states(pairs.source, site)
-    at = window_positions(pairs, src.shape[1])
+    at = pairs.window if positions == "demo" else window_positions(pairs, src.shape[1])
     mask = torch.zeros(tokens.shape, dtype=torch.bool)
     replacement = clean.clone()
     for b in range(len(pairs)):
@@ -53,10 +58,36 @@ def test_offsets_stop_where_either_sequence_ends():
     assert (at[:, 0] == pairs.target_pos).all()
 
 
+def _tokens(text: str) -> list[int]:
+    v = TASK.vocab
+    ids = {"B": v.BOS, "D": TASK.demo_tokens[0], "V": v.VOID, "T": v.TRIG, "R": v.RESP, "E": v.EOS, "_": v.PAD}
+    return [ids[c] for c in text]
+
+
+def test_the_demo_window_keeps_i_t_and_the_offsets_inside_both_demo_phases():
+    #            positions  012345678
+    source = torch.tensor([_tokens("BDDDDTRRR"), _tokens("BDDTRRE__")])
+    cf = torch.tensor([_tokens("BDVDTRRRE"), _tokens("BDDDDDTRR")])
+    n = 2
+    pairs = PairBatch(source=source, source_pos=torch.tensor([3, 4]), cf=cf, target_pos=torch.tensor([3, 7]),
+                      loss_mask=torch.ones(n, 8, dtype=torch.bool), source_value=torch.zeros(n), target_quantity=torch.zeros(n),
+                      blocks=torch.ones(n, 1, dtype=torch.bool), key=torch.arange(n))
+    window = demo_window(pairs, TASK.token_roles["trigger"])
+    # pair 0: i_t 3, i_s 3, both demo phases end at 4 (source) and 4 (cf): offsets 0, 1, 2 (positions 3, 2, 1), not BOS
+    # pair 1: i_s 4 is the source's first R (its trigger at 3), i_t 7 the cf's R (trigger at 6): offset 0 (as
+    #         for one position); offset 1 has the source's T at 3: no; offsets 2 and 3 reach demo tokens in both
+    assert window.tolist() == [[3, 2, 1, -1], [7, -1, 5, 4]]
+    for positions in ("all", 2):  # the other windows are the ones window_positions gives
+        assert torch.equal(with_window(pairs, positions).window, window_positions(pairs, 5 if positions == "all" else 2))
+    assert with_window(pairs, 1) is pairs
+    with pytest.raises(ConfigError, match="positions: 'demo' needs a task with a trigger"):
+        with_window(pairs, "demo", None)
+
+
 def test_das_at_several_positions_runs_and_is_keyed_apart():
     torch.manual_seed(0)
     net = SMALL_NETS["rope"]()
-    for positions in (2, "all"):
+    for positions in (2, "all", "demo"):
         a = Alignment("up_down", "count", "resid.1", 4, positions=positions)
         assert a.key == f"up_down.count/resid.1@{positions}" and a.identity["positions"] == positions
         result, _ = run_alignment(net, TASK, a, TINY)

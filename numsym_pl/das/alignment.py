@@ -39,8 +39,10 @@ class Alignment:
         positions: how many positions DAS swaps the subspace at (DAS only): ``1`` (the default)
             swaps it at ``i_t`` alone; ``k`` at the last k positions up to ``i_t``, each taking the
             source's state at the same distance before ``i_s`` (``i_t - j`` <- ``i_s - j``, as far as both
-            sequences reach); ``all`` at every position up to ``i_t``. For transformers, whose later
-            tokens read a variable from every earlier position. The label is the program's as for
+            sequences reach); ``all`` at every position up to ``i_t``; ``demo`` at ``i_t`` and at every
+            offset whose target and source positions both lie in their trial's input (demo) phase
+            (``das.search.demo_window``). For transformers, whose later tokens read a variable from
+            every earlier position. The label is the program's as for
             one position; more than one runs through the hook points (no clean-run cache).
         layers: blocks (0-based) where attention hiding applies; default all.
         span: ``random`` demo-phase spans or ``all`` of the demo phase (context substitution).
@@ -52,7 +54,7 @@ class Alignment:
     subspace: int = 16
     intervention: str = "das"
     featurizer: str = "rotation"
-    positions: Union[int, Literal["all"]] = 1
+    positions: Union[int, Literal["all", "demo"]] = 1
     layers: Optional[list[int]] = None
     span: Literal["random", "all"] = "random"
 
@@ -66,9 +68,9 @@ class Alignment:
         self.variables = program.check_variables(self.variables)
         intervention(self.intervention)  # a registered one, or a named error
         self.featurizer = featurizer_class(self.featurizer).name
-        if self.positions != "all" and (isinstance(self.positions, bool) or not isinstance(self.positions, int)
-                                        or self.positions < 1):
-            raise ConfigError(f"positions: an integer >= 1 or 'all', got {self.positions!r}")
+        if self.positions not in ("all", "demo") and (isinstance(self.positions, bool) or not isinstance(self.positions, int)
+                                                     or self.positions < 1):
+            raise ConfigError(f"positions: an integer >= 1, 'all' or 'demo', got {self.positions!r}")
         if self.positions != 1 and self.intervention != "das":
             raise ConfigError(f"positions: only DAS swaps at several positions; {self.intervention!r} has its own spans")
 

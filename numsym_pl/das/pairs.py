@@ -50,6 +50,10 @@ class PairBatch:
     #: there from what it predicts on cf without intervention); the other scored targets are what
     #: the intervention must leave alone (cause and isolation, ``das.cause``). None with ``floor=False``
     changed: torch.Tensor | None = None
+    #: [N, P] long: for a swap at several positions (``Alignment.positions``), the target position
+    #: ``i_t - j`` each offset j patches (its source: ``i_s - j``), -1 where offset j patches nothing
+    #: in that pair (``das.search.with_window``); None for a swap at ``i_t`` alone
+    window: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.source_pos)

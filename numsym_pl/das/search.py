@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
 import numpy as np
@@ -94,19 +94,19 @@ def _autocast(device: torch.device, precision: str):
 def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000,
                   positions: int | str = 1) -> torch.Tensor:
     """The site's state of every source at its ``i_s``: [N, d]; with several ``positions``
-    (``Alignment.positions``), at ``i_s - j`` for ``j < P``: [N, P, d], zero where a sequence does
-    not reach (``window_positions``)."""
-    P = window_size(pairs, positions)
+    (``Alignment.positions``), at ``i_s - j`` for each offset ``j < P`` of ``pairs.window`` (or of
+    ``window_positions`` for a count or ``all``): [N, P, d], zero where offset j patches nothing."""
+    window = None if positions == 1 else pairs.window if pairs.window is not None else window_positions(pairs, window_size(pairs, positions))
     out = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         s = net.states(p.source, site)  # [B, Ls, d]
         rows = torch.arange(len(p), device=s.device)
-        if positions == 1:
+        if window is None:
             out.append(s[rows, p.source_pos].float())
             continue
-        at = p.source_pos[:, None] - torch.arange(P, device=s.device)  # [B, P]
-        valid = window_positions(p, P) >= 0
+        valid = window[i: i + batch_size] >= 0
+        at = p.source_pos[:, None] - torch.arange(valid.shape[1], device=s.device)  # [B, P]
         out.append(torch.where(valid[..., None], s[rows[:, None], at.clamp(min=0)].float(), 0.0))
     return torch.cat(out)
 
@@ -124,6 +124,36 @@ def window_positions(pairs: PairBatch, P: int) -> torch.Tensor:
     j = torch.arange(P, device=pairs.target_pos.device)
     reach = torch.minimum(pairs.source_pos, pairs.target_pos)[:, None]
     return torch.where(j <= reach, pairs.target_pos[:, None] - j, -1)
+
+
+def demo_window(pairs: PairBatch, trigger: int) -> torch.Tensor:
+    """[N, P] for ``positions: demo``: offset 0 (``i_t`` <- ``i_s``, as for one position) and every
+    offset j whose target and source positions ``i_t - j``, ``i_s - j`` both lie in their trial's
+    input (demo) phase, after BOS and before the first ``trigger`` token; -1 elsewhere."""
+    def phase_end(tokens):  # the first trigger's position (the length if there is none)
+        hit = tokens == trigger
+        return torch.where(hit.any(1), hit.int().argmax(1), tokens.shape[1])
+
+    end_s, end_t = phase_end(pairs.source), phase_end(pairs.cf)
+    P = int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1
+    j = torch.arange(P, device=pairs.target_pos.device)[None, :]
+    t, s = pairs.target_pos[:, None] - j, pairs.source_pos[:, None] - j
+    inside = (t >= 1) & (t < end_t[:, None]) & (s >= 1) & (s < end_s[:, None])
+    window = torch.where(inside | (j == 0), t, -1)
+    return window[:, : int((window >= 0).any(0).nonzero().max()) + 1]
+
+
+def with_window(pairs: PairBatch, positions: int | str, trigger: int | None = None) -> PairBatch:
+    """``pairs`` with the ``window`` a swap at ``positions`` patches (unchanged for one position)."""
+    if positions == 1:
+        return pairs
+    if positions == "demo":
+        if trigger is None:
+            raise ConfigError("positions: 'demo' needs a task with a trigger token (token_roles['trigger']) ending its input phase")
+        window = demo_window(pairs, trigger)
+    else:
+        window = window_positions(pairs, window_size(pairs, positions))
+    return replace(pairs, window=window)
 
 
 @torch.no_grad()
@@ -156,7 +186,7 @@ def patched_logits_many(net: SequenceModel, swaps: Sequence[SubspaceSwap], site:
         return lambda h: torch.cat([swap(chunk, source, blocks) for swap, chunk in zip(swaps, h.split(B))])
 
     if src.dim() == 3:  # several positions (Alignment.positions): one patch per offset, through the hook points
-        at = window_positions(pairs, src.shape[1])
+        at = pairs.window if pairs.window is not None else window_positions(pairs, src.shape[1])
         patches = [(rep(at[:, j]), patch_with(src[:, j])) for j in range(src.shape[1])]
         return net.forward_patched_many(rep(pairs.cf[:, :-1]), site, patches)
     return net.forward_patched(rep(pairs.cf[:, :-1]), site, rep(pairs.target_pos), patch_with(src),
@@ -200,6 +230,8 @@ class PairSets:
                  pairs: dict[str, PairBatch] | None = None):
         if pairs is None:
             pairs = self.make(task, alignment, settings, device)
+        trigger = task.token_roles.get("trigger")
+        pairs = {name: with_window(p, alignment.positions, trigger) for name, p in pairs.items()}
         self.pairs, self.positions = pairs, alignment.positions
         self.src = {name: source_states(net, p, alignment.site, positions=self.positions) for name, p in self.pairs.items()}
         # a multi-position swap runs through the hook points, which reuse nothing
