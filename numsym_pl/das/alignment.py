@@ -42,8 +42,8 @@ class Alignment:
             sequences reach); ``all`` at every position up to ``i_t``; ``demo`` at ``i_t`` and at every
             offset whose target and source positions both lie in their trial's input (demo) phase
             (``das.search.demo_window``). For transformers, whose later tokens read a variable from
-            every earlier position. The label is the program's as for
-            one position; more than one runs through the hook points (no clean-run cache).
+            every earlier position. The label is the program's as for one position; more than one
+            runs through the hook points (no clean-run cache).
         layers: blocks (0-based) where attention hiding applies; default all.
         span: ``random`` demo-phase spans or ``all`` of the demo phase (context substitution).
     """

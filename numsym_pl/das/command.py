@@ -44,7 +44,6 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-
 def control_rows(controls: dict | None) -> list[tuple]:
     """The controls' rows: random subspaces over seeds, the untrained net."""
     rows, controls = [], controls or {}

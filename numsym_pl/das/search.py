@@ -96,7 +96,9 @@ def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: i
     """The site's state of every source at its ``i_s``: [N, d]; with several ``positions``
     (``Alignment.positions``), at ``i_s - j`` for each offset ``j < P`` of ``pairs.window`` (or of
     ``window_positions`` for a count or ``all``): [N, P, d], zero where offset j patches nothing."""
-    window = None if positions == 1 else pairs.window if pairs.window is not None else window_positions(pairs, window_size(pairs, positions))
+    window = None
+    if positions != 1:
+        window = pairs.window if pairs.window is not None else window_positions(pairs, window_size(pairs, positions))
     out = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
