@@ -7,7 +7,8 @@ import torch
 
 from numsym_pl.das import Alignment, SearchSettings, SubspaceSwap, make_pairs, run_alignment
 from numsym_pl.das.pairs import PairBatch
-from numsym_pl.das.search import demo_window, patched_logits_many, source_states, window_positions, with_window
+from numsym_pl.das.search import patched_logits_many, source_states
+from numsym_pl.das.windows import demo_window, window_positions, with_window
 from numsym_pl.errors import ConfigError
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import NumericEquivalence

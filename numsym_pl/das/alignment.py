@@ -41,7 +41,7 @@ class Alignment:
             source's state at the same distance before ``i_s`` (``i_t - j`` <- ``i_s - j``, as far as both
             sequences reach); ``all`` at every position up to ``i_t``; ``demo`` at ``i_t`` and at every
             offset whose target and source positions both lie in their trial's input (demo) phase
-            (``das.search.demo_window``). For transformers, whose later tokens read a variable from
+            (``das.windows.demo_window``). For transformers, whose later tokens read a variable from
             every earlier position. The label is the program's as for one position; more than one
             runs through the hook points (no clean-run cache).
         layers: blocks (0-based) where attention hiding applies; default all.

@@ -52,7 +52,7 @@ class PairBatch:
     changed: torch.Tensor | None = None
     #: [N, P] long: for a swap at several positions (``Alignment.positions``), the target position
     #: ``i_t - j`` each offset j patches (its source: ``i_s - j``), -1 where offset j patches nothing
-    #: in that pair (``das.search.with_window``); None for a swap at ``i_t`` alone
+    #: in that pair (``das.windows.with_window``); None for a swap at ``i_t`` alone
     window: torch.Tensor | None = None
 
     def __len__(self) -> int:

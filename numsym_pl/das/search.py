@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
@@ -24,6 +24,7 @@ from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.protocol import AlignmentResult, Intervention
 from numsym_pl.das.pairs import PairBatch, make_pairs
+from numsym_pl.das.windows import window_positions, window_size, with_window
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
@@ -111,51 +112,6 @@ def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: i
         at = p.source_pos[:, None] - torch.arange(valid.shape[1], device=s.device)  # [B, P]
         out.append(torch.where(valid[..., None], s[rows[:, None], at.clamp(min=0)].float(), 0.0))
     return torch.cat(out)
-
-
-def window_size(pairs: PairBatch, positions: int | str) -> int:
-    """P, the positions a multi-position swap spans on these pairs (``all``: the longest reach)."""
-    if positions == "all":
-        return int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1
-    return int(positions)
-
-
-def window_positions(pairs: PairBatch, P: int) -> torch.Tensor:
-    """[N, P]: the target position ``i_t - j`` of offset j, or -1 where the source or the target
-    sequence does not reach back j positions."""
-    j = torch.arange(P, device=pairs.target_pos.device)
-    reach = torch.minimum(pairs.source_pos, pairs.target_pos)[:, None]
-    return torch.where(j <= reach, pairs.target_pos[:, None] - j, -1)
-
-
-def demo_window(pairs: PairBatch, trigger: int) -> torch.Tensor:
-    """[N, P] for ``positions: demo``: offset 0 (``i_t`` <- ``i_s``, as for one position) and every
-    offset j whose target and source positions ``i_t - j``, ``i_s - j`` both lie in their trial's
-    input (demo) phase, after BOS and before the first ``trigger`` token; -1 elsewhere."""
-    def phase_end(tokens):  # the first trigger's position (the length if there is none)
-        hit = tokens == trigger
-        return torch.where(hit.any(1), hit.int().argmax(1), tokens.shape[1])
-
-    end_s, end_t = phase_end(pairs.source), phase_end(pairs.cf)
-    P = int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1
-    j = torch.arange(P, device=pairs.target_pos.device)[None, :]
-    t, s = pairs.target_pos[:, None] - j, pairs.source_pos[:, None] - j
-    inside = (t >= 1) & (t < end_t[:, None]) & (s >= 1) & (s < end_s[:, None])
-    window = torch.where(inside | (j == 0), t, -1)
-    return window[:, : int((window >= 0).any(0).nonzero().max()) + 1]
-
-
-def with_window(pairs: PairBatch, positions: int | str, trigger: int | None = None) -> PairBatch:
-    """``pairs`` with the ``window`` a swap at ``positions`` patches (unchanged for one position)."""
-    if positions == 1:
-        return pairs
-    if positions == "demo":
-        if trigger is None:
-            raise ConfigError("positions: 'demo' needs a task with a trigger token (token_roles['trigger']) ending its input phase")
-        window = demo_window(pairs, trigger)
-    else:
-        window = window_positions(pairs, window_size(pairs, positions))
-    return replace(pairs, window=window)
 
 
 @torch.no_grad()
