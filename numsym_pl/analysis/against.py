@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from numsym_pl.analysis.summary import (agreement, alignment_of, fmt, fmt_interval, grouped, iia_of, interval_of,
-                                        labels_in, markdown_table, mean_sd, paper_expectation)
+                                        labels_in, lead_field, markdown_table, mean_sd, paper_expectation)
 
 
 def _figure(cells: list[dict], label: str) -> tuple[str, str, str]:
     """(IIA shown, which pairs it is on, the paper verdict) of an alignment over a group of cells."""
-    field = "iia_effective" if any(iia_of(r, label, "iia_effective") is not None for r in cells) else "iia"
+    field = lead_field(cells, label)
     stat, interval = mean_sd(iia_of(r, label, field) for r in cells), interval_of(cells, label, field)
     first = next((r for r in cells if alignment_of(r, label)), None)
     if first is None or interval is None:

@@ -16,19 +16,15 @@ from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
 from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, agreement, alignment_of, correlation, dynamics_points, fmt,
-                                        fmt_interval, grouped, iia_of, interval_of, labels_in, markdown_table as _table, mean_sd,
-                                        ok_cells, paper_expectation, run_correlation, verdict)
+                                        fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
+                                        markdown_table as _table, mean_sd, ok_cells, paper_expectation, run_correlation,
+                                        verdict)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 
 
 def _img(path: Path | None, out_dir: Path, alt: str) -> str:
     return f"![{alt}]({path.relative_to(out_dir)})" if path else ""
-
-
-def _lead(cells, lab) -> str:
-    """The figure a verdict reads: IIA on effective pairs where measured, else IIA on all pairs."""
-    return "iia_effective" if any(iia_of(r, lab, "iia_effective") is not None for r in cells) else "iia"
 
 
 def _discriminates(cells, lab) -> bool | None:
@@ -56,7 +52,7 @@ def main_section(results, out_dir) -> str:
     for (arch, task), cells in grouped(results).items():
         acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
         for lab in labels:
-            lead = _lead(cells, lab)
+            lead = lead_field(cells, lab)
             stat, interval = mean_sd(iia_of(r, lab, lead) for r in cells), interval_of(cells, lab, lead)
             if stat[2] == 0 or interval is None:
                 continue
@@ -134,7 +130,7 @@ def sites_section(results) -> str:
             if record.get("intervention", "das") != "das" or not record.get("site"):
                 continue
             what, _, site = lab.partition("/")
-            lead = _lead(cells, lab)
+            lead = lead_field(cells, lab)
             by_variable.setdefault(what, {})[site] = fmt_interval(mean_sd(iia_of(r, lab, lead) for r in cells),
                                                                   interval_of(cells, lab, lead))
         for what, sites in by_variable.items():
@@ -164,7 +160,7 @@ def dynamics_section(results, out_dir) -> str:
             first_iia = next((d["epoch"] for d in das if d["iia"] >= 0.9), "–")
             rows.append([r["cell"], key, first_acc, first_iia, f"{das[-1]['iia']:.3f}", " ".join(f"{d['iia']:.2f}" for d in das)])
     corr = []
-    for (arch,), cells in sorted(grouped(ok_cells(results), ("arch",)).items()):
+    for (arch,), cells in sorted(grouped(results, ("arch",)).items()):
         for key in sorted({d["key"] for r in cells for d in r["dynamics"]["das"]}):
             c = run_correlation([[(acc, iia) for _, acc, iia in dynamics_points(r, key)] for r in cells])
             spread = fmt(mean_sd(c["per_run"])) if c["per_run"] else "–"

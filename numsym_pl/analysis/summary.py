@@ -122,6 +122,11 @@ def alignment_of(result: dict, label: str) -> dict | None:
     return next((a for a in result.get("alignments", []) if a["key"] == label), None)
 
 
+def lead_field(cells: list[dict], label: str) -> str:
+    """The figure a verdict reads: IIA on effective pairs where measured, else IIA on all pairs."""
+    return "iia_effective" if any(iia_of(r, label, "iia_effective") is not None for r in cells) else "iia"
+
+
 def iia_of(result: dict, label: str, field: str = "iia") -> float | None:
     a = alignment_of(result, label)
     return None if a is None else a.get(field)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from numsym_pl.das.iia import wilson_interval
+from numsym_pl.das.iia import exact_rows, wilson_interval
 
 
 @torch.no_grad()
@@ -30,9 +30,8 @@ def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: 
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
             logits = patched_logits(net, swap, site, p, src[i: i + batch_size], None if cache is None else cache[i: i + batch_size])
-        ok = logits.argmax(-1) == p.cf[:, 1:]
-        rows.append(cause_isolation_rows(ok, p.loss_mask, p.changed))
-        exact.append((ok | ~p.loss_mask).all(1))
+        rows.append(cause_isolation_rows(logits.argmax(-1) == p.cf[:, 1:], p.loss_mask, p.changed))
+        exact.append(exact_rows(logits, p.cf, p.loss_mask))
     return summarize(torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows])), torch.cat(exact)
 
 
