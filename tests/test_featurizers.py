@@ -178,3 +178,39 @@ def test_building_a_featurizer_leaves_the_global_random_stream_alone():
         after = torch.rand(1)
         torch.manual_seed(11)
         assert torch.equal(after, torch.rand(1)), name
+
+
+def test_the_rotation_columns_are_its_matrix_exponential_columns_in_value_and_gradient():
+    """expm_columns (a Taylor series on r columns) is matrix_exp's first r columns, in value and
+    gradient, to 1e-10 in float64; Rotation.columns(r) is weight[:, :r] to 1e-5 in float32, takes
+    the full exponential where that costs less, and the swap uses it."""
+    from numsym_pl.das.featurizers import Rotation, expm_columns
+
+    torch.manual_seed(0)
+    X = torch.randn(96, 96, dtype=torch.float64) * 0.05
+    G = torch.randn(96, 8, dtype=torch.float64)
+
+    def value_and_grad(fn):
+        x = X.clone().requires_grad_()
+        A = x.tril() - x.tril().T
+        y = fn(A)
+        (y * G).sum().backward()
+        return y.detach(), x.grad
+
+    steps = max(1, int(torch.ceil((X.tril() - X.tril().T).norm() / 2)))
+    assert steps > 1  # the scaling is exercised
+    ref, g_ref = value_and_grad(lambda A: torch.matrix_exp(A)[:, :8])
+    got, g = value_and_grad(lambda A: expm_columns(A, 8, steps))
+    torch.testing.assert_close(got, ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(g, g_ref, atol=1e-10, rtol=0)
+
+    rot = Rotation(96, seed=3)
+    with torch.no_grad():
+        rot.parametrizations.weight.original.copy_(X.float())
+    for r in (4, 16, 95):  # 95 of 96: the d x d exponential
+        torch.testing.assert_close(rot.columns(r), rot.weight[:, :r], atol=1e-5, rtol=0)
+    swap = SubspaceSwap(96, 4)
+    calls = []
+    swap.rotation.columns = lambda r: calls.append(r) or Rotation.columns(swap.rotation, r)
+    swap(torch.randn(3, 96), torch.randn(3, 96))
+    assert calls == [4]

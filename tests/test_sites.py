@@ -134,3 +134,28 @@ def test_das_runs_at_the_new_sites(arch, site):
                               random_seeds=2)
     result, swap = run_alignment(SMALL_NETS[arch](), NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), settings)
     assert 0 <= result.iia <= 1 and result.alignment["site"] == site and swap.width == SMALL_NETS[arch]().site_width(site)
+
+
+@pytest.mark.parametrize("arch", ["rope", "nope"])
+def test_the_last_block_with_clean_keys_gives_the_same_output_and_gradient(arch):
+    """forward_at with the unpatched stream (keys and values from it without autograd but at the
+    patched position, queries at the asked positions, projection and FFN on the valid slots only)
+    equals forward_at over the whole patched stream, in value and in the patch's gradient."""
+    torch.manual_seed(0)
+    net = SMALL_NETS[arch]().eval()
+    block = net.blocks[-1]
+    clean = net.states(TOKENS, "resid.1")
+    value = torch.randn(2, 16, requires_grad=True)
+    b = torch.arange(2)
+    hit = torch.zeros(TOKENS.shape, dtype=torch.bool)
+    hit[b, POS] = True
+    patched = lambda: torch.where(hit[..., None], value[:, None, :].expand_as(clean), clean)
+    qpos = torch.tensor([[2, 4, 8], [5, 6, 6]])  # row 0 asks at its patch and after; row 1 pads its last
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    ref = block.forward_at(patched(), qpos)[valid]
+    got = block.forward_at(patched(), qpos, valid, clean, POS)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), value)
+    (g,) = torch.autograd.grad(got.square().sum(), value)
+    torch.testing.assert_close(g, g_ref, atol=1e-5, rtol=1e-5)
+    assert g.abs().sum() > 0

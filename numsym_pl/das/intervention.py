@@ -80,6 +80,12 @@ class SubspaceSwap(nn.Module):
             raise ConfigError(f"featurizer: {self.featurizer!r} is not linear; this needs a linear map (a rotation)")
         return self.rotation.weight if self.kind == "rotation" else self.fixed
 
+    def columns(self, r: int) -> torch.Tensor:
+        """The first r columns of ``weight`` [d, r] (a rotation computes only those when it can)."""
+        if self.kind == "rotation" and hasattr(self.rotation, "columns"):
+            return self.rotation.columns(r)
+        return self.weight[:, :r]
+
     @property
     def swapped(self) -> int:
         return self.subspace * self.n_blocks
@@ -108,7 +114,7 @@ class SubspaceSwap(nn.Module):
             r = self.swapped if mask is None else mask.shape[-1]
             t, s = target.float(), source.float()
             if self.linear:  # t + ((s - t) W_r * m) W_r^T: the swap in the rotated basis, on its r columns only
-                W = self.weight.float()[:, :r]  # computed once: a parametrized W costs a matrix_exp
+                W = self.columns(r).float()  # computed once: a parametrized W costs a matrix_exp
                 delta = (s - t) @ W
                 if mask is not None:
                     delta = torch.where(mask, delta, 0.0) if mask.dtype == torch.bool else delta * mask

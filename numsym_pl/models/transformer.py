@@ -41,13 +41,20 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
                                  nn.Linear(ffn_mult * d_model, d_model), nn.Dropout(dropout))
 
-    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys, values [B, h, L, e] of LN(x), RoPE applied to queries and keys."""
-        q, k, v = rearrange(self.qkv(self.ln1(x)), "b l (three h e) -> three b h l e", three=3, h=self.n_heads)
+    def _qkv(self, x: torch.Tensor, pos: torch.Tensor | None = None, parts: slice = slice(0, 3)) -> list[torch.Tensor]:
+        """Queries, keys, values [B, h, L, e] of LN(x), RoPE applied to queries and keys. ``pos``
+        [B, L]: the position of each row of ``x`` (default 0..L-1); ``parts``: which of the three
+        to project (``slice(1, 3)``: keys and values only)."""
+        d = x.shape[-1]
+        w, b = self.qkv.weight[parts.start * d: parts.stop * d], self.qkv.bias[parts.start * d: parts.stop * d]
+        out = list(rearrange(F.linear(self.ln1(x), w, b), "b l (n h e) -> n b h l e", n=parts.stop - parts.start, h=self.n_heads))
         if self.rope:
-            cos, sin = rope_angles(x.shape[1], q.shape[-1], self.rope_base, x.device)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        return q, k, v
+            length = x.shape[1] if pos is None else int(pos.max()) + 1
+            cos, sin = rope_angles(length, out[0].shape[-1], self.rope_base, x.device)
+            if pos is not None:
+                cos, sin = cos[pos][:, None], sin[pos][:, None]  # [B, 1, L, e]
+            out = [t if kind == 2 else apply_rope(t, cos, sin) for kind, t in zip(range(parts.start, parts.stop), out)]
+        return out
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, hook=None) -> torch.Tensor:
         """``attn_mask``: bool [B, L, L], True where query t may attend to key s (causality is
@@ -90,15 +97,32 @@ class Block(nn.Module):
         mid = base + value
         return mid + drop(down(act(up(self.ln2(mid)))))
 
-    def forward_at(self, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+    def forward_at(self, x: torch.Tensor, qpos: torch.Tensor, valid: torch.Tensor | None = None,
+                   clean: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
         """The block's output at positions ``qpos`` [B, Q] of each row only, [B, Q, d]: keys and
-        values over the whole causal prefix, the query, projection and FFN at those positions."""
+        values over the whole causal prefix, the query, projection and FFN at those positions.
+        ``valid`` [B, Q] bool: only those slots are wanted, [M, d] (the rest pad ``qpos``, and skip
+        the projection and the FFN). With ``clean`` (``x`` as it was before a patch) and ``at`` [B] (the one position of each row
+        where ``x`` differs from it), keys and values come from ``clean`` without autograd but at
+        ``at``, and queries are projected at ``qpos`` only: the same numbers for less work."""
         L, e = x.shape[1], x.shape[2] // self.n_heads
-        q, k, v = self._qkv(x)
-        q = q.gather(2, qpos[:, None, :, None].expand(-1, self.n_heads, -1, e))  # [B, h, Q, e]
+        rows = x.gather(1, qpos[..., None].expand(-1, -1, x.shape[2]))  # [B, Q, d]
+        if clean is None:
+            q, k, v = self._qkv(x)
+            q = q.gather(2, qpos[:, None, :, None].expand(-1, self.n_heads, -1, e))  # [B, h, Q, e]
+        else:
+            with torch.no_grad():
+                k, v = self._qkv(clean, parts=slice(1, 3))
+            (q,) = self._qkv(rows, qpos, parts=slice(0, 1))
+            k_at, v_at = self._qkv(x[torch.arange(len(x), device=x.device), at][:, None], at[:, None], parts=slice(1, 3))
+            hit = (torch.arange(L, device=x.device)[None, :] == at[:, None])[:, None, :, None]  # [B, 1, L, 1]
+            k, v = torch.where(hit, k_at, k), torch.where(hit, v_at, v)
         causal = torch.arange(L, device=x.device)[None, None, :] <= qpos[..., None]  # [B, Q, L]
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=causal[:, None])
-        y = x.gather(1, qpos[..., None].expand(-1, -1, x.shape[2])) + self.out(rearrange(a, "b h q e -> b q (h e)"))
+        a = rearrange(a, "b h q e -> b q (h e)")
+        if valid is not None:
+            rows, a = rows[valid], a[valid]
+        y = rows + self.out(a)
         return y + self.ffn(self.ln2(y))
 
 
@@ -120,7 +144,9 @@ class TransformerLM(SequenceModel):
 
     The residual, ``attn`` and ``mlp`` sites have fast paths (what lies below a patch runs once, and
     is cached across DAS steps; a patch of block k's attention output or MLP hidden at one position
-    changes block k's output there only); the head sites run through the hook points.
+    changes block k's output there only; when only some logits are asked for, the last block runs at
+    those positions only, and when the patch is its input it takes keys and values from the clean
+    stream but at the patched position); the head sites run through the hook points.
 
     Args:
         vocab_size: linked from the data module.
@@ -275,7 +301,7 @@ class TransformerLM(SequenceModel):
             patched = patch_fn(x[b, positions])  # [B, d]
         hit = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
         hit[b, positions] = True
-        x = torch.where(hit[..., None], patched.to(x.dtype)[:, None, :].expand_as(x), x)
+        clean, x = x, torch.where(hit[..., None], patched.to(x.dtype)[:, None, :].expand_as(x), x)
         if out_mask is None or attn_mask is not None or k == len(self.blocks):
             x = self._run(x, k, len(self.blocks), attn_mask, mask_layers)
             if out_mask is None:
@@ -283,6 +309,7 @@ class TransformerLM(SequenceModel):
             rows, cols = out_mask[:, : x.shape[1]].nonzero(as_tuple=True)
             y = x[rows, cols]
         else:  # the last block only at the positions whose logits are asked for
+            below = k == len(self.blocks) - 1  # the patch is the last block's input: its clean keys serve
             x = self._run(x, k, len(self.blocks) - 1, None, None)
             mask = out_mask[:, : x.shape[1]]
             n = mask.sum(1)  # [B]; each row's asked positions first, in order, then its last one repeated
@@ -291,7 +318,7 @@ class TransformerLM(SequenceModel):
             last = torch.where(n > 0, order.gather(1, (n - 1).clamp(min=0)[:, None])[:, 0], 0)  # a row asking for none: 0
             qpos = torch.where(order < x.shape[1], order, last[:, None])
             valid = torch.arange(qpos.shape[1], device=x.device)[None, :] < n[:, None]
-            y = self.blocks[-1].forward_at(x, qpos)[valid]  # [M, d]
+            y = self.blocks[-1].forward_at(x, qpos, valid, *((clean, positions) if below else ()))  # [M, d]
             rows, slot = valid.nonzero(as_tuple=True)
             cols = qpos[rows, slot]
         logits = self.head(self.ln_f(y))  # [M, V]
