@@ -2,6 +2,7 @@
 
     python bench/cell_profile.py [--study configs/studies/paper_main.yaml] [--task multi] [--seed 0]
         [--archs gru,lstm,rope,nope] [--out /tmp/cell_profile] [--quick]
+    python bench/cell_profile.py --records runs/studies/paper_main [--archs rope]
 
 Runs the study's cell (architecture, task, seed) as the study would — the fit as a subprocess,
 then each alignment, then the analyses — with a timer around each piece, and prints per
@@ -11,6 +12,12 @@ learned part (pairs, source states, the steps), its scoring and baselines, and t
 control, then the analyses and the cell's total. Each cell gets the threads a study gives it
 (``cores / max_parallel``); the fits of a later run reuse the checkpoints under ``--out``
 (delete it to time them again). ``--quick`` profiles the study's quick cell instead.
+
+``--records STUDY_DIR`` runs nothing: it reads the finished cells of a study that has run
+(``cells/*/result.json``) and prints, per architecture, the median over those cells of each
+alignment's fit and untrained-net control as the cell recorded them, the rest of the cell (its
+fit when it ran in that process, scoring, analyses), and the cell's recorded total (a cell resumed
+after an interruption records the time since its resume).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -74,6 +82,37 @@ def profile(cell, startup: float) -> list[tuple[str, float, str]]:
     return rows
 
 
+def from_records(study_dir: Path, archs: list[str]) -> None:
+    """The split of a study's finished cells, from their own records (median over cells)."""
+    import json
+    import statistics
+
+    cells = [json.loads(p.read_text()) for p in sorted(study_dir.glob("cells/*/result.json"))]
+    if not cells:
+        sys.exit(f"--records: no finished cell (cells/*/result.json) under {study_dir}")
+    print(f"{study_dir}: {len(cells)} finished cells, pieces as each cell recorded them (median over cells)")
+    for arch in archs:
+        mine = [c for c in cells if c["arch"] == arch]
+        if not mine:
+            continue
+        rows: dict[str, list[float]] = {}
+        for c in mine:
+            spent = 0.0
+            for a in c["alignments"]:
+                control = (a.get("controls") or {}).get("untrained") or {}
+                for piece, seconds in ((f"{a['key']}: fit", a.get("seconds") or 0.0),
+                                       (f"{a['key']}: untrained-net control", control.get("seconds") or 0.0)):
+                    rows.setdefault(piece, []).append(seconds)
+                    spent += seconds
+            rows.setdefault("the rest (fit if run then, scoring, analyses)", []).append(max(0.0, c["seconds"] - spent))
+        total = statistics.median(c["seconds"] for c in mine)
+        print(f"\n## {arch}: {len(mine)} cells, median {total:.0f} s per cell "
+              f"({', '.join(sorted(c['cell'] for c in mine))})")
+        for piece, values in rows.items():
+            median = statistics.median(values)
+            print(f"  {piece:<60} {median:8.1f} s  {100 * median / total:5.1f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default="configs/studies/paper_main.yaml")
@@ -82,7 +121,10 @@ def main() -> None:
     ap.add_argument("--archs", default="gru,lstm,rope,nope")
     ap.add_argument("--out", default="/tmp/cell_profile")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--records", type=Path, default=None, help="a study's output directory: print its cells' split, run nothing")
     args = ap.parse_args()
+    if args.records is not None:
+        return from_records(args.records, args.archs.split(","))
     study, _ = load_study(["--config", args.study, "--out_dir", args.out, *(["--quick"] if args.quick else [])])
     threads = max(1, (os.cpu_count() or 1) // study.max_parallel)
     torch.set_num_threads(threads)
