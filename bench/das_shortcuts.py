@@ -10,6 +10,7 @@ step without it, alternated in one process:
 
     python bench/das_shortcuts.py [--ckpt runs/transformer_rope/version_0/checkpoints/last.ckpt]
         [--sites resid.1,attn.1,mlp.1] [--n_train 10000] [--max_steps 2000] [--threads 1] [--no_fits]
+    python bench/das_shortcuts.py --ckpt runs/gru/version_0/checkpoints/last.ckpt --sites state
 
 Prints the median seconds of one DAS training step (batch 128) per site and variant, then whole
 alignments at the study's DAS budget on the same checkpoint, "before" (neither shortcut) against
@@ -88,7 +89,7 @@ def main() -> None:
     lm, task = load_checkpoint(args.ckpt)
     net = lm.net.eval().requires_grad_(False)
     settings = SearchSettings(n_train=args.n_train, n_val=1000, n_test=1000, max_steps=args.max_steps, progress=False)
-    print(f"{args.ckpt}: {type(net).__name__}, {len(net.blocks)} blocks, d {net.d_model}; threads {args.threads}")
+    print(f"{args.ckpt}: {type(net).__name__}; threads {args.threads} (clean keys touch transformers only)")
     print(f"{'site':<8} {'width':>5} " + " ".join(f"{name:>16}" for name in VARIANTS) + f" {'before/after':>12}")
     for site in args.sites.split(","):
         sets = PairSets(net, task, Alignment("up_down", "count", site, 16), settings, torch.device("cpu"))
