@@ -41,16 +41,16 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_mult * d_model), nn.GELU(),
                                  nn.Linear(ffn_mult * d_model, d_model), nn.Dropout(dropout))
 
-    def _qkv(self, x: torch.Tensor, pos: torch.Tensor | None = None, parts: slice = slice(0, 3)) -> list[torch.Tensor]:
+    def _qkv(self, x: torch.Tensor, pos: torch.Tensor | None = None, parts: slice = slice(0, 3),
+             length: int = 0) -> list[torch.Tensor]:
         """Queries, keys, values [B, h, L, e] of LN(x), RoPE applied to queries and keys. ``pos``
-        [B, L]: the position of each row of ``x`` (default 0..L-1); ``parts``: which of the three
-        to project (``slice(1, 3)``: keys and values only)."""
+        [B, L]: the position of each row of ``x`` (default 0..L-1), all below ``length``;
+        ``parts``: which of the three to project (``slice(1, 3)``: keys and values only)."""
         d = x.shape[-1]
         w, b = self.qkv.weight[parts.start * d: parts.stop * d], self.qkv.bias[parts.start * d: parts.stop * d]
         out = list(rearrange(F.linear(self.ln1(x), w, b), "b l (n h e) -> n b h l e", n=parts.stop - parts.start, h=self.n_heads))
         if self.rope:
-            length = x.shape[1] if pos is None else int(pos.max()) + 1
-            cos, sin = rope_angles(length, out[0].shape[-1], self.rope_base, x.device)
+            cos, sin = rope_angles(x.shape[1] if pos is None else length, out[0].shape[-1], self.rope_base, x.device)
             if pos is not None:
                 cos, sin = cos[pos][:, None], sin[pos][:, None]  # [B, 1, L, e]
             out = [t if kind == 2 else apply_rope(t, cos, sin) for kind, t in zip(range(parts.start, parts.stop), out)]
@@ -102,9 +102,10 @@ class Block(nn.Module):
         """The block's output at positions ``qpos`` [B, Q] of each row only, [B, Q, d]: keys and
         values over the whole causal prefix, the query, projection and FFN at those positions.
         ``valid`` [B, Q] bool: only those slots are wanted, [M, d] (the rest pad ``qpos``, and skip
-        the projection and the FFN). With ``clean`` (``x`` as it was before a patch) and ``at`` [B] (the one position of each row
-        where ``x`` differs from it), keys and values come from ``clean`` without autograd but at
-        ``at``, and queries are projected at ``qpos`` only: the same numbers for less work."""
+        the projection and the FFN). With ``clean`` (``x`` as it was before a patch) and ``at`` [B]
+        (the one position of each row where ``x`` differs from it), keys and values come from
+        ``clean`` without autograd but at ``at``, and queries are projected at ``qpos`` only: the
+        same numbers for less work."""
         L, e = x.shape[1], x.shape[2] // self.n_heads
         rows = x.gather(1, qpos[..., None].expand(-1, -1, x.shape[2]))  # [B, Q, d]
         if clean is None:
@@ -113,8 +114,8 @@ class Block(nn.Module):
         else:
             with torch.no_grad():
                 k, v = self._qkv(clean, parts=slice(1, 3))
-            (q,) = self._qkv(rows, qpos, parts=slice(0, 1))
-            k_at, v_at = self._qkv(x[torch.arange(len(x), device=x.device), at][:, None], at[:, None], parts=slice(1, 3))
+            (q,) = self._qkv(rows, qpos, slice(0, 1), L)
+            k_at, v_at = self._qkv(x[torch.arange(len(x), device=x.device), at][:, None], at[:, None], slice(1, 3), L)
             hit = (torch.arange(L, device=x.device)[None, :] == at[:, None])[:, None, :, None]  # [B, 1, L, 1]
             k, v = torch.where(hit, k_at, k), torch.where(hit, v_at, v)
         causal = torch.arange(L, device=x.device)[None, None, :] <= qpos[..., None]  # [B, Q, L]
