@@ -14,7 +14,8 @@ step without it, alternated in one process:
 
 Prints the median seconds of one DAS training step (batch 128) per site and variant, then whole
 alignments at the study's DAS budget on the same checkpoint, "before" (neither shortcut) against
-"after" (both): IIA, steps, seconds.
+"after" (both): IIA, steps, seconds. The step timings use fresh rotations (A = 0: one series step);
+during a fit the series takes more steps as ``||A||_F`` grows, which the whole alignments include.
 """
 
 
