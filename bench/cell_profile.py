@@ -23,7 +23,9 @@ after an interruption records the time since its resume).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -84,9 +86,6 @@ def profile(cell, startup: float) -> list[tuple[str, float, str]]:
 
 def from_records(study_dir: Path, archs: list[str]) -> None:
     """The split of a study's finished cells, from their own records (median over cells)."""
-    import json
-    import statistics
-
     cells = [json.loads(p.read_text()) for p in sorted(study_dir.glob("cells/*/result.json"))]
     if not cells:
         sys.exit(f"--records: no finished cell (cells/*/result.json) under {study_dir}")

@@ -22,8 +22,8 @@ The interface, beyond ``encode`` / ``decode``:
 
 - ``linear`` featurizers expose ``weight`` [d, r] (orthonormal columns; rows index the state's
   basis). The swap then patches ``h_t + ((h_s - h_t) W_s * m) W_s^T`` with ``W_s`` the first
-  ``r`` columns, equal to the swap in the full feature basis, without computing all of ``z``; a
-  ``columns(r)`` method, where there is one, gives ``W_s`` for less than all of ``W`` costs.
+  ``r`` columns, equal to the swap in the full feature basis, without computing all of ``z``;
+  ``columns(r)`` gives ``W_s`` (``rotation`` computes it for less than all of ``W`` costs).
 - ``prepare(states)`` sees the site's states of the training sources before fitting (PCA).
 - ``mask(swapped)``: a learned coordinate mask [r] (Boundless), or None for the first ``swapped``.
 - ``penalty()`` is added to the training loss; ``anneal(step, max_steps)`` is told where training
@@ -89,6 +89,11 @@ class Featurizer(nn.Module):
         """The optimizer's parameter groups at the search's learning rate ``lr``."""
         return [{"params": list(self.parameters()), "lr": lr}]
 
+    def columns(self, r: int) -> torch.Tensor:
+        """A linear featurizer's first r columns, ``weight[:, :r]``: all a swap of r coordinates
+        reads (a featurizer that can compute them for less overrides this)."""
+        return self.weight[:, :r]
+
 
 def random_orthogonal(width: int, seed: int) -> torch.Tensor:
     """A random orthogonal matrix [d, d], reproducible from ``seed``."""
@@ -96,7 +101,10 @@ def random_orthogonal(width: int, seed: int) -> torch.Tensor:
     return q
 
 
-def expm_columns(A: torch.Tensor, r: int, steps: int, terms: int = 14) -> torch.Tensor:
+TAYLOR_TERMS = 14  # expm_columns' series length: the tail bound below, and the cost Rotation.columns weighs
+
+
+def expm_columns(A: torch.Tensor, r: int, steps: int, terms: int = TAYLOR_TERMS) -> torch.Tensor:
     """``matrix_exp(A)[:, :r]`` for a skew-symmetric A [d, d] without the d x d exponential:
     ``steps`` times a ``terms``-term Taylor series of ``A / steps``, applied to the first r unit
     vectors (d^2 r work per term). With ``||A / steps||_2 <= 2`` the series' tail is below 3e-8 of
@@ -148,9 +156,9 @@ class Rotation(Featurizer, nn.Linear):
             A = X - X.T
             with torch.no_grad():  # ||A||_2 <= ||A||_F: each step's A / steps has a spectral norm <= 2
                 steps = max(1, math.ceil(float(A.norm()) / 2))
-            if 14 * steps * r < 10 * self.in_features:  # else the d x d exponential costs less
+            if TAYLOR_TERMS * steps * r < 10 * self.in_features:  # else the d x d exponential costs less
                 return p[0].base @ expm_columns(A, r, steps)
-        return self.weight[:, :r]
+        return super().columns(r)
 
 
 class LowRank(Featurizer, nn.Linear):

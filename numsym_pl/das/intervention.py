@@ -81,10 +81,9 @@ class SubspaceSwap(nn.Module):
         return self.rotation.weight if self.kind == "rotation" else self.fixed
 
     def columns(self, r: int) -> torch.Tensor:
-        """The first r columns of ``weight`` [d, r] (a rotation computes only those when it can)."""
-        if self.kind == "rotation" and hasattr(self.rotation, "columns"):
-            return self.rotation.columns(r)
-        return self.weight[:, :r]
+        """The first r columns of ``weight`` [d, r] (the featurizer's ``columns``: a rotation computes
+        only those when it can)."""
+        return self.rotation.columns(r) if self.kind == "rotation" else self.fixed[:, :r]
 
     @property
     def swapped(self) -> int:

@@ -24,7 +24,7 @@ from numsym_pl.das.iia import IIA, exact_rows
 from numsym_pl.das.intervention import SubspaceSwap
 from numsym_pl.das.protocol import AlignmentResult, Intervention
 from numsym_pl.das.pairs import PairBatch, make_pairs
-from numsym_pl.das.windows import window_positions, window_size, with_window
+from numsym_pl.das.windows import window_positions, with_window
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import get_program
@@ -96,10 +96,10 @@ def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: i
                   positions: int | str = 1) -> torch.Tensor:
     """The site's state of every source at its ``i_s``: [N, d]; with several ``positions``
     (``Alignment.positions``), at ``i_s - j`` for each offset ``j < P`` of ``pairs.window`` (or of
-    ``window_positions`` for a count or ``all``): [N, P, d], zero where offset j patches nothing."""
+    ``with_window`` where the pairs carry none): [N, P, d], zero where offset j patches nothing."""
     window = None
     if positions != 1:
-        window = pairs.window if pairs.window is not None else window_positions(pairs, window_size(pairs, positions))
+        window = pairs.window if pairs.window is not None else with_window(pairs, positions).window
     out = []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
