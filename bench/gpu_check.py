@@ -5,7 +5,9 @@
 On the accelerator (``--accelerator gpu``): the reference GRU (``configs/gru.yaml``, its DAS
 callback included) and the RoPE transformer (``configs/transformer_rope.yaml`` with voids, 60
 epochs) fitted in ``16-mixed`` and ``bf16-mixed``; ``numsym_pl das`` on the GRU checkpoint with
-``--device cuda``; the quick learning-dynamics study with ``-- --trainer.accelerator gpu``. On the
+``--device cuda``; the quick learning-dynamics study with ``-- --trainer.accelerator gpu``; one RoPE
+study cell (``bench/gpu_study.yaml``) with its seven alignments and their controls on the GPU
+(``study --device cuda``), accelerator side only. On the
 CPU, the same commands in ``32-true`` (the reference) with ``--device cpu``, run at the same time
 in a second process chain (the CPU side gets the cores the GPU side does not use). Prints one table:
 for each run its wall time, the epoch it was trained at (val/acc_trial and held-out >= 0.999), its
@@ -46,6 +48,8 @@ SWEEP_FIGURES = {"sweep / one alignment": r"sweep: [\d.]+ s = ([\d.]+x) one alig
                  "one by one / one alignment": r"one by one: [\d.]+ s = ([\d.]+x) one alignment",
                  "largest IIA difference (sweep vs alone)": r"largest IIA difference ([\d.]+)",
                  "one alignment alone": r"reference alignment alone \([^)]*\): ([\d.]+ s)"}
+SMOKE_STUDY_DAS = ["--das.n_train", "128", "--das.n_val", "64", "--das.n_test", "64", "--das.max_steps", "4",
+                   "--das.eval_every", "2"]
 SMOKE_DAS = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64", "--settings.max_steps", "4",
              "--settings.eval_every", "2"]
 
@@ -82,6 +86,11 @@ def plan(out: Path, accelerator: str, smoke: bool, sweeps: bool = False) -> dict
                         "--out", str(out / f"das-gru-{side}")]}
         runs.insert(len(precisions) * 2 if side == "accel" else 1, das)  # the CPU's right after its GRU fit
         chains[side] = runs
+    # a study cell whose post-hoc alignments run on the accelerator (study --device), the GPU side only
+    chains["accel"].append({"kind": "study cell rope (alignments on the device)", "prec": "", "name": "study-rope-accel",
+                            "args": ["study", "--config", "bench/gpu_study.yaml", "--device", device,
+                                     "--out_dir", str(out / "study-rope-accel"), *(SMOKE_STUDY_DAS if smoke else []),
+                                     "--", "--trainer.accelerator", accelerator, *study_extra]})
     if sweeps:  # issue 17's goals: a batched sweep against one alignment, on the accelerator, on the CPU's checkpoints
         rope = out / "fits" / "fit-rope-cpu-32-true" / "run" / "checkpoints" / "last.ckpt"
         small = ["--max_steps", "4", "--n_train", "256", "--sizes", "1,2,4,16"] if smoke else []
@@ -137,6 +146,12 @@ def figures(name: str, out: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     cell = json.loads(path.read_text())[0]
+    if name.startswith("study-"):
+        aligned = cell.get("alignments", [])
+        untrained = {a["key"]: ((a.get("controls") or {}).get("untrained") or {}).get("iia", float("nan")) for a in aligned}
+        return {"val/acc_trial": f"{cell['fit'].get('val/acc_trial', float('nan')):.3f}",
+                "alignments' devices": " ".join(sorted({a.get("device", "?") for a in aligned})),
+                **{f"IIA {a['key']}": f"{a['iia']:.3f} (untrained net {untrained[a['key']]:.3f})" for a in aligned}}
     curve = [f"{d['iia']:.2f}" for d in cell.get("dynamics", {}).get("das", [])]
     return {"val/acc_trial": f"{cell['fit'].get('val/acc_trial', float('nan')):.3f}", "IIA curve": " ".join(curve)}
 
@@ -154,7 +169,7 @@ def table(chains: dict[str, list[dict]], walls: dict, out: Path, accelerator: st
                 cols.setdefault(side, []).append((run["prec"], {"wall s": wall, **figures(run["name"], out)}))
         for key in dict.fromkeys(k for runs in cols.values() for _, fig in runs for k in fig):
             label = lambda side, prec: f"{prec}: " if prec and side == "accel" else ""  # noqa: E731
-            cells = ["; ".join(f"{label(side, prec)}{fig.get(key, '-')}" for prec, fig in cols.get(side, []))
+            cells = ["; ".join(f"{label(side, prec)}{fig.get(key, '-')}" for prec, fig in cols.get(side, [])) or "not run"
                      for side in ("accel", "cpu")]
             rows.append(f"| {kind} | {key} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows)

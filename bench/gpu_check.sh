@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check (README, Performance): on a CUDA machine, in about 8 minutes, fits the GRU and the
-# RoPE net in 16-mixed and bf16-mixed, runs DAS with --device cuda and the quick learning-dynamics
-# study on the GPU, and prints each figure beside the same run on the CPU (bench/gpu_check.py).
+# RoPE net in 16-mixed and bf16-mixed, runs DAS with --device cuda, the quick learning-dynamics
+# study and a RoPE study cell (bench/gpu_study.yaml: its alignments with study --device cuda) on the
+# GPU, and prints each figure beside the same run on the CPU (bench/gpu_check.py).
 #   bash bench/gpu_check.sh [OUT_DIR]                  # default runs/gpu_check; the table: OUT_DIR/gpu_check.md
 #   GPU_CHECK_ARGS="--sweeps" bash bench/gpu_check.sh   # also issue 17's sweep ratios (bench/das_sweep.py) on the GPU
 #   GPU_CHECK_ARGS="--accelerator cpu --smoke" bash bench/gpu_check.sh   # the script's own test, on a CPU

@@ -34,6 +34,9 @@ def test_the_gpu_plan_runs_both_mixed_precisions_das_on_cuda_and_the_study_on_th
     assert cpu.index(das["cpu"]) > cpu.index(reference)
     study = next(r for r in accel if r["args"][0] == "study")
     assert study["args"][-3:] == ["--", "--trainer.accelerator", "gpu"] and "--quick" in study["args"]
+    cell = next(r for r in accel if r["name"] == "study-rope-accel")  # alignments on the GPU too
+    assert _args(cell, "--device") == "cuda" and cell["args"][-3:] == ["--", "--trainer.accelerator", "gpu"]
+    assert not any(r["name"].startswith("study-") for r in cpu)
     assert len({r["name"] for runs in chains.values() for r in runs}) == sum(map(len, chains.values()))
 
 
@@ -70,3 +73,7 @@ def test_the_whole_script_runs_on_the_cpu_and_fills_its_table(tmp_path):
     assert all(v != "-" for v in figures[("fit gru", "val/acc_trial")])
     for kind in ("sweep gru state (7 sizes)", "sweep rope resid/attn/mlp (7 sizes)"):
         assert figures[(kind, "sweep / one alignment")][0].endswith("x")
+    cell = "study cell rope (alignments on the device)"
+    assert "exit" not in figures[(cell, "wall s")][0] and figures[(cell, "alignments' devices")][0] == "cpu"
+    assert figures[(cell, "IIA context_substitution.ctx_distr/resid.1")][0] != "-"
+    assert "untrained net" in figures[(cell, "IIA up_down.count/mlp.1")][0]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from numsym_pl.analysis.report import write_report
@@ -91,6 +92,9 @@ def test_bad_study_settings_are_named(tmp_path, monkeypatch):
     bad.write_text("name: x\narchitectures: {gru: {config: configs/gru.yaml}}\nanalyses: [tea_leaves]\n")
     with pytest.raises(ConfigError, match="analyses"):
         load_study(["--config", str(bad)])
+    bad.write_text("name: x\narchitectures: {gru: {config: configs/gru.yaml}}\ndevice: gpu\n")
+    with pytest.raises(ConfigError, match="device: 'gpu' is not a device"):
+        load_study(["--config", str(bad)])
     bad.write_text("name: x\narchitectures: {gru: {confg: configs/gru.yaml}}\n")
     with pytest.raises(SystemExit):
         load_study(["--config", str(bad)])
@@ -123,6 +127,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     r0 = json.loads((out / "cells/gru-multi-s0/result.json").read_text())
     assert 0 <= r0["fit"]["val/acc_trial"] <= 1 and set(r0["analyses"]) == {"gradience", "ood_interventions", "phase_flips"}
     assert "up_down.count+phase/state" in r0["analyses"]["phase_flips"]
+    assert {a["device"] for a in r0["alignments"]} == {"cpu"}  # the study's default device
 
     # a killed study: one cell's result and one DAS result gone; the fit is not repeated
     log = out / "cells/gru-multi-s1/fit.log"
@@ -152,6 +157,14 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path, monkeypatch)
         study_main(["--config", str(path)])
     rows = (tmp_path / "study/results.csv").read_text()
     assert "gru-broken-s0" in rows and "CellFailed" in rows and "gru-multi-s0,gru,multi" in rows
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where torch sees no CUDA device")
+def test_a_local_study_on_cuda_without_a_gpu_stops_before_any_cell(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="torch sees no CUDA device"):
+        study_main(["--config", str(_tiny_study(tmp_path, device="cuda"))])
+    assert not (tmp_path / "study").exists()
 
 
 def test_report_needs_results(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.checkpoints import load_checkpoint, pick_device
 from numsym_pl.das.alignment import check_distinct
 from numsym_pl.das.distinguish import competing_pairs
 from numsym_pl.das.results import align, load_rotation, save_result
@@ -94,7 +94,8 @@ def run_cell(cell: Cell) -> dict:
     t0 = time.perf_counter()
     ckpt = fit(cell)
     fit_metrics, dynamics = read_metrics(cell.dir / "fit" / "metrics.csv")
-    lm, task = load_checkpoint(ckpt)
+    device = pick_device(cell.device)
+    lm, task = load_checkpoint(ckpt, device)
     records, swaps = [], {}
     alignments = check_distinct([a.for_net(lm.net) for a in cell.alignments], f"cell {cell.id}: alignments")
     for alignment in alignments:
@@ -105,11 +106,12 @@ def run_cell(cell: Cell) -> dict:
         else:
             # no progress bar: cells run in parallel and their bars would interleave
             record, swap = align(lm, task, alignment, replace(cell.das, progress=False), ckpt)
+            record["device"] = str(device)
             out.mkdir(parents=True, exist_ok=True)
             save_result(record, out, swap)
         records.append(record)
-        swaps[alignment.key] = swap
-    analyses = run_analyses(cell, alignments, lm.net.eval(), task, swaps)
+        swaps[alignment.key] = None if swap is None else swap.cpu()
+    analyses = run_analyses(cell, alignments, lm.net.cpu().eval(), task, swaps)  # they make their trials on the CPU
     # how often each two competing hypotheses' labels differ (no net: a property of the task and programs)
     distinct = competing_pairs(task, alignments, n=cell.das.n_test, seed=cell.das.seed)
     result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt),

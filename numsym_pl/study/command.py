@@ -2,6 +2,7 @@
 
     numsym_pl study --config configs/studies/paper_main.yaml [--quick] [--max_parallel 2] [--dry_run]
     numsym_pl study --config ... [--out_dir DIR] -- --trainer.accelerator gpu   # last on every cell's fit
+    numsym_pl study --config ... --device cuda -- --trainer.accelerator gpu   # the alignments on the GPU too
 
 Cells whose ``result.json`` exists are not run again, so a killed study resumes. Writes
 ``<out_dir>/results.json`` (every cell's result) and ``results.csv`` (one row per cell and
@@ -17,6 +18,7 @@ from pathlib import Path
 from jsonargparse import ActionConfigFile, ArgumentParser
 from tqdm.auto import tqdm
 
+from numsym_pl.checkpoints import pick_device
 from numsym_pl.das.results import flat_record
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for c in cells:
             print(f"  {c.id}: numsym_pl fit {' '.join(c.fit_args)}; align {[a.key for a in c.alignments]}")
         return []
+    if study.executor == "local":  # a cluster's nodes may see a GPU that this one does not
+        pick_device(study.device)
     study.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(study.out_dir / "study.json", study.settings)
     run = executor_for(study.executor, study.max_parallel, study.out_dir / "submitit", study.executor_args)

@@ -19,6 +19,7 @@ A cell is one (architecture, task, seed, size); its directory is ``<out_dir>/cel
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -64,6 +65,7 @@ class Cell:
     analyses: list[str]
     dir: Path
     threads: int = 1
+    device: str = "cpu"
 
     @property
     def labels(self) -> dict:
@@ -96,6 +98,11 @@ class Study:
             ``phase_flips``).
         out_dir: where cells and results go (default ``runs/studies/<name>``).
         max_parallel: cells run at once on this machine (each gets cores / max_parallel threads).
+        device: where each cell's post-hoc alignments and their controls run: ``cpu`` (the
+            default, where every figure in docs/findings was measured), ``cuda``, ``cuda:N`` or
+            ``auto`` (CUDA when torch sees it). The fit runs where its trainer says (``--
+            --trainer.accelerator gpu``); the analyses run on the CPU. Each alignment's record
+            says its device.
         executor: ``local`` (processes on this machine) or ``submitit`` (SLURM, or submitit's
             local executor); see ``numsym_pl.study.executors``.
         executor_args: passed to ``submitit.AutoExecutor.update_parameters`` (e.g. ``slurm_partition``,
@@ -113,7 +120,8 @@ class Study:
                  das: Optional[SearchSettings] = None, analyses: list[str] = (), out_dir: Optional[str] = None,
                  max_parallel: int = 2, executor: Literal["local", "submitit"] = "local",
                  executor_args: Optional[dict] = None, quick: Optional[dict] = None, wandb: Optional[dict] = None,
-                 task_alignments: Optional[dict[str, list[Alignment]]] = None, last_fit_args: list[str] = ()):
+                 task_alignments: Optional[dict[str, list[Alignment]]] = None, last_fit_args: list[str] = (),
+                 device: str = "cpu"):
         if not architectures:
             raise ConfigError("architectures: a study needs at least one architecture")
         unknown = sorted(set(analyses) - set(ANALYSES))
@@ -121,6 +129,8 @@ class Study:
             raise ConfigError(f"analyses: unknown {unknown}; choose from {ANALYSES}")
         if max_parallel < 1:
             raise ConfigError(f"max_parallel: must be >= 1, got {max_parallel}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ConfigError(f"device: {device!r} is not a device (auto, cpu, cuda, cuda:N)")
         for arch_name, arch in architectures.items():
             if not Path(arch.config).is_file():
                 raise ConfigError(f"architectures.{arch_name}.config: no such file {arch.config!r}")
@@ -130,7 +140,7 @@ class Study:
         self.name, self.architectures = name, architectures
         self.tasks = {"multi": []} if tasks is None else tasks
         self.seeds, self.sizes, self.fit_args = list(seeds), list(sizes), list(fit_args)
-        self.last_fit_args = list(last_fit_args)
+        self.last_fit_args, self.device = list(last_fit_args), device
         self.das = das or SearchSettings(progress=False)
         self.analyses, self.max_parallel = list(analyses), max_parallel
         self.out_dir = Path(out_dir or Path("runs/studies") / name)
@@ -159,5 +169,5 @@ class Study:
             alignments = check_distinct([scaled_subspace(a, size) for a in [*arch.alignments, *self.task_alignments.get(task_name, [])]],
                                         f"architectures.{arch_name}.alignments")
             out.append(Cell(cell_id, arch_name, task_name, seed, size, args, alignments, self.das, self.analyses,
-                            self.out_dir / "cells" / cell_id, threads))
+                            self.out_dir / "cells" / cell_id, threads, self.device))
         return out
