@@ -111,6 +111,8 @@ def test_dynamics_points_pair_each_das_check_with_the_validation_of_its_epoch():
                                    {"epoch": 29, "key": "a", "iia": 0.9}]}}
     assert dynamics_points(result, "a") == [(9, 0.5, 0.4), (19, 0.9, 0.8)]  # no accuracy at -1 or 29
     assert dynamics_points(result, "b") == [(19, 0.9, 0.1)]
+    result["dynamics"]["das"][1]["iia_full_swap"] = 0.3  # a baseline where the check scored one
+    assert dynamics_points(result, "a", "iia_full_swap") == [(9, 0.5, 0.3)]
 
 
 def test_run_correlation_resamples_whole_runs_and_says_when_it_cannot():
@@ -145,3 +147,26 @@ def test_against_sets_two_studies_side_by_side_with_seeds_spread_and_verdicts():
     assert cells[9:] == ["agrees", "partly"]  # the paper: recurrent nets align Up-Down count (0.58-0.61 is partial)
     assert "1 (arch, task) group(s) are in one study only" in text
     assert "No cell group" in against_section(full, [_result("gru-same", 0, 0.3, task="same")], "full", "other")
+
+
+def test_the_dynamics_section_sets_the_baselines_correlations_beside_the_das_one(tmp_path):
+    """r over training for DAS IIA and, as its controls, for the random-rotation and full-swap IIA
+    of the same checks: a baseline that rises with accuracy as much makes r say little."""
+    from numsym_pl.analysis.report import dynamics_section
+
+    rng = np.random.default_rng(0)
+    results = []
+    for seed in range(3):
+        acc = np.clip(np.linspace(-0.2, 1.2, 10) + rng.normal(0, 0.05, 10), 0, 1)
+        das = [{"epoch": 10 * i + 9, "key": "up_down.count/state", "iia": float(a * 0.8), "iia_identity": 0.0,
+                "iia_full_swap": float(a * 0.5 + rng.normal(0, 0.01)), "iia_random": float(rng.random() * 0.1)}
+               for i, a in enumerate(acc)]
+        results.append({"cell": f"gru-multi-s{seed}", "arch": "gru", "task": "multi", "seed": seed, "size": None, "fit": {},
+                        "alignments": [], "dynamics": {"accuracy": [{"epoch": 10 * i + 9, "val/acc_trial": float(a)}
+                                                                    for i, a in enumerate(acc)], "das": das}})
+    section = dynamics_section(results, tmp_path)
+    row = next(line for line in section.splitlines() if line.startswith("| gru | up_down.count/state | 3 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    das_r, random_r, swap_r = (float(cells[i].split()[0]) for i in (4, 7, 8))
+    assert das_r > 0.99 and swap_r > 0.95 and abs(random_r) < 0.6  # the full swap rises with accuracy too
+    assert "control: r, full-state swap" in section and (tmp_path / "figures" / "learning_dynamics.png").is_file()

@@ -147,6 +147,9 @@ def sites_section(results) -> str:
             "activation, 4d wide; the subspace size is the same at every site).\n\n" + table)
 
 
+DYNAMICS_CONTROLS = ("iia_random", "iia_full_swap")  # the baselines whose r over training controls the DAS one
+
+
 def dynamics_section(results, out_dir) -> str:
     path = figs.dynamics(results, out_dir / "figures" / "learning_dynamics.png")
     if path is None:
@@ -162,10 +165,12 @@ def dynamics_section(results, out_dir) -> str:
     corr = []
     for (arch,), cells in sorted(grouped(results, ("arch",)).items()):
         for key in sorted({d["key"] for r in cells for d in r["dynamics"]["das"]}):
-            c = run_correlation([[(acc, iia) for _, acc, iia in dynamics_points(r, key)] for r in cells])
+            c, *controls = (run_correlation([[(acc, v) for _, acc, v in dynamics_points(r, key, field)] for r in cells])
+                            for field in ("iia", *DYNAMICS_CONTROLS))
             spread = fmt(mean_sd(c["per_run"])) if c["per_run"] else "–"
             corr.append([arch, key, c["n_runs"], c["n_checks"], f"{c['r']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]",
-                         c["ci_by"], spread])
+                         c["ci_by"], spread, *(f"{b['r']:.3f} [{b['ci'][0]:.3f}, {b['ci'][1]:.3f}]" if b["n_runs"] else "–"
+                                               for b in controls)])
     return "\n\n".join(["## Learning dynamics\n\nIIA fitted on checkpoints during training (a DAS callback), beside "
                         "task accuracy. The paper: IIA rises and plateaus together with accuracy.",
                         _table(["cell", "alignment", "first epoch acc >= 0.99", "first epoch IIA >= 0.9", "final IIA",
@@ -173,9 +178,13 @@ def dynamics_section(results, out_dir) -> str:
                         "Correlation of val/acc_trial with IIA over training (Pearson r at the epochs with both; the "
                         "untrained check at epoch -1 has no accuracy), per architecture, pooled over seeds. The 95 % "
                         "interval resamples whole runs (checks of one run are not independent); with one run it can "
-                        "only resample checks and is too narrow. The paper reports r > 0.95.",
-                        _table(["arch", "alignment", "runs", "checks", "r [95 % CI]", "interval by", "r per run (mean ± sd)"],
-                               corr), _img(path, out_dir, "learning dynamics")])
+                        "only resample checks and is too narrow. The paper reports r > 0.95. The controls: the same r "
+                        "for the baselines scored at each check (a random rotation of the same size, the whole state "
+                        "swapped). A baseline's r as high as the DAS one means that r measures that the net works, "
+                        "not that it carries the variable.",
+                        _table(["arch", "alignment", "runs", "checks", "r [95 % CI]", "interval by", "r per run (mean ± sd)",
+                                "control: r, random rotation", "control: r, full-state swap"], corr),
+                        _img(path, out_dir, "learning dynamics")])
 
 
 def size_section(results, out_dir, label) -> str:

@@ -166,12 +166,13 @@ def correlation(x, y, n_boot: int = 5000, seed: int = 0) -> dict:
     return {"n": n, "r": r, "ci_boot": [float(lo), float(hi)], "ci_fisher": fisher}
 
 
-def dynamics_points(result: dict, key: str) -> list[tuple[int, float, float]]:
+def dynamics_points(result: dict, key: str, field: str = "iia") -> list[tuple[int, float, float]]:
     """(epoch, val/acc_trial, IIA) at each DAS check of ``key`` during training whose epoch also
-    has a validation (checks every 10 epochs, validation every 5: epochs 9, 19, ...)."""
+    has a validation (checks every 10 epochs, validation every 5: epochs 9, 19, ...); ``field``
+    another figure of the check instead of its IIA (``iia_random``, ``iia_full_swap``: the baselines)."""
     acc = {a["epoch"]: a.get("val/acc_trial") for a in result.get("dynamics", {}).get("accuracy", [])}
-    return sorted((d["epoch"], acc[d["epoch"]], d["iia"]) for d in result.get("dynamics", {}).get("das", [])
-                  if d["key"] == key and acc.get(d["epoch"]) is not None)
+    return sorted((d["epoch"], acc[d["epoch"]], d[field]) for d in result.get("dynamics", {}).get("das", [])
+                  if d["key"] == key and acc.get(d["epoch"]) is not None and d.get(field) is not None)
 
 
 def run_correlation(runs: list[list[tuple[float, float]]], n_boot: int = 5000, seed: int = 0) -> dict:
