@@ -27,15 +27,23 @@ def task_of(datamodule_hparams: dict, path: str | Path = "") -> TaskFamily:
     return build_task(config)
 
 
+def device_name(name: str) -> str:
+    """``name`` if it names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``), whether or not this
+    machine has it (a study checks its settings where its cells may run elsewhere)."""
+    if name != "auto":
+        try:
+            torch.device(name)
+        except RuntimeError as err:
+            raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from err
+    return name
+
+
 def pick_device(name: str) -> torch.device:
     """A device by name (``cpu``, ``cuda``, ``cuda:N``); ``auto`` is the first CUDA device when
     torch sees one, else the CPU."""
-    if name == "auto":
+    if device_name(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:N)") from err
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} asked for, but torch sees no CUDA device here")
     return device

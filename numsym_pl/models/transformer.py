@@ -42,15 +42,20 @@ class Block(nn.Module):
                                  nn.Linear(ffn_mult * d_model, d_model), nn.Dropout(dropout))
 
     def _qkv(self, x: torch.Tensor, pos: torch.Tensor | None = None, parts: slice = slice(0, 3),
-             length: int = 0) -> list[torch.Tensor]:
+             length: int | None = None) -> list[torch.Tensor]:
         """Queries, keys, values [B, h, L, e] of LN(x), RoPE applied to queries and keys. ``pos``
-        [B, L]: the position of each row of ``x`` (default 0..L-1), all below ``length``;
-        ``parts``: which of the three to project (``slice(1, 3)``: keys and values only)."""
+        [B, L]: the position of each row of ``x`` (default 0..L-1), all below ``length`` (the
+        caller's sequence length; read from ``pos`` with a host sync when not given); ``parts``:
+        which of the three to project (``slice(1, 3)``: keys and values only)."""
         d = x.shape[-1]
         w, b = self.qkv.weight[parts.start * d: parts.stop * d], self.qkv.bias[parts.start * d: parts.stop * d]
         out = list(rearrange(F.linear(self.ln1(x), w, b), "b l (n h e) -> n b h l e", n=parts.stop - parts.start, h=self.n_heads))
         if self.rope:
-            cos, sin = rope_angles(x.shape[1] if pos is None else length, out[0].shape[-1], self.rope_base, x.device)
+            if pos is None:
+                length = x.shape[1]
+            elif length is None:
+                length = int(pos.max()) + 1
+            cos, sin = rope_angles(length, out[0].shape[-1], self.rope_base, x.device)
             if pos is not None:
                 cos, sin = cos[pos][:, None], sin[pos][:, None]  # [B, 1, L, e]
             out = [t if kind == 2 else apply_rope(t, cos, sin) for kind, t in zip(range(parts.start, parts.stop), out)]

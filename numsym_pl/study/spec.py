@@ -19,11 +19,11 @@ A cell is one (architecture, task, seed, size); its directory is ``<out_dir>/cel
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from numsym_pl.checkpoints import device_name
 from numsym_pl.das.alignment import Alignment, check_distinct
 from numsym_pl.das.protocol import intervention
 from numsym_pl.das.search import SearchSettings
@@ -129,8 +129,6 @@ class Study:
             raise ConfigError(f"analyses: unknown {unknown}; choose from {ANALYSES}")
         if max_parallel < 1:
             raise ConfigError(f"max_parallel: must be >= 1, got {max_parallel}")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-            raise ConfigError(f"device: {device!r} is not a device (auto, cpu, cuda, cuda:N)")
         for arch_name, arch in architectures.items():
             if not Path(arch.config).is_file():
                 raise ConfigError(f"architectures.{arch_name}.config: no such file {arch.config!r}")
@@ -140,7 +138,7 @@ class Study:
         self.name, self.architectures = name, architectures
         self.tasks = {"multi": []} if tasks is None else tasks
         self.seeds, self.sizes, self.fit_args = list(seeds), list(sizes), list(fit_args)
-        self.last_fit_args, self.device = list(last_fit_args), device
+        self.last_fit_args, self.device = list(last_fit_args), device_name(device)
         self.das = das or SearchSettings(progress=False)
         self.analyses, self.max_parallel = list(analyses), max_parallel
         self.out_dir = Path(out_dir or Path("runs/studies") / name)
