@@ -124,7 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.records is not None:
         return from_records(args.records, args.archs.split(","))
-    study, _ = load_study(["--config", args.study, "--out_dir", args.out, *(["--quick"] if args.quick else [])])
+    study, *_ = load_study(["--config", args.study, "--out_dir", args.out, *(["--quick"] if args.quick else [])])
     threads = max(1, (os.cpu_count() or 1) // study.max_parallel)
     torch.set_num_threads(threads)
     cells = {c.arch: c for c in study.cells(threads) if c.task == args.task and c.seed == args.seed}

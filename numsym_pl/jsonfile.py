@@ -22,6 +22,11 @@ def write_json(path: str | Path, data, indent: int = 1) -> Path:
     return path
 
 
+def as_json(data):
+    """``data`` as ``write_json`` stores it and ``read_json`` gives it back (tuples as lists, ...)."""
+    return json.loads(json.dumps(data, default=_plain))
+
+
 def read_json(path: str | Path, field: str = "file"):
     """The JSON in ``path``; a missing file or one that is not JSON (e.g. cut off by a full disk)
     raises a ConfigError naming ``field`` and the file."""

@@ -3,6 +3,7 @@ the submitit executor) and its report."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +40,8 @@ def _configs_of(cell):
 @pytest.mark.parametrize("name", STUDIES)
 def test_study_config_expands_full_and_quick(name, monkeypatch):
     monkeypatch.chdir(ROOT)
-    full, _ = load_study(["--config", f"configs/studies/{name}"])
-    quick, _ = load_study(["--config", f"configs/studies/{name}", "--quick"])
+    full, *_ = load_study(["--config", f"configs/studies/{name}"])
+    quick, *_ = load_study(["--config", f"configs/studies/{name}", "--quick"])
     assert len(quick.cells()) < len(full.cells())
     assert quick.out_dir != full.out_dir  # a quick result never stands in for a full one
     assert len({c.id for c in full.cells()}) == len(full.cells())
@@ -48,7 +49,7 @@ def test_study_config_expands_full_and_quick(name, monkeypatch):
 
 def test_arguments_after_a_double_dash_go_last_on_every_cell_and_into_study_json(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
-    study, _ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick", "--out_dir", str(tmp_path),
+    study, *_ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick", "--out_dir", str(tmp_path),
                            "--", "--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"])
     (cell,) = study.cells()
     # after the architecture's own arguments (its --config would otherwise override them)
@@ -56,7 +57,7 @@ def test_arguments_after_a_double_dash_go_last_on_every_cell_and_into_study_json
     assert cell.fit_args.index("configs/callbacks/dynamics.yaml") < cell.fit_args.index("--trainer.accelerator")
     assert study.settings["last_fit_args"] == ["--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"]
     assert study.out_dir == tmp_path
-    plain, _ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick"])
+    plain, *_ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick"])
     assert "--trainer.accelerator" not in plain.cells()[0].fit_args
 
 
@@ -64,7 +65,7 @@ def test_every_distinct_cell_config_of_the_studies_survives_a_fast_dev_run(tmp_p
     combos = {}
     for name in STUDIES:
         monkeypatch.chdir(ROOT)
-        study, _ = load_study(["--config", f"configs/studies/{name}", "--quick"])
+        study, *_ = load_study(["--config", f"configs/studies/{name}", "--quick"])
         for cell in study.cells():
             combos.setdefault(_configs_of(cell), cell)
     for configs, cell in combos.items():
@@ -75,7 +76,7 @@ def test_every_distinct_cell_config_of_the_studies_survives_a_fast_dev_run(tmp_p
 
 def test_grid_sizes_seeds_and_scaled_subspace(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    study, _ = load_study(["--config", "configs/studies/model_size.yaml", "--out_dir", str(tmp_path)])
+    study, *_ = load_study(["--config", "configs/studies/model_size.yaml", "--out_dir", str(tmp_path)])
     cells = {c.id: c for c in study.cells()}
     lstm = cells["lstm-multi-d32-s1"]
     assert lstm.fit_args[lstm.fit_args.index("--model.net.init_args.hidden_size") + 1] == "16"  # [h; c] = 32
@@ -138,6 +139,19 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     again = study_main(["--config", str(_tiny_study(tmp_path))])
     assert log.read_text().count("numsym_pl fit") == fit_runs and das_json.is_file()
     assert again[0] == json.loads((out / "cells/gru-multi-s0/result.json").read_text())
+
+    # on another machine, from committed results (no checkpoints) that hold one of the two cells
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    shutil.copy(out / "study.json", committed)
+    (committed / "results.json").write_text(json.dumps(again[:1]))
+    moved = tmp_path / "moved"
+    resumed = study_main(["--config", str(_tiny_study(tmp_path, out_dir=str(moved))), "--resume_from", str(committed)])
+    assert resumed[0] == again[0] and not (moved / "cells/gru-multi-s0/fit.log").exists()  # taken, not rerun
+    assert (moved / "cells/gru-multi-s1/fit.log").is_file() and resumed[1]["cell"] == "gru-multi-s1"
+    with pytest.raises(ConfigError, match=r"differs from this study in \['seeds'\]"):
+        study_main(["--config", str(_tiny_study(tmp_path, out_dir=str(tmp_path / "other"), seeds=[0])),
+                    "--resume_from", str(committed)])
 
     main(["report", str(out)])
     report = (out / "report.md").read_text()

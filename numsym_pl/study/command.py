@@ -3,8 +3,12 @@
     numsym_pl study --config configs/studies/paper_main.yaml [--quick] [--max_parallel 2] [--dry_run]
     numsym_pl study --config ... [--out_dir DIR] -- --trainer.accelerator gpu   # last on every cell's fit
     numsym_pl study --config ... --device cuda -- --trainer.accelerator gpu   # the alignments on the GPU too
+    numsym_pl study --config ... --resume_from docs/findings/full/paper_main   # on a fresh machine
 
-Cells whose ``result.json`` exists are not run again, so a killed study resumes. Writes
+Cells whose ``result.json`` exists are not run again, so a killed study resumes. ``--resume_from
+DIR`` takes the finished cells of another copy of the same study (its ``study.json`` and
+``results.json``, e.g. committed without checkpoints), after checking that every setting that decides
+a cell's numbers is the same; only the missing cells run. Writes
 ``<out_dir>/results.json`` (every cell's result) and ``results.csv`` (one row per cell and
 alignment); ``numsym_pl report <out_dir>`` turns them into ``report.md``.
 """
@@ -14,14 +18,15 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+from typing import Optional
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 from tqdm.auto import tqdm
 
 from numsym_pl.checkpoints import pick_device
 from numsym_pl.das.results import flat_record
-from numsym_pl.errors import NumSymError
-from numsym_pl.jsonfile import write_json
+from numsym_pl.errors import ConfigError, NumSymError
+from numsym_pl.jsonfile import as_json, read_json, write_json
 from numsym_pl.study.dashboard import log_cell
 from numsym_pl.study.executors import executor_for, threads_per_cell
 from numsym_pl.study.spec import Study
@@ -50,15 +55,18 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--config", action=ActionConfigFile, help="The study's YAML file (configs/studies/).")
     parser.add_class_arguments(Study, nested_key=None, as_group=True)
     parser.add_argument("--dry_run", action="store_true", help="List the cells and exit.")
+    parser.add_argument("--resume_from", type=Optional[Path], default=None,
+                        help="A directory with this study's study.json and results.json from another run (e.g. "
+                        "committed results): its finished cells are taken, the others run.")
     return parser
 
 
-def load_study(argv: list[str]) -> tuple[Study, bool]:
-    """The study (quick settings merged if asked) and the dry-run flag."""
+def load_study(argv: list[str]) -> tuple[Study, bool, Path | None]:
+    """The study (quick settings merged if asked), the dry-run flag and ``--resume_from``."""
     argv, last = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     quick = "--quick" in argv  # the flag selects the study's `quick:` block, so it is taken out before parsing
     cfg = build_parser().parse_args([a for a in argv if a != "--quick"])
-    dry_run = cfg.pop("dry_run")
+    dry_run, resume_from = cfg.pop("dry_run"), cfg.pop("resume_from")
     cfg.pop("config", None)
     settings = cfg.as_dict()
     if quick:  # its own directory: a quick cell must never stand in for a full one on resume
@@ -71,7 +79,32 @@ def load_study(argv: list[str]) -> tuple[Study, bool]:
     study_parser.add_class_arguments(Study, "study")
     study = study_parser.instantiate_classes(study_parser.parse_object({"study": settings})).study
     study.settings = {**settings, "quick": quick}  # recorded as study.json beside the results
-    return study, dry_run
+    return study, dry_run, resume_from
+
+
+# study.json fields that decide a cell's numbers; the rest (where and how cells run) may differ
+RESULT_SETTINGS = ("architectures", "tasks", "seeds", "sizes", "fit_args", "das", "analyses", "task_alignments",
+                   "last_fit_args", "quick")
+
+
+def take_finished_cells(study: Study, cells: list, source: Path) -> int:
+    """Write the finished cells of ``source`` (a copy of this study's results) into this study's cell
+    directories where they have no result yet; the number taken. A setting in RESULT_SETTINGS that
+    differs is a ConfigError: a cell from another grid must never stand in for one of this grid."""
+    theirs = read_json(source / "study.json", "--resume_from")
+    ours = as_json(study.settings)
+    differ = [k for k in RESULT_SETTINGS if theirs.get(k) != ours.get(k)]
+    if differ:
+        raise ConfigError(f"--resume_from: {source / 'study.json'} differs from this study in {differ}; its cells "
+                          "would not be this study's cells")
+    finished = {r["cell"]: r for r in read_json(source / "results.json", "--resume_from") if "error" not in r}
+    taken = 0
+    for cell in cells:
+        if cell.id in finished and not (cell.dir / "result.json").is_file():
+            cell.dir.mkdir(parents=True, exist_ok=True)
+            write_json(cell.dir / "result.json", finished[cell.id])
+            taken += 1
+    return taken
 
 
 def csv_rows(result: dict) -> list[dict]:
@@ -101,7 +134,7 @@ def write_results(out_dir: Path, results: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    study, dry_run = load_study(sys.argv[1:] if argv is None else argv)
+    study, dry_run, resume_from = load_study(sys.argv[1:] if argv is None else argv)
     threads = threads_per_cell(study.executor, study.max_parallel, study.executor_args)
     cells = study.cells(threads)
     done = [c for c in cells if (c.dir / "result.json").is_file()]
@@ -113,6 +146,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return []
     if study.executor == "local":  # a cluster's nodes may see a GPU that this one does not
         pick_device(study.device)
+    if resume_from is not None:
+        print(f"study {study.name}: {take_finished_cells(study, cells, resume_from)} finished cells taken from {resume_from}")
     study.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(study.out_dir / "study.json", study.settings)
     run = executor_for(study.executor, study.max_parallel, study.out_dir / "submitit", study.executor_args)
