@@ -16,9 +16,11 @@ from numsym_pl.errors import ConfigError, TrainingDiverged
 from numsym_pl.models.interface import build_net, net_mismatch
 
 
-def response_correct(logits: torch.Tensor, tokens: torch.Tensor, scored: torch.Tensor):
+def response_correct(logits: torch.Tensor, tokens: torch.Tensor, scored: torch.Tensor, at: torch.Tensor | None = None):
     """Per-trial and per-token correctness of the scored targets (``scored`` [B, L-1], the task's
-    answer: numeric equivalence's response phase).
+    answer: numeric equivalence's response phase), from logits [B, L-1, V] or, given ``at`` [B, L-1]
+    (a superset of ``scored``), from the logits at those positions only, [M, V] (what
+    ``net(tokens, out_mask=at)`` returns).
 
     A trial is correct when greedy free-running decoding from the prompt reproduces every scored
     token (the R's and the E). That is exactly "every teacher-forced argmax of the response phase is right":
@@ -29,7 +31,12 @@ def response_correct(logits: torch.Tensor, tokens: torch.Tensor, scored: torch.T
 
     Returns (trial_ok [B] bool, token_ok [B, L-1] bool, response mask [B, L-1] bool).
     """
-    token_ok = logits.argmax(-1) == tokens[:, 1:]  # [B, L-1]
+    if at is None:
+        predicted = logits.argmax(-1)
+    else:  # -1, no token, where no logits were computed (never a scored position)
+        predicted = tokens.new_full(scored.shape, -1)
+        predicted[at] = logits.argmax(-1)
+    token_ok = predicted == tokens[:, 1:]  # [B, L-1]
     trial_ok = (token_ok | ~scored).all(1)
     return trial_ok, token_ok, scored
 
@@ -138,12 +145,16 @@ class NextTokenLM(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self._val_set(dataloader_idx)
-        logits = self.net(batch["tokens"][:, :-1])
-        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["scored"])
+        # logits only where a metric reads them: padding (a recurrent net's rows stop at their last
+        # such position) costs nothing, as in training
+        loss_mask = self.loss_mask(batch)
+        at = loss_mask | batch["scored"]
+        logits = self.net(batch["tokens"][:, :-1], out_mask=at)  # [M, V]
+        trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["scored"], at)
         suffix = "" if name == "id" else f"_{name}"
         B = len(trial_ok)
         updates = {"acc_trial": (trial_ok.float(), 1), "acc_token": (token_ok[mask].float(), 1),
-                   "loss": (self.loss(logits, batch), B)}
+                   "loss": (self.loss(logits[loss_mask[at]], batch), B)}
         for kind, (value, weight) in updates.items():
             metric = self.val_metrics[f"{name}_{kind}"]
             metric.update(value, weight)

@@ -62,6 +62,23 @@ def test_one_pass_trial_accuracy_equals_free_running_greedy_decoding(small_net):
     assert free_ok.float().mean() < 1  # the oracle's planted errors were seen
 
 
+@pytest.mark.parametrize("loss_on", ["all", "response"])
+def test_validation_metrics_from_the_logits_they_read_equal_those_from_every_logit(small_net, loss_on):
+    """Validation asks the net for the logits at the loss and scored positions only (padding costs
+    nothing); trial and token accuracy and the loss are those of the full logits."""
+    batch = _batch("multi", 64, p_void=0.2)
+    lm = NextTokenLM(small_net, loss_on=loss_on)
+    full = small_net(batch["tokens"][:, :-1])
+    at = lm.loss_mask(batch) | batch["scored"]
+    assert at.sum() < at.numel()  # there is padding to skip
+    part = small_net(batch["tokens"][:, :-1], out_mask=at)
+    torch.testing.assert_close(part, full[at], atol=1e-5, rtol=1e-5)
+    for a, b in zip(response_correct(full, batch["tokens"], batch["scored"]),
+                    response_correct(part, batch["tokens"], batch["scored"], at)):
+        assert torch.equal(a[batch["scored"]] if a.dim() == 2 else a, b[batch["scored"]] if b.dim() == 2 else b)
+    torch.testing.assert_close(lm.loss(part[lm.loss_mask(batch)[at]], batch), lm.loss(full, batch))
+
+
 def test_loss_on_response_ignores_demo_tokens():
     batch = _batch("multi", 32)
     lm = NextTokenLM(Oracle(), loss_on="response")
