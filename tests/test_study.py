@@ -155,7 +155,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
 
     main(["report", str(out)])
     report = (out / "report.md").read_text()
-    for heading in ("## Main table", "### Against the paper", "## Gradience", "### 1. Interventions with counts outside",
+    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "### Against the paper", "## Gradience", "### 1. Interventions with counts outside",
                     "### 2. Count and phase", "### 3. Repeated phase flips", "### 4. Does IIA predict"):
         assert heading in report, heading
     assert "| gru | multi | 2 |" in report

@@ -85,6 +85,33 @@ def test_the_report_leads_with_effective_iia_and_its_interval_and_flags_a_floor_
     assert "| effective | 0.985 [0.969, 0.992] | 0.100 | high | high | agrees |" in report
 
 
+def test_the_grid_table_has_one_row_per_architecture_and_task_with_the_alignment_the_paper_claims_about():
+    from numsym_pl.analysis.report import grid_table
+
+    def rec(key, eff, program, variables, intervention="das"):
+        return {"key": key, "iia": eff, "iia_effective": eff, "iia_none": 0.05, "n": 1000, "n_effective": 900,
+                "intervention": intervention, **_alignment(program, variables, intervention)}
+
+    def cell(arch, family, seed, alignments):
+        return {**_cell(family, "multi"), "cell": f"{arch}-multi-s{seed}", "arch": arch, "task": "multi", "seed": seed,
+                "fit": {"val/acc_trial": 1.0}, "alignments": alignments}
+
+    rope = [cell("rope", "transformer", s, [rec("up_down.count/resid.1", c, "up_down", ["count"]),
+                                            rec("up_up.demo_count/resid.1", 0.01, "up_up", ["demo_count"]),
+                                            rec("ctx_distr.balance/resid.1", 0.7, "ctx_distr", ["balance"]),  # no claim
+                                            rec("attention_hiding.ctx_distr/attn", h, "ctx_distr", [], "attention_hiding")])
+            for s, (c, h) in enumerate([(0.02, 0.95), (0.03, 0.97)])]
+    gru = [cell("gru", "recurrent", 0, [rec("up_down.count/state", 0.98, "up_down", ["count"]),
+                                        rec("ctx_distr.balance/state", 0.6, "ctx_distr", ["balance"])])]
+    lines = grid_table(rope + gru).splitlines()
+    assert lines[0] == "| arch | task | seeds | trial acc | up_down | up_up | ctx_distr |" and len(lines) == 4
+    row = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+    assert row["rope"][2:4] == ["2", "1.000 ± 0.000"]
+    assert row["rope"][4].startswith("0.025 ± 0.007 [") and row["rope"][4].endswith("`up_down.count/resid.1`: agrees")
+    assert row["rope"][6].startswith("0.960 ± 0.014 [") and "`attention_hiding.ctx_distr/attn`: agrees" in row["rope"][6]
+    assert row["gru"][5] == "–" and row["gru"][6].endswith("`ctx_distr.balance/state`: no claim")  # nothing claimed: the first
+
+
 def test_agreement_levels_and_untrained_nets():
     """Verdicts read intervals: a point above a threshold whose interval straddles it is undecided."""
     assert agreement("high", (0.93, 0.97)) == "agrees" and agreement("low", (0.1, 0.3)) == "agrees"

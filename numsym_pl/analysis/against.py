@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from numsym_pl.analysis.summary import (agreement, alignment_of, fmt, fmt_interval, grouped, iia_of, interval_of,
-                                        labels_in, lead_field, markdown_table, mean_sd, paper_expectation)
+from numsym_pl.analysis.summary import (alignment_of, fmt, fmt_interval, grouped, labels_in, markdown_table, mean_sd,
+                                        paper_verdict)
 
 
 def _figure(cells: list[dict], label: str) -> tuple[str, str, str]:
     """(IIA shown, which pairs it is on, the paper verdict) of an alignment over a group of cells."""
-    field = lead_field(cells, label)
-    stat, interval = mean_sd(iia_of(r, label, field) for r in cells), interval_of(cells, label, field)
-    first = next((r for r in cells if alignment_of(r, label)), None)
-    if first is None or interval is None:
+    v = paper_verdict(cells, label)
+    if v is None:
         return "–", "–", "–"
-    acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
-    expected = paper_expectation(first, alignment_of(first, label))
-    return fmt_interval(stat, interval), "effective" if field == "iia_effective" else "all", agreement(expected, interval, acc)
+    return fmt_interval(v["stat"], v["interval"]), "effective" if v["lead"] == "iia_effective" else "all", v["verdict"]
 
 
 def against_section(results: list[dict], other: list[dict], this_name: str, other_name: str) -> str:

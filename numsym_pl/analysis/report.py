@@ -15,10 +15,9 @@ from jsonargparse import ArgumentParser
 from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
-from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, agreement, alignment_of, correlation, dynamics_points, fmt,
-                                        fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
-                                        markdown_table as _table, mean_sd, ok_cells, paper_expectation, run_correlation,
-                                        verdict)
+from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, alignment_of, correlation, discriminates, dynamics_points,
+                                        fmt, fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
+                                        markdown_table as _table, mean_sd, ok_cells, paper_verdict, run_correlation)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 
@@ -27,10 +26,25 @@ def _img(path: Path | None, out_dir: Path, alt: str) -> str:
     return f"![{alt}]({path.relative_to(out_dir)})" if path else ""
 
 
-def _discriminates(cells, lab) -> bool | None:
-    """False when the no-op floor reaches into the interval of the IIA (None: no floor measured)."""
-    floor, interval = mean_sd(iia_of(r, lab, "iia_none") for r in cells), interval_of(cells, lab)
-    return None if floor[2] == 0 or interval is None else floor[0] < interval[0]
+def grid_table(results) -> str:
+    """One row per architecture and task: seeds, trial accuracy and, per program, the leading IIA of
+    the alignment the paper makes a claim about (the first such in the study's order; else the
+    program's first alignment), with its verdict. Every alignment is in the main table."""
+    labels = labels_in(results)
+    program = {}
+    for r in ok_cells(results):
+        for a in r.get("alignments", []):
+            program.setdefault(a["key"], (a.get("alignment") or {}).get("program") or a["key"].split(".")[0])
+    programs = list(dict.fromkeys(program[lab] for lab in labels))
+    rows = []
+    for (arch, task), cells in grouped(results).items():
+        row = [arch, task, len(cells), fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells))]
+        for prog in programs:
+            found = [(lab, v) for lab in labels if program[lab] == prog and (v := paper_verdict(cells, lab))]
+            lab, v = next(((lab, v) for lab, v in found if v["expected"]), found[0] if found else (None, None))
+            row.append("–" if v is None else f"{fmt_interval(v['stat'], v['interval'])}, `{lab}`: {v['verdict']}")
+        rows.append(row)
+    return _table(["arch", "task", "seeds", "trial acc", *programs], rows)
 
 
 def main_section(results, out_dir) -> str:
@@ -42,7 +56,7 @@ def main_section(results, out_dir) -> str:
         for lab in present:
             shown = [fmt_interval(mean_sd(iia_of(r, lab, f) for r in cells), interval_of(cells, lab, f))
                      for f in ("iia_effective", "iia", "iia_none")]
-            ok = _discriminates(cells, lab)
+            ok = discriminates(cells, lab)
             rows.append([arch, task, len(cells), *acc, lab, *shown, "–" if ok is None else "yes" if ok else "**no**"])
         rows += [] if present else [[arch, task, len(cells), *acc, "–", "–", "–", "–", "–"]]
     main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", "alignment",
@@ -50,31 +64,24 @@ def main_section(results, out_dir) -> str:
                    "discriminating"], rows)
     cmp_rows, base_rows = [], []
     for (arch, task), cells in grouped(results).items():
-        acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
         for lab in labels:
-            lead = lead_field(cells, lab)
-            stat, interval = mean_sd(iia_of(r, lab, lead) for r in cells), interval_of(cells, lab, lead)
-            if stat[2] == 0 or interval is None:
+            v = paper_verdict(cells, lab)
+            if v is None:
                 continue
-            first = next(r for r in cells if alignment_of(r, lab))
-            expected = paper_expectation(first, alignment_of(first, lab))
+            lead, stat, interval, acc, expected, measured = (v[k] for k in ("lead", "stat", "interval", "acc",
+                                                                          "expected", "measured"))
             fields = ("iia_identity", "iia_full_swap", "iia_random")
             base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in fields]
             untrained = [interval_of(cells, lab, f) for f in ("iia_identity", "iia_random")]
             untrained = [b for b in untrained if b is not None]
             all_pairs = interval_of(cells, lab)
             near_base = bool(untrained) and all_pairs[0] <= max(b[1] for b in untrained)
-            measured = verdict(interval)
-            if _discriminates(cells, lab) is False and measured != "low":
-                measured = "not discriminating"
-            elif near_base:
+            if near_base and measured != "not discriminating":
                 measured += " (≈ baseline)"
             points = [b[0] for b in (base[0], base[2]) if b[2]]
             shown_base = f"{max(points):.3f}" if points else "–"
             cmp_rows.append([arch, task, f"{acc:.3f}", lab, lead.replace("iia_effective", "effective").replace("iia", "all"),
-                             fmt_interval(stat, interval), shown_base, measured, expected or "–",
-                             "no claim" if expected is None else "not discriminating" if measured == "not discriminating"
-                             else agreement(expected, interval, acc)])
+                             fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
             controls = [(alignment_of(r, lab) or {}).get("controls") or {} for r in cells]
             untrained_net = fmt(mean_sd((c.get("untrained") or {}).get("iia") for c in controls))
             if base[0][2]:
@@ -97,8 +104,12 @@ def main_section(results, out_dir) -> str:
             "only at the first prediction after the intervention (the next step recomputes the balance from the context), "
             "so untrained baselines score high as well. For transformers, attention hiding is Ctx-Distr's "
             "discriminating test.") if any(lab.startswith("ctx_distr.") for lab in labels) else ""
+    glance = ("### The grid at a glance\n\nOne row per architecture and task, the seeds' mean ± sd [95 % interval] "
+              "of the leading IIA figure (effective pairs where measured) and its verdict against the paper, for "
+              "each program the alignment the paper makes a claim about (the first such; else the program's first); "
+              "every alignment is in the table below.")
     return "\n\n".join(part for part in [
-        head, main,
+        head, glance, grid_table(results), "### Every alignment", main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
         f"### Against the paper (SPEC §5)\n\nThe verdict reads the interval of the leading figure (effective pairs "
         f"where measured): `high` when all of it is >= {ALIGNS}, `low` when all of it is < {FAILS}, `partial` when "

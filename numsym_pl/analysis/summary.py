@@ -66,6 +66,36 @@ def agreement(expected: str | None, interval: tuple[float, float], acc: float = 
     return {expected: "agrees", "partial": "partly", "uncertain": "undecided"}.get(got, "disagrees")
 
 
+def discriminates(cells: list[dict], label: str) -> bool | None:
+    """False when the no-op floor (``iia_none``) reaches into the interval of the IIA on all pairs
+    (None: no floor measured)."""
+    floor, interval = mean_sd(iia_of(r, label, "iia_none") for r in cells), interval_of(cells, label)
+    return None if floor[2] == 0 or interval is None else floor[0] < interval[0]
+
+
+def paper_verdict(cells: list[dict], label: str) -> dict | None:
+    """One alignment over a group of cells (an architecture and task) against the paper: the leading
+    figure (``lead``: IIA on effective pairs where measured) as mean ± sd over seeds (``stat``) and
+    its 95 % ``interval``, the mean trial accuracy, the level ``measured`` (``not discriminating``
+    when the floor reaches into the interval and the level is not low), what the paper ``expected``
+    and the ``verdict`` (agrees, partly, undecided, disagrees, not trained, not discriminating, no
+    claim). None where no cell measured it."""
+    lead = lead_field(cells, label)
+    stat, interval = mean_sd(iia_of(r, label, lead) for r in cells), interval_of(cells, label, lead)
+    first = next((r for r in cells if alignment_of(r, label)), None)
+    if first is None or stat[2] == 0 or interval is None:
+        return None
+    acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
+    expected = paper_expectation(first, alignment_of(first, label))
+    measured = verdict(interval)
+    if discriminates(cells, label) is False and measured != "low":
+        measured = "not discriminating"
+    final = ("no claim" if expected is None else measured if measured == "not discriminating"
+             else agreement(expected, interval, acc))
+    return {"lead": lead, "stat": stat, "interval": interval, "acc": acc, "expected": expected,
+            "measured": measured, "verdict": final}
+
+
 def interval_of(cells: list[dict], label: str, field: str = "iia") -> tuple[float, float] | None:
     """The 95 % interval of an alignment's ``field`` over a group of cells: one seed, the Wilson
     interval over its test pairs; several, from the lowest seed's lower bound to the highest's
