@@ -112,6 +112,18 @@ def test_the_grid_table_has_one_row_per_architecture_and_task_with_the_alignment
     assert row["gru"][5] == "–" and row["gru"][6].endswith("`ctx_distr.balance/state`: no claim")  # nothing claimed: the first
 
 
+def test_a_report_of_a_study_in_progress_names_the_cells_still_to_run():
+    from numsym_pl.analysis.report import still_to_run
+
+    study = {"architectures": {"gru": {}, "rope": {}}, "tasks": {"multi": [], "same": []}, "seeds": [0, 1, 2], "sizes": [None]}
+    done = [_result("gru-multi", s, 0.9) for s in range(3)] + [_result("gru-same", 0, 0.3, task="same")]
+    done.append({"cell": "gru-same-s1", "arch": "gru", "task": "same", "error": "CellFailed: ..."})  # to run again
+    assert still_to_run(done, study) == (" (of the study's 12 cells; still to run: gru same 2, rope multi 3, "
+                                         "rope same 3)")
+    full = done[:3] + [_result("gru-same", s, 0.3, task="same") for s in range(3)]
+    assert still_to_run(full, {**study, "architectures": {"gru": {}}}) == "" and still_to_run(full, {}) == ""
+
+
 def test_agreement_levels_and_untrained_nets():
     """Verdicts read intervals: a point above a threshold whose interval straddles it is undecided."""
     assert agreement("high", (0.93, 0.97)) == "agrees" and agreement("low", (0.1, 0.3)) == "agrees"

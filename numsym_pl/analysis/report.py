@@ -328,6 +328,19 @@ def read_study(run_dir: Path, field: str = "run_dir") -> tuple[list[dict], dict]
     return results, read_json(run_dir / "study.json", field) if (run_dir / "study.json").is_file() else {}
 
 
+def still_to_run(results: list[dict], study: dict) -> str:
+    """`` (of the study's N cells; still to run: ...)`` when ``study.json`` names more cells than
+    ``results.json`` holds (a study in progress), per architecture and task; else ``""``."""
+    per_group = len(study.get("seeds") or []) * len(study.get("sizes") or [None])
+    groups = [(a, t) for a in study.get("architectures") or {} for t in study.get("tasks") or {}]
+    have = {g: len(cells) for g, cells in grouped(results).items()}
+    missing = [(g, per_group - have.get(g, 0)) for g in groups if have.get(g, 0) < per_group]
+    if not missing:
+        return ""
+    return (f" (of the study's {per_group * len(groups)} cells; still to run: "
+            + ", ".join(f"{a} {t} {n}" for (a, t), n in missing) + ")")
+
+
 def write_report(run_dir: str | Path, against: str | Path | None = None) -> Path:
     """Write ``<run_dir>/report.md`` (and ``figures/*.png``) from ``<run_dir>/results.json``;
     ``against``: another study's directory to set beside this one (``analysis.against``)."""
@@ -337,7 +350,7 @@ def write_report(run_dir: str | Path, against: str | Path | None = None) -> Path
     labels = labels_in(results)
     label = next((lab for lab in labels if lab.startswith("up_down.count")), labels[0] if labels else None)
     head = [f"# Study report: {study.get('name', out_dir.name)}",
-            f"{len(results) - len(failed)} of {len(results)} cells finished; written {time.strftime('%Y-%m-%d %H:%M')} "
+            f"{len(results) - len(failed)} of {len(results)} cells finished{still_to_run(results, study)}; written {time.strftime('%Y-%m-%d %H:%M')} "
             f"by `numsym_pl report {run_dir}` from `results.json` (one row per cell and alignment in `results.csv`; "
             "the study's settings in `study.json`)."]
     if failed:
