@@ -99,8 +99,10 @@ def from_records(study_dir: Path, archs: list[str]) -> None:
             spent = 0.0
             for a in c["alignments"]:
                 control = (a.get("controls") or {}).get("untrained") or {}
+                # a control shared by a row's cells (numsym_pl.study.shared_controls) costs only where it was computed
+                here = control.get("computed_in", c["cell"]) == c["cell"]
                 for piece, seconds in ((f"{a['key']}: fit", a.get("seconds") or 0.0),
-                                       (f"{a['key']}: untrained-net control", control.get("seconds") or 0.0)):
+                                       (f"{a['key']}: untrained-net control", (control.get("seconds") or 0.0) * here)):
                     rows.setdefault(piece, []).append(seconds)
                     spent += seconds
             rows.setdefault("the rest (fit if run then, scoring, analyses)", []).append(max(0.0, c["seconds"] - spent))

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import torch
 import yaml
 
 from numsym_pl.analysis.report import write_report
+from numsym_pl.checkpoints import load_checkpoint
+from numsym_pl.das.controls import untrained_control
 from numsym_pl.cli import main
 from numsym_pl.errors import ConfigError, NumSymError
 from numsym_pl.study.command import deep_merge, load_study
@@ -120,7 +123,8 @@ def _tiny_study(tmp_path, **over):
 
 def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    results = study_main(["--config", str(_tiny_study(tmp_path))])
+    tiny = lambda **over: str(_tiny_study(tmp_path, das={"controls": True}, **over))
+    results = study_main(["--config", tiny()])
     out = tmp_path / "study"
     assert [r["cell"] for r in results] == ["gru-multi-s0", "gru-multi-s1"]
     rows = (out / "results.csv").read_text().splitlines()
@@ -130,13 +134,25 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert "up_down.count+phase/state" in r0["analyses"]["phase_flips"]
     assert {a["device"] for a in r0["alignments"]} == {"cpu"}  # the study's default device
 
+    # the untrained-net controls: computed once for the row's two seeds (run side by side), each the
+    # number the cell would have computed alone
+    assert len(list((out / "controls/gru-multi").glob("*.json"))) == 2  # one per alignment
+    r1 = json.loads((out / "cells/gru-multi-s1/result.json").read_text())
+    study, *_ = load_study(["--config", tiny()])
+    lm, task = load_checkpoint(out / "cells/gru-multi-s0/fit/checkpoints/last.ckpt", "cpu")
+    for a0, a1, alignment in zip(r0["alignments"], r1["alignments"], study.cells()[0].alignments):
+        shared = a0["controls"]["untrained"]
+        assert a1["controls"]["untrained"] == shared and shared["computed_in"] in ("gru-multi-s0", "gru-multi-s1")
+        alone = untrained_control(lm.net, task, alignment.for_net(lm.net), replace(study.das, progress=False))
+        assert {k: v for k, v in alone.items() if k != "seconds"} == {k: shared[k] for k in alone if k != "seconds"}
+
     # a killed study: one cell's result and one DAS result gone; the fit is not repeated
     log = out / "cells/gru-multi-s1/fit.log"
     fit_runs = log.read_text().count("numsym_pl fit")
     (out / "cells/gru-multi-s1/result.json").unlink()
     das_json = next((out / "cells/gru-multi-s1/das").glob("up_up*/das_result.json"))
     das_json.unlink()
-    again = study_main(["--config", str(_tiny_study(tmp_path))])
+    again = study_main(["--config", tiny()])
     assert log.read_text().count("numsym_pl fit") == fit_runs and das_json.is_file()
     assert again[0] == json.loads((out / "cells/gru-multi-s0/result.json").read_text())
 
@@ -146,11 +162,14 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     shutil.copy(out / "study.json", committed)
     (committed / "results.json").write_text(json.dumps(again[:1]))
     moved = tmp_path / "moved"
-    resumed = study_main(["--config", str(_tiny_study(tmp_path, out_dir=str(moved))), "--resume_from", str(committed)])
+    resumed = study_main(["--config", tiny(out_dir=str(moved)), "--resume_from", str(committed)])
     assert resumed[0] == again[0] and not (moved / "cells/gru-multi-s0/fit.log").exists()  # taken, not rerun
     assert (moved / "cells/gru-multi-s1/fit.log").is_file() and resumed[1]["cell"] == "gru-multi-s1"
+    # its controls come from the taken cell's result: none computed here
+    assert [a["controls"]["untrained"] for a in resumed[1]["alignments"]] == [a["controls"]["untrained"] for a in again[1]["alignments"]]
+    assert not (moved / "controls").exists()
     with pytest.raises(ConfigError, match=r"differs from this study in \['seeds'\]"):
-        study_main(["--config", str(_tiny_study(tmp_path, out_dir=str(tmp_path / "other"), seeds=[0])),
+        study_main(["--config", tiny(out_dir=str(tmp_path / "other"), seeds=[0]),
                     "--resume_from", str(committed)])
 
     main(["report", str(out)])

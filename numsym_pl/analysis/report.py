@@ -125,7 +125,8 @@ def main_section(results, out_dir) -> str:
         "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "
         "swap) and untrained random rotations (the mean over `random_seeds` subspaces), beside the IIA on all pairs; "
         "*untrained net*: the same alignment fitted on a freshly initialised net of the same architecture "
-        "(`das: {controls: true}`; – where not run).",
+        "(`das: {controls: true}`; – where not run). That net and its pairs are seeded from the DAS seed, not the "
+        "training seed, so a row's seeds share one control (its ± is 0; a study computes it once per row).",
         _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "untrained net"], base_rows)] if part)
 
 

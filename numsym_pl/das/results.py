@@ -19,13 +19,15 @@ from numsym_pl.tasks import TaskFamily
 
 
 def align(lm: NextTokenLM, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
-          ckpt_path: str | Path = "") -> tuple[dict, SubspaceSwap | None]:
+          ckpt_path: str | Path = "", with_control: bool = True) -> tuple[dict, SubspaceSwap | None]:
     """Fit and score ``alignment`` on the trained net: (the JSON record, the learned swap); with
-    ``settings.controls`` the record's ``controls`` also hold the untrained-net control."""
+    ``settings.controls`` the record's ``controls`` also hold the untrained-net control, unless
+    ``with_control`` is False (a study adds it afterwards, one per architecture and task)."""
     alignment = alignment.for_net(lm.net)  # run_alignment checks it before any work
     lm.net.eval()
     result, swap = run_alignment(lm.net, task, alignment, settings)
-    if settings.controls or (swap is not None and swap.control):  # a control featurizer always brings its untrained net
+    # a control featurizer always brings its untrained net
+    if (settings.controls and with_control) or (swap is not None and swap.control):
         run_controls(lm.net, task, alignment, settings, result)
     record = {**result.as_dict(), "key": alignment.key, "alignment": alignment.identity, "intervention": alignment.intervention,
               "ckpt_path": str(ckpt_path), "task": task.config(), "task_family": task.family, "settings": asdict(settings)}

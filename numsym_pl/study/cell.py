@@ -18,11 +18,13 @@ import torch
 
 from numsym_pl.checkpoints import load_checkpoint, pick_device
 from numsym_pl.das.alignment import check_distinct
+from numsym_pl.das.controls import untrained_control
 from numsym_pl.das.distinguish import competing_pairs
 from numsym_pl.das.results import align, load_rotation, save_result
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
 from numsym_pl.study.analyses import run_analyses
+from numsym_pl.study.shared_controls import provenance, take_controls
 from numsym_pl.study.spec import Cell
 
 FIT_KEYS = ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood", "val/acc_token", "trained/epoch",
@@ -96,21 +98,30 @@ def run_cell(cell: Cell) -> dict:
     fit_metrics, dynamics = read_metrics(cell.dir / "fit" / "metrics.csv")
     device = pick_device(cell.device)
     lm, task = load_checkpoint(ckpt, device)
-    records, swaps = [], {}
+    records, swaps = {}, {}
     alignments = check_distinct([a.for_net(lm.net) for a in cell.alignments], f"cell {cell.id}: alignments")
+    settings = replace(cell.das, progress=False)  # no progress bar: cells run in parallel, their bars would interleave
+    out = {a.key: cell.dir / "das" / a.key.replace("/", "@") for a in alignments}
     for alignment in alignments:
-        out = cell.dir / "das" / alignment.key.replace("/", "@")
-        if (out / "das_result.json").is_file():
-            record = json.loads((out / "das_result.json").read_text())
-            swap = load_rotation(out / "rotation.pt") if (out / "rotation.pt").is_file() else None
-        else:
-            # no progress bar: cells run in parallel and their bars would interleave
-            record, swap = align(lm, task, alignment, replace(cell.das, progress=False), ckpt)
+        if (out[alignment.key] / "das_result.json").is_file():
+            record = json.loads((out[alignment.key] / "das_result.json").read_text())
+            swap = load_rotation(out[alignment.key] / "rotation.pt") if (out[alignment.key] / "rotation.pt").is_file() else None
+        else:  # the untrained-net controls come after the fits, shared by the cells of this architecture and task
+            record, swap = align(lm, task, alignment, settings, ckpt, with_control=False)
             record["device"] = str(device)
-            out.mkdir(parents=True, exist_ok=True)
-            save_result(record, out, swap)
-        records.append(record)
+            out[alignment.key].mkdir(parents=True, exist_ok=True)
+            save_result(record, out[alignment.key], swap)
+        records[alignment.key] = record
         swaps[alignment.key] = None if swap is None else swap.cpu()
+    if settings.controls:
+        def add_control(alignment, control):
+            records[alignment.key]["controls"] = {**(records[alignment.key].get("controls") or {}), "untrained": control}
+            save_result(records[alignment.key], out[alignment.key])
+
+        wanted = [(a, provenance(getattr(lm.net, "init_config", None), task.config(), a, settings, str(device)))
+                  for a in alignments if "untrained" not in (records[a.key].get("controls") or {})]
+        take_controls(cell, wanted, lambda a: untrained_control(lm.net, task, a, settings), add_control)
+    records = [records[a.key] for a in alignments]
     analyses = run_analyses(cell, alignments, lm.net.cpu().eval(), task, swaps)  # they make their trials on the CPU
     # how often each two competing hypotheses' labels differ (no net: a property of the task and programs)
     distinct = competing_pairs(task, alignments, n=cell.das.n_test, seed=cell.das.seed)
