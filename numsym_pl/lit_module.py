@@ -153,8 +153,10 @@ class NextTokenLM(pl.LightningModule):
         trial_ok, token_ok, mask = response_correct(logits, batch["tokens"], batch["scored"], at)
         suffix = "" if name == "id" else f"_{name}"
         B = len(trial_ok)
+        # the loss is a mean over the batch's loss tokens, so it is weighted by their number: the
+        # logged val/loss is the set's token mean, whatever val_batch_size cuts it into
         updates = {"acc_trial": (trial_ok.float(), 1), "acc_token": (token_ok[mask].float(), 1),
-                   "loss": (self.loss(logits[loss_mask[at]], batch), B)}
+                   "loss": (self.loss(logits[loss_mask[at]], batch), int(loss_mask.sum()))}
         for kind, (value, weight) in updates.items():
             metric = self.val_metrics[f"{name}_{kind}"]
             metric.update(value, weight)

@@ -113,6 +113,27 @@ def test_trains_and_validates_every_arch(small_net, precision, tmp_path):
     assert all(p.dtype == torch.float32 for p in lm.parameters())
 
 
+def test_validation_metrics_do_not_depend_on_the_validation_batch_size(small_net):
+    """val/loss is the token mean of each set (weighted by loss tokens, not by trials), the
+    accuracies are per trial and per token: cutting a set into uneven batches changes none."""
+    task = NumericEquivalence(max_count=8, heldout_counts=(3,), ood_counts=(9, 10))
+    lm = NextTokenLM(small_net)
+    runs = []
+    for val_batch_size in (40, 7):
+        dm = TrialDataModule(task, train_size=32, val_size=40, val_batch_size=val_batch_size)
+        trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False)
+        runs.append({k: float(v) for per_set in trainer.validate(lm, dm, verbose=False) for k, v in per_set.items()})
+    assert runs[0].keys() == runs[1].keys() and "val/loss_ood" in runs[0]
+    for key, value in runs[0].items():
+        assert runs[1][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_val_batch_size_must_be_positive():
+    with pytest.raises(ValueError, match="^val_batch_size:"):
+        TrialDataModule(val_batch_size=0)
+
+
 def test_loading_a_checkpoint_of_another_net_is_refused_by_name():
     from numsym_pl.models import GRULM, LSTMLM
 
