@@ -35,6 +35,24 @@ def test_run_alignment_reports_iia_and_baselines(arch, site):
     assert torch.allclose(swap.weight @ swap.weight.T, torch.eye(net.site_width(site)), atol=1e-4)
 
 
+@pytest.mark.parametrize("arch, site", [("gru", "state"), ("rope", "resid.1")])
+def test_no_grad_passes_score_the_same_in_any_chunking(arch, site, monkeypatch):
+    """DAS's source states, clean caches, checks and scoring run in chunks of about EVAL_ROWS_CPU
+    rows on the CPU (the random-rotation baselines batched together share one); chunks of 7 rows
+    (uneven, one pair per swap) and of 1,000 (one chunk) give the same result to every digit."""
+    from numsym_pl.das import search
+
+    assert search.eval_batch("cpu") == search.EVAL_ROWS_CPU and search.eval_batch("cpu", swaps=5) == search.EVAL_ROWS_CPU // 5
+    assert search.eval_batch(torch.device("cuda")) == 1000
+    results = []
+    for rows in (1000, 7):
+        monkeypatch.setattr(search, "EVAL_ROWS_CPU", rows)
+        torch.manual_seed(0)
+        result, _ = run_alignment(SMALL_NETS[arch](), NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), TINY)
+        results.append({k: v for k, v in result.as_dict().items() if k != "seconds"})
+    assert results[0] == results[1]
+
+
 def test_alignment_rejects_unknown_variables():
     with pytest.raises(ValueError, match="^variables:"):
         Alignment("up_up", "count")

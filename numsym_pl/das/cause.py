@@ -18,13 +18,14 @@ from numsym_pl.das.iia import exact_rows, wilson_interval
 
 
 @torch.no_grad()
-def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: int = 1000,
+def cause_isolation(net, swap, site: str, sets, name: str = "test", batch_size: int | None = None,
                     precision: str = "32") -> tuple[dict, torch.Tensor]:
     """(``{cause, n_cause, cause_ci, isolation, n_isolation, isolation_ci}``, [N] bool: every scored
     target right, IIA's unit) of ``swap`` on ``sets.pairs[name]``, from one patched run of the pairs."""
-    from numsym_pl.das.search import _autocast, patched_logits  # late: search's score_swap calls this
+    from numsym_pl.das.search import _autocast, eval_batch, patched_logits  # late: search's score_swap calls this
 
     pairs, src, cache = sets.pairs[name], sets.src[name], sets.cache[name]
+    batch_size = batch_size or eval_batch(src.device)
     rows, exact = [], []
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]

@@ -91,13 +91,24 @@ def _autocast(device: torch.device, precision: str):
     raise ConfigError(f"precision: unsupported DAS precision {precision!r}")
 
 
+EVAL_ROWS_CPU = 256  # rows of one no-grad forward on the CPU (eval_batch)
+
+
+def eval_batch(device: torch.device | str, swaps: int = 1) -> int:
+    """Pairs per no-grad forward (source states, clean caches, scoring): on the CPU about
+    ``EVAL_ROWS_CPU`` rows in all, the ``swaps`` batched together included, since batches whose
+    states fit the caches run faster (``bench/das_eval_batch.py``); elsewhere 1,000 pairs as before.
+    What a pair scores does not depend on it."""
+    return max(1, EVAL_ROWS_CPU // swaps) if torch.device(device).type == "cpu" else 1000
+
+
 @torch.no_grad()
-def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000,
+def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int | None = None,
                   positions: int | str = 1) -> torch.Tensor:
     """The site's state of every source at its ``i_s``: [N, d]; with several ``positions``
     (``Alignment.positions``), at ``i_s - j`` for each offset ``j < P`` of ``pairs.window`` (or of
     ``with_window`` where the pairs carry none): [N, P, d], zero where offset j patches nothing."""
-    window = None
+    window, batch_size = None, batch_size or eval_batch(pairs.cf.device)
     if positions != 1:
         window = pairs.window if pairs.window is not None else with_window(pairs, positions).window
     out = []
@@ -115,8 +126,9 @@ def source_states(net: SequenceModel, pairs: PairBatch, site: str, batch_size: i
 
 
 @torch.no_grad()
-def clean_cache(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int = 1000) -> torch.Tensor | None:
+def clean_cache(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int | None = None) -> torch.Tensor | None:
     """What the net can reuse of the unpatched counterfactual run below each ``i_t`` (``patch_cache``)."""
+    batch_size = batch_size or eval_batch(pairs.cf.device)
     parts = [net.patch_cache(p.cf[:, :-1], site, p.target_pos) for p in (pairs[i: i + batch_size] for i in range(0, len(pairs), batch_size))]
     return None if any(c is None for c in parts) else torch.cat(parts)
 
@@ -152,17 +164,17 @@ def patched_logits_many(net: SequenceModel, swaps: Sequence[SubspaceSwap], site:
 
 
 @torch.no_grad()
-def pair_correct(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+def pair_correct(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int | None = None, precision: str = "32",
                  cache: torch.Tensor | None = None) -> torch.Tensor:
     """[N] bool: the pair's every scored counterfactual token is predicted exactly (IIA's unit)."""
     return pair_correct_many(net, [swap], site, pairs, src, batch_size, precision, cache)[0]
 
 
 @torch.no_grad()
-def pair_correct_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+def pair_correct_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, batch_size: int | None = None, precision: str = "32",
                       cache: torch.Tensor | None = None) -> torch.Tensor:
     """[S, N] bool: ``pair_correct`` of every swap, the swaps batched together."""
-    out = []
+    out, batch_size = [], batch_size or eval_batch(src.device, len(swaps))
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
         with _autocast(src.device, precision):
@@ -172,7 +184,7 @@ def pair_correct_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, bat
     return torch.cat(out, 1)
 
 
-def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int = 1000, precision: str = "32",
+def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int | None = None, precision: str = "32",
              cache: torch.Tensor | None = None) -> IIA:
     """IIA of ``swap`` on ``pairs``, grouped by the value the source carries."""
     metric = IIA(sync_on_compute=False).to(src.device)  # every rank scores the same pairs
