@@ -1,13 +1,13 @@
 """Validation: the logits a validation step reads (loss and scored positions: what
 ``NextTokenLM.validation_step`` asks the net for) against every logit (padding included, as before
-2026-12-02), and the validation batch size (``data.val_batch_size``: 128 since 2026-12-02, one batch
+2026-12-02), and the validation batch size (``data.val_batch_size``: 256 since 2026-12-02, one batch
 of 1,000 per set before), on the reference nets and the three validation sets of 1,000 trials each,
 alternated in one process; medians over rounds.
 
-    python bench/validation.py [--archs gru,lstm,rope] [--rounds 5] [--task multi] [--batch_sizes 1000,128]
+    python bench/validation.py [--archs gru,lstm,rope] [--rounds 5] [--task multi] [--batch_sizes 1000,256]
 
-Prints, per architecture, the seconds of one validation (three sets) each way, the trial accuracy
-each way (must be equal), and the ratios last: every logit / read positions (both at the first
+Prints, per architecture, the seconds of one validation (three sets) each way with what it measured
+(trials answered right and the token-mean loss: must be equal every way), and the ratios last: every logit / read positions (both at the first
 batch size), and the first batch size / each other one (read positions).
 """
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--archs", default="gru,lstm,rope")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--task", default="multi", choices=["multi", "single", "same"])
-    parser.add_argument("--batch_sizes", default="1000,128", help="the first is the baseline")
+    parser.add_argument("--batch_sizes", default="1000,256", help="the first is the baseline")
     args = parser.parse_args()
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     batches = {}

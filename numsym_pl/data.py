@@ -72,8 +72,9 @@ class TrialDataModule(pl.LightningDataModule):
         val_size: trials in each validation set (in-distribution, held-out, OOD).
         batch_size: training batch size.
         val_batch_size: batch size of the validation sets (the metrics do not depend on it). The
-            CPU runs these nets fastest on batches that fit its caches: 128 takes 1.5x less than
-            one batch of 1,000 per set (``bench/validation.py``); a GPU may prefer larger ones.
+            CPU runs these nets faster on batches that fit its caches: 256 takes 1.2-1.5x less than
+            one batch of 1,000 per set on the reference GRU and RoPE net and the same on the LSTM
+            (``bench/validation.py``, idle 2-core machine); a GPU may prefer larger ones.
         seed: seed of the data (the pool and the validation sets); independent of the model seed.
         num_workers: DataLoader workers (0 is fastest for these in-memory tensors).
     """
@@ -85,7 +86,7 @@ class TrialDataModule(pl.LightningDataModule):
         fresh_samples: bool = False,
         val_size: int = 1000,
         batch_size: int = 128,
-        val_batch_size: int = 128,
+        val_batch_size: int = 256,
         seed: int = 0,
         num_workers: int = 0,
     ):
