@@ -188,6 +188,26 @@ def test_against_sets_two_studies_side_by_side_with_seeds_spread_and_verdicts():
     assert "No cell group" in against_section(full, [_result("gru-same", 0, 0.3, task="same")], "full", "other")
 
 
+def test_a_seed_whose_net_did_not_learn_the_task_is_left_out_of_the_verdict_and_said_so():
+    """Four trained seeds align, a fifth never learned the task (its IIA near 0): the verdict reads the
+    four (agrees, not `not trained` from a mean accuracy dragged below 0.95); with no seed trained, all of
+    them and `not trained`."""
+    from numsym_pl.analysis.report import grid_table
+    from numsym_pl.analysis.summary import paper_verdict
+
+    cells = [_result("gru-multi", s, v) for s, v in enumerate([0.95, 0.96, 0.97, 0.98])] + [
+        _result("gru-multi", 4, 0.05, acc=0.07)]
+    v = paper_verdict(cells, "up_down.count/state")
+    assert v["seeds"] == (4, 5) and v["verdict"] == "agrees" and v["acc"] == 1.0
+    assert v["stat"][:2] == pytest.approx((0.965, 0.0129099), abs=1e-6) and v["interval"] == pytest.approx((0.93, 0.99))
+    row = [c.strip() for c in grid_table(cells).splitlines()[2].strip("|").split("|")]
+    assert row[2] == "5 (4 trained)" and row[4].endswith("`up_down.count/state`: agrees (4 of 5 seeds)")
+    assert "(4 of 5 seeds)" in against_section(cells, cells, "full", "other")
+    untrained = [_result("gru-multi", s, 0.9, acc=0.5) for s in range(2)]
+    v = paper_verdict(untrained, "up_down.count/state")
+    assert v["seeds"] == (2, 2) and v["verdict"] == "not trained"
+
+
 def test_the_dynamics_section_sets_the_baselines_correlations_beside_the_das_one(tmp_path):
     """r over training for DAS IIA and, as its controls, for the random-rotation and full-swap IIA
     of the same checks: a baseline that rises with accuracy as much makes r say little."""

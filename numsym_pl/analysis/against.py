@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from numsym_pl.analysis.summary import (alignment_of, fmt, fmt_interval, grouped, labels_in, markdown_table, mean_sd,
-                                        paper_verdict)
+                                        on_seeds, paper_verdict)
 
 
 def _figure(cells: list[dict], label: str) -> tuple[str, str, str]:
@@ -20,7 +20,8 @@ def _figure(cells: list[dict], label: str) -> tuple[str, str, str]:
     v = paper_verdict(cells, label)
     if v is None:
         return "–", "–", "–"
-    return fmt_interval(v["stat"], v["interval"]), "effective" if v["lead"] == "iia_effective" else "all", v["verdict"]
+    pairs = "effective" if v["lead"] == "iia_effective" else "all"
+    return fmt_interval(v["stat"], v["interval"]) + on_seeds(v), pairs, v["verdict"]
 
 
 def against_section(results: list[dict], other: list[dict], this_name: str, other_name: str) -> str:

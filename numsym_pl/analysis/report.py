@@ -17,7 +17,8 @@ from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
 from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, alignment_of, correlation, discriminates, dynamics_points,
                                         fmt, fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
-                                        markdown_table as _table, mean_sd, ok_cells, paper_verdict, run_correlation)
+                                        markdown_table as _table, mean_sd, ok_cells, paper_verdict, run_correlation,
+                                        on_seeds, trained_cells)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 
@@ -38,11 +39,14 @@ def grid_table(results) -> str:
     programs = list(dict.fromkeys(program[lab] for lab in labels))
     rows = []
     for (arch, task), cells in grouped(results).items():
-        row = [arch, task, len(cells), fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells))]
+        trained = len(trained_cells(cells))
+        row = [arch, task, len(cells) if trained in (0, len(cells)) else f"{len(cells)} ({trained} trained)",
+               fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells))]
         for prog in programs:
             found = [(lab, v) for lab in labels if program[lab] == prog and (v := paper_verdict(cells, lab))]
             lab, v = next(((lab, v) for lab, v in found if v["expected"]), found[0] if found else (None, None))
-            row.append("–" if v is None else f"{fmt_interval(v['stat'], v['interval'])}, `{lab}`: {v['verdict']}")
+            row.append("–" if v is None else f"{fmt_interval(v['stat'], v['interval'])}, `{lab}`: {v['verdict']}"
+                       + on_seeds(v))
         rows.append(row)
     return _table(["arch", "task", "seeds", "trial acc", *programs], rows)
 
@@ -72,16 +76,17 @@ def main_section(results, out_dir) -> str:
                                                                           "expected", "measured"))
             fields = ("iia_identity", "iia_full_swap", "iia_random")
             base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in fields]
-            untrained = [interval_of(cells, lab, f) for f in ("iia_identity", "iia_random")]
+            compared = trained_cells(cells) or cells  # the seeds the verdict reads
+            untrained = [interval_of(compared, lab, f) for f in ("iia_identity", "iia_random")]
             untrained = [b for b in untrained if b is not None]
-            all_pairs = interval_of(cells, lab)
+            all_pairs = interval_of(compared, lab)
             near_base = bool(untrained) and all_pairs[0] <= max(b[1] for b in untrained)
             if near_base and measured != "not discriminating":
                 measured += " (≈ baseline)"
-            points = [b[0] for b in (base[0], base[2]) if b[2]]
+            points = [b[0] for b in (mean_sd(iia_of(r, lab, f) for r in compared) for f in fields[::2]) if b[2]]
             shown_base = f"{max(points):.3f}" if points else "–"
-            cmp_rows.append([arch, task, f"{acc:.3f}", lab, lead.replace("iia_effective", "effective").replace("iia", "all"),
-                             fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
+            cmp_rows.append([arch, task, "{} of {}".format(*v["seeds"]), f"{acc:.3f}", lab,
+                             lead.replace("iia_effective", "effective").replace("iia", "all"), fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
             controls = [(alignment_of(r, lab) or {}).get("controls") or {} for r in cells]
             untrained_net = fmt(mean_sd((c.get("untrained") or {}).get("iia") for c in controls))
             if base[0][2]:
@@ -106,8 +111,9 @@ def main_section(results, out_dir) -> str:
             "discriminating test.") if any(lab.startswith("ctx_distr.") for lab in labels) else ""
     glance = ("### The grid at a glance\n\nOne row per architecture and task, the seeds' mean ± sd [95 % interval] "
               "of the leading IIA figure (effective pairs where measured) and its verdict against the paper, for "
-              "each program the alignment the paper makes a claim about (the first such; else the program's first); "
-              "every alignment is in the table below.")
+              "each program the alignment the paper makes a claim about (the first such; else the program's first), "
+              f"over the seeds whose net learned the task (trial accuracy >= {TRAINED}; `(k of n seeds)` where some did "
+              "not); every alignment, over all seeds, is in the table below.")
     return "\n\n".join(part for part in [
         head, glance, grid_table(results), "### Every alignment", main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
@@ -115,12 +121,14 @@ def main_section(results, out_dir) -> str:
         f"where measured): `high` when all of it is >= {ALIGNS}, `low` when all of it is < {FAILS}, `partial` when "
         f"all of it lies between, `uncertain` when it straddles a threshold (the paper's claim is then `undecided`). "
         f"`≈ baseline` marks an IIA (all pairs) whose interval reaches the interval of the best untrained baseline "
-        f"(raw neurons or a random rotation; its IIA shown). The paper's claims are about trained nets: cells "
-        f"with trial accuracy below {TRAINED} are `not trained` and not compared. Of the compared cells the paper "
+        f"(raw neurons or a random rotation; its IIA shown). The paper's claims are about trained nets: a seed "
+        f"with trial accuracy below {TRAINED} is not compared (`seeds`: compared of all; the figure, its interval "
+        f"and the trial accuracy are over the compared seeds), and a group with no trained seed is `not trained`. "
+        f"Of the compared cells the paper "
         f"makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, {counts['undecided']} are "
         f"undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not discriminating "
         f"({counts['not trained']} not trained).",
-        _table(["arch", "task", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
+        _table(["arch", "task", "seeds", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
                 "measured", "paper", "verdict"], cmp_rows), weak,
         "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "
         "swap) and untrained random rotations (the mean over `random_seeds` subspaces), beside the IIA on all pairs; "

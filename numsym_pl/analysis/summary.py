@@ -73,13 +73,24 @@ def discriminates(cells: list[dict], label: str) -> bool | None:
     return None if floor[2] == 0 or interval is None else floor[0] < interval[0]
 
 
+def trained_cells(cells: list[dict]) -> list[dict]:
+    """The cells whose net learned the task (trial accuracy >= TRAINED): what the paper's claims are about."""
+    return [r for r in cells if (r["fit"].get("val/acc_trial") or 0) >= TRAINED]
+
+
 def paper_verdict(cells: list[dict], label: str) -> dict | None:
-    """One alignment over a group of cells (an architecture and task) against the paper: the leading
-    figure (``lead``: IIA on effective pairs where measured) as mean ± sd over seeds (``stat``) and
-    its 95 % ``interval``, the mean trial accuracy, the level ``measured`` (``not discriminating``
-    when the floor reaches into the interval and the level is not low), what the paper ``expected``
-    and the ``verdict`` (agrees, partly, undecided, disagrees, not trained, not discriminating, no
-    claim). None where no cell measured it."""
+    """One alignment over a group of cells (an architecture and task) against the paper, read on
+    its trained seeds (``seeds``: (compared, of all); a seed whose net did not learn the task says
+    nothing about the paper's claims; with none trained, all seeds and the verdict ``not trained``):
+    the leading figure (``lead``: IIA on effective pairs where measured) as mean ± sd over those
+    seeds (``stat``) and its 95 % ``interval``, their mean trial accuracy, the level ``measured``
+    (``not discriminating`` when the floor reaches into the interval and the level is not low), what
+    the paper ``expected`` and the ``verdict`` (agrees, partly, undecided, disagrees, not trained,
+    not discriminating, no claim). None where no cell measured it."""
+    measured_in = [r for r in cells if alignment_of(r, label)]
+    compared = trained_cells(measured_in) or measured_in
+    seeds = (len(compared), len(measured_in))
+    cells = compared
     lead = lead_field(cells, label)
     stat, interval = mean_sd(iia_of(r, label, lead) for r in cells), interval_of(cells, label, lead)
     first = next((r for r in cells if alignment_of(r, label)), None)
@@ -93,7 +104,13 @@ def paper_verdict(cells: list[dict], label: str) -> dict | None:
     final = ("no claim" if expected is None else measured if measured == "not discriminating"
              else agreement(expected, interval, acc))
     return {"lead": lead, "stat": stat, "interval": interval, "acc": acc, "expected": expected,
-            "measured": measured, "verdict": final}
+            "measured": measured, "verdict": final, "seeds": seeds}
+
+
+def on_seeds(verdict: dict) -> str:
+    """`` (k of n seeds)`` where a ``paper_verdict`` read only the k trained seeds of n."""
+    k, n = verdict["seeds"]
+    return f" ({k} of {n} seeds)" if k < n else ""
 
 
 def interval_of(cells: list[dict], label: str, field: str = "iia") -> tuple[float, float] | None:
