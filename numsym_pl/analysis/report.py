@@ -85,8 +85,9 @@ def main_section(results, out_dir) -> str:
                 measured += " (≈ baseline)"
             points = [b[0] for b in (mean_sd(iia_of(r, lab, f) for r in compared) for f in fields[::2]) if b[2]]
             shown_base = f"{max(points):.3f}" if points else "–"
-            cmp_rows.append([arch, task, "{} of {}".format(*v["seeds"]), f"{acc:.3f}", lab,
-                             lead.replace("iia_effective", "effective").replace("iia", "all"), fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
+            figure = lead.replace("iia_effective", "effective").replace("iia", "all")
+            cmp_rows.append([arch, task, "{} of {}".format(*v["seeds"]), f"{acc:.3f}", lab, figure,
+                             fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
             controls = [(alignment_of(r, lab) or {}).get("controls") or {} for r in cells]
             untrained_net = fmt(mean_sd((c.get("untrained") or {}).get("iia") for c in controls))
             if base[0][2]:
@@ -124,9 +125,8 @@ def main_section(results, out_dir) -> str:
         f"(raw neurons or a random rotation; its IIA shown). The paper's claims are about trained nets: a seed "
         f"with trial accuracy below {TRAINED} is not compared (`seeds`: compared of all; the figure, its interval "
         f"and the trial accuracy are over the compared seeds), and a group with no trained seed is `not trained`. "
-        f"Of the compared cells the paper "
-        f"makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, {counts['undecided']} are "
-        f"undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not discriminating "
+        f"Of the compared cells the paper makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, "
+        f"{counts['undecided']} are undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not discriminating "
         f"({counts['not trained']} not trained).",
         _table(["arch", "task", "seeds", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
                 "measured", "paper", "verdict"], cmp_rows), weak,
