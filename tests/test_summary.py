@@ -14,8 +14,8 @@ def _cell(arch_family, variant, family="numeric_equivalence"):
             "task_config": {"class_path": "numsym_pl.tasks.NumericEquivalence", "init_args": {"variant": variant}}}
 
 
-def _alignment(program, variables=(), intervention="das"):
-    return {"alignment": {"program": program, "variables": list(variables), "intervention": intervention}}
+def _alignment(program, variables=(), intervention="das", **where):
+    return {"alignment": {"program": program, "variables": list(variables), "intervention": intervention, **where}}
 
 
 @pytest.mark.parametrize("cell, alignment, expected", [
@@ -26,6 +26,10 @@ def _alignment(program, variables=(), intervention="das"):
     (_cell("transformer", "multi"), _alignment("ctx_distr", ["balance"], "attention_hiding"), "high"),
     (_cell("transformer", "same"), _alignment("ctx_distr", ["balance"], "attention_hiding"), "low"),
     (_cell("recurrent", "multi"), _alignment("ctx_distr", ["balance"]), None),
+    # the paper hid tokens in every block and substituted inside the net: no claim about one block, or the input
+    (_cell("transformer", "multi"), _alignment("ctx_distr", [], "attention_hiding", layers=[0]), None),
+    (_cell("transformer", "multi"), _alignment("ctx_distr", [], "context_substitution", site="resid.0"), None),
+    (_cell("transformer", "multi"), _alignment("ctx_distr", [], "context_substitution", site="resid.1"), "high"),
     (_cell("other", "multi"), _alignment("up_down", ["count"]), None),  # an architecture the paper did not study
     (_cell("recurrent", "multi", "CountPlusOne"), _alignment("up_down", ["count"]), None),  # another task family
     ({"arch": "gru", "task": "multi"}, _alignment("up_down", ["count"]), None),  # names alone say nothing

@@ -35,6 +35,9 @@ def paper_expectation(cell: dict, alignment: dict) -> str | None:
         return None
     if program == "ctx_distr" and intervention == "das":
         return None  # Ctx-Distr by a single-position DAS swap: a weak test the paper did not run
+    input_level = intervention == "context_substitution" and identity.get("site") == "resid.0"
+    if identity.get("layers") is not None or input_level:
+        return None  # hiding in some blocks only locates the counting block; substituting resid.0 changes the input
     if variant == "same":
         return "low"  # no program aligns on Same-Object (Ctx-Distr's context interventions included)
     if intervention != "das":
