@@ -76,15 +76,13 @@ def main_section(results, out_dir) -> str:
                                                                           "expected", "measured"))
             fields = ("iia_identity", "iia_full_swap", "iia_random")
             base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in fields]
-            compared = trained_cells(cells) or cells  # the seeds the verdict reads
-            untrained = [interval_of(compared, lab, f) for f in ("iia_identity", "iia_random")]
-            untrained = [b for b in untrained if b is not None]
-            all_pairs = interval_of(compared, lab)
-            near_base = bool(untrained) and all_pairs[0] <= max(b[1] for b in untrained)
+            compared, untrained_fields = v["cells"], ("iia_identity", "iia_random")  # the seeds the verdict read
+            untrained = [b for f in untrained_fields if (b := interval_of(compared, lab, f)) is not None]
+            near_base = bool(untrained) and interval_of(compared, lab)[0] <= max(b[1] for b in untrained)
             if near_base and measured != "not discriminating":
                 measured += " (≈ baseline)"
-            points = [b[0] for b in (mean_sd(iia_of(r, lab, f) for r in compared) for f in fields[::2]) if b[2]]
-            shown_base = f"{max(points):.3f}" if points else "–"
+            points = [m for f in untrained_fields if (m := mean_sd(iia_of(r, lab, f) for r in compared))[2]]
+            shown_base = f"{max(p[0] for p in points):.3f}" if points else "–"
             figure = lead.replace("iia_effective", "effective").replace("iia", "all")
             cmp_rows.append([arch, task, "{} of {}".format(*v["seeds"]), f"{acc:.3f}", lab, figure,
                              fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
@@ -126,8 +124,8 @@ def main_section(results, out_dir) -> str:
         f"with trial accuracy below {TRAINED} is not compared (`seeds`: compared of all; the figure, its interval "
         f"and the trial accuracy are over the compared seeds), and a group with no trained seed is `not trained`. "
         f"Of the compared cells the paper makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, "
-        f"{counts['undecided']} are undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not discriminating "
-        f"({counts['not trained']} not trained).",
+        f"{counts['undecided']} are undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not "
+        f"discriminating ({counts['not trained']} not trained).",
         _table(["arch", "task", "seeds", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
                 "measured", "paper", "verdict"], cmp_rows), weak,
         "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "

@@ -83,7 +83,7 @@ def trained_cells(cells: list[dict]) -> list[dict]:
 
 def paper_verdict(cells: list[dict], label: str) -> dict | None:
     """One alignment over a group of cells (an architecture and task) against the paper, read on
-    its trained seeds (``seeds``: (compared, of all); a seed whose net did not learn the task says
+    its trained seeds (``cells``, the ones it read; ``seeds``: (compared, of all); a seed whose net did not learn the task says
     nothing about the paper's claims; with none trained, all seeds and the verdict ``not trained``):
     the leading figure (``lead``: IIA on effective pairs where measured) as mean ± sd over those
     seeds (``stat``) and its 95 % ``interval``, their mean trial accuracy, the level ``measured``
@@ -91,23 +91,22 @@ def paper_verdict(cells: list[dict], label: str) -> dict | None:
     the paper ``expected`` and the ``verdict`` (agrees, partly, undecided, disagrees, not trained,
     not discriminating, no claim). None where no cell measured it."""
     measured_in = [r for r in cells if alignment_of(r, label)]
-    compared = trained_cells(measured_in) or measured_in
-    seeds = (len(compared), len(measured_in))
-    cells = compared
+    cells = trained_cells(measured_in) or measured_in
+    if not cells:
+        return None
     lead = lead_field(cells, label)
     stat, interval = mean_sd(iia_of(r, label, lead) for r in cells), interval_of(cells, label, lead)
-    first = next((r for r in cells if alignment_of(r, label)), None)
-    if first is None or stat[2] == 0 or interval is None:
+    if stat[2] == 0 or interval is None:
         return None
     acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
-    expected = paper_expectation(first, alignment_of(first, label))
+    expected = paper_expectation(cells[0], alignment_of(cells[0], label))
     measured = verdict(interval)
     if discriminates(cells, label) is False and measured != "low":
         measured = "not discriminating"
     final = ("no claim" if expected is None else measured if measured == "not discriminating"
              else agreement(expected, interval, acc))
     return {"lead": lead, "stat": stat, "interval": interval, "acc": acc, "expected": expected,
-            "measured": measured, "verdict": final, "seeds": seeds}
+            "measured": measured, "verdict": final, "cells": cells, "seeds": (len(cells), len(measured_in))}
 
 
 def on_seeds(verdict: dict) -> str:
