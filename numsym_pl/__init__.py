@@ -1,11 +1,9 @@
 """numsym_pl: do sequence models trained by next-token prediction grow symbol-like number variables?"""
 
-import os
-
 __version__ = "0.1.0"
 
-# The recurrent scan's small per-step matmuls run on one thread (models/scan.py); the other threads
-# must sleep meanwhile, not spin, or they slow it down. Set before torch starts its OpenMP runtime,
-# which is why it lives here: every entry point (the CLI, study cells, benches) imports numsym_pl
-# first. A policy the caller exported is kept; it changes speed, never the numbers.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numsym_pl sets no OpenMP wait policy: the runtime's default (threads spin briefly, then sleep) is
+# the fast one here. Until 2026-12-06 it set OMP_WAIT_POLICY=PASSIVE, which made every small
+# multi-threaded op outside the recurrent scan (DAS's rotation, the decoder) wait ~100 us for a
+# sleeping thread to wake: the reference GRU fit took 1.4x as long (bench/omp_policy.py). The scan
+# picks its threads by size alone (models/scan.py), so the policy changes speed, never numbers.

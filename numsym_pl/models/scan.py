@@ -21,11 +21,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-#: a step's matmul below this many FLOPs runs on one CPU thread, whatever the OpenMP wait policy,
-#: so that one command computes the same numbers wherever it runs (numsym_pl sets
-#: OMP_WAIT_POLICY=passive, the policy this is fast under, unless the caller chose one). Measured
-#: on 2 cores: a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us on two
-#: sleeping threads (61 us on two spinning ones, the OpenMP default); two win from ~50 MFLOP
+#: a step's matmul below this many FLOPs runs on one CPU thread, a choice made from the sizes alone,
+#: so that one command computes the same numbers whatever OpenMP wait policy the caller exported.
+#: Measured on 2 cores: a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us
+#: on two sleeping threads (OMP_WAIT_POLICY=passive; 61 us on two spinning ones); two win from
+#: ~50 MFLOP
 ONE_THREAD_BELOW_FLOPS = 3e7
 
 
