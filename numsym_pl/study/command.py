@@ -28,7 +28,7 @@ from numsym_pl.das.results import flat_record
 from numsym_pl.errors import ConfigError, NumSymError
 from numsym_pl.jsonfile import as_json, read_json, write_json
 from numsym_pl.study.dashboard import log_cell
-from numsym_pl.study.executors import executor_for, threads_per_cell
+from numsym_pl.study.executors import executor_for, stop_on_signals, threads_per_cell
 from numsym_pl.study.spec import Study
 
 CSV_COLUMNS = ("cell", "arch", "task", "seed", "size", "acc_trial", "acc_trial_heldout", "acc_trial_ood", "trained_epoch",
@@ -152,15 +152,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     write_json(study.out_dir / "study.json", study.settings)
     run = executor_for(study.executor, study.max_parallel, study.out_dir / "submitit", study.executor_args)
     results = {}
-    with tqdm(total=len(cells), desc=f"study {study.name}", unit="cell") as bar:
-        for result in run(cells):
-            results[result["cell"]] = result
-            if study.wandb is not None:
-                log_cell(result, study.out_dir / "cells" / result["cell"], study.name, study.wandb)
-            status = "FAILED" if "error" in result else "ok"
-            bar.write(f"  {result['cell']}: {status}" + (f" ({result['error'].splitlines()[0]})" if "error" in result else ""))
-            bar.update(1)
-            write_results(study.out_dir, [results[c.id] for c in cells if c.id in results])  # partial tables as we go
+    try:
+        with stop_on_signals(), tqdm(total=len(cells), desc=f"study {study.name}", unit="cell") as bar:
+            for result in run(cells):
+                results[result["cell"]] = result
+                if study.wandb is not None:
+                    log_cell(result, study.out_dir / "cells" / result["cell"], study.name, study.wandb)
+                status = "FAILED" if "error" in result else "ok"
+                bar.write(f"  {result['cell']}: {status}" + (f" ({result['error'].splitlines()[0]})" if "error" in result else ""))
+                bar.update(1)
+                write_results(study.out_dir, [results[c.id] for c in cells if c.id in results])  # partial tables as we go
+    except KeyboardInterrupt as stop:
+        print(f"study {study.name}: stopped ({stop or 'interrupt'}) with {len(results)} of {len(cells)} cells finished in "
+              "this run; its workers and fits are ended; run the same command again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
     failed = [r for r in results.values() if "error" in r]
     print(f"wrote {study.out_dir / 'results.csv'} and results.json; next: numsym_pl report {study.out_dir}")
     if failed:

@@ -8,8 +8,12 @@ SLURM on a cluster, or submitit's own local executor).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
+import threading
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -29,14 +33,71 @@ def safe_run_cell(cell: Cell) -> dict:
 
 
 def local(cells: list[Cell], max_parallel: int) -> Iterator[dict]:
-    """Cells in ``max_parallel`` spawned processes; results as they finish."""
-    if max_parallel == 1:
+    """Cells in ``max_parallel`` spawned processes; results as they finish. Each worker leads a
+    process group of its own, which its fit subprocesses join, so that a study that is stopped
+    (Ctrl-C, or SIGTERM / SIGHUP under ``stop_on_signals``) takes its workers and their fits down
+    with it instead of leaving them running as orphans."""
+    if max_parallel == 1:  # in this process; a fit's subprocess is killed with it (subprocess.run)
         yield from map(safe_run_cell, cells)
         return
-    with ProcessPoolExecutor(max_parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_parallel, mp_context=multiprocessing.get_context("spawn"), initializer=os.setpgrp)
+    try:
         futures = [pool.submit(safe_run_cell, c) for c in cells]
         for future in as_completed(futures):
             yield future.result()
+    except BaseException:  # interrupted, or the consumer stopped early (GeneratorExit)
+        stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stop_workers(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
+    """End every worker of ``pool`` and what it started: SIGTERM to each worker's process group
+    (a Lightning fit stops at its next batch), then SIGKILL to whatever is left after ``grace``
+    seconds."""
+    workers = list(getattr(pool, "_processes", {}).values())  # pid -> Process, the executor's own table
+    pool.shutdown(wait=False, cancel_futures=True)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(w.pid, sig)
+        deadline = time.monotonic() + grace
+        while any(_group_alive(w) for w in workers):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
+
+
+def _group_alive(worker) -> bool:
+    worker.join(0)  # reaps the worker once it has exited, so that its group can empty
+    try:
+        os.killpg(worker.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within it, SIGTERM and SIGHUP stop a study as Ctrl-C does (a KeyboardInterrupt in the main
+    thread), so that ``local`` ends its workers and their fits. Outside the main thread, where
+    Python cannot set signal handlers, it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    before = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def submitit_jobs(cells: list[Cell], folder: Path, executor_args: dict) -> Iterator[dict]:
