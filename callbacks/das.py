@@ -11,7 +11,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from numsym_pl.analysis.figures import learning_dynamics
 from numsym_pl.das.alignment import Alignment, check_distinct
-from numsym_pl.das.run import check_alignment, run_alignment
+from numsym_pl.das.background import BackgroundFits, fit_alignments, in_one_thread
+from numsym_pl.das.run import check_alignment
 from numsym_pl.das.search import SearchSettings
 from numsym_pl.errors import ConfigError
 from numsym_pl.seeding import derive
@@ -44,11 +45,18 @@ class DASCallback(pl.Callback):
             starting point, and the IIA a trained net must beat).
         figure: write ``figures/learning_dynamics.png`` into the run directory at the end of fit
             (and log it to wandb with a table of the values when wandb is the logger).
+        background: on a CPU, fit in a worker process (one thread) beside training
+            (``numsym_pl.das.background``): epoch E's alignments are fitted on a snapshot of the net
+            of epoch E while the next epochs train, and logged at epoch E's global step once back.
+            Every fit is done before a checkpoint is written (so it holds the whole history) and
+            before fit ends; the one at the end of fit runs here, also on one thread, beside the
+            worker. A fit on one thread can differ from one on several in the last float digits
+            (rarely in an IIA). On a GPU the callback fits in this process, as without it.
     """
 
     def __init__(self, alignments: list[Alignment] | None = None, every_n_epochs: int = 10,
                  settings: SearchSettings | None = None, warm_start: bool = False, at_fit_end: bool = True,
-                 at_fit_start: bool = False, figure: bool = True):
+                 at_fit_start: bool = False, figure: bool = True, background: bool = False):
         if every_n_epochs < 1:
             raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
         self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
@@ -59,9 +67,12 @@ class DASCallback(pl.Callback):
         self.accuracy: list[dict] = []  # one row per validation
         self.rotations: dict[str, dict] = {}
         self._last_epoch: int | None = None
+        self._worker = BackgroundFits() if background else None
+        self._trainer = None
 
     # ---- hooks ----------------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer  # state_dict, which Lightning calls without it, logs the fits it waits for
         # sites filled in from the net, then refused if two would share a metric key
         self.alignments = check_distinct([a.for_net(pl_module.net) for a in self.alignments])
         for a in self.alignments:  # fail now, not after N epochs of training
@@ -80,17 +91,34 @@ class DASCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._last_epoch = trainer.current_epoch
+        self._collect(trainer)
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.run(trainer, pl_module)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         last = self._last_epoch  # trainer.current_epoch has already moved past the last epoch here
-        if self.at_fit_end and last is not None and not any(r["epoch"] == last for r in self.history):
-            self.run(trainer, pl_module, epoch=last)
+        asked = {r["epoch"] for r in self.history} | ({tag[0] for tag in self._worker.asked} if self._worker else set())
+        if self.at_fit_end and last is not None and last not in asked:
+            if self._in_background(pl_module):  # nothing else to overlap now: here, beside the worker's last fit
+                with in_one_thread():
+                    fitted = self._fit_here(trainer, pl_module, last)
+                self._collect(trainer, wait=True)
+                self._record(trainer, last, trainer.global_step, *fitted)
+            else:
+                self.run(trainer, pl_module, epoch=last)
+        self._collect(trainer, wait=True)
         if self.figure and self.history:
             run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank asks
             if trainer.is_global_zero:
                 self.write_figure(trainer, run_dir)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if self._worker is not None:
+            self._worker.close(cancel=True)
 
     # ---- work -----------------------------------------------------------------------------------
     def _task(self, trainer) -> TaskFamily:
@@ -108,35 +136,61 @@ class DASCallback(pl.Callback):
             s.precision = str(trainer.precision)  # the net runs under the trainer's autocast; the rotation stays fp32
         return s
 
-    def run(self, trainer, pl_module, epoch: int | None = None) -> list[dict]:
-        """Fit every alignment now and log the results."""
-        epoch = trainer.current_epoch if epoch is None else epoch
-        self.history = [r for r in self.history if r["epoch"] != epoch]  # re-run of an epoch replaces it
-        task, settings, rows = self._task(trainer), self._settings(trainer, epoch), []
+    def _in_background(self, pl_module) -> bool:
+        return self._worker is not None and pl_module.device.type == "cpu"
+
+    def _inits(self) -> dict[str, dict]:
+        return {a.key: self.rotations[a.key] for a in self.alignments if self.warm_start and a.key in self.rotations}
+
+    def _fit_here(self, trainer, pl_module, epoch: int) -> tuple[list, set[str]]:
+        """(each alignment's result and learned state, the keys of those warm-started), fitted here."""
+        task, settings, inits = self._task(trainer), self._settings(trainer, epoch), self._inits()
         cuda = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda), torch.inference_mode(False), torch.enable_grad():
-            for a in self.alignments:
-                init = self.rotations.get(a.key) if self.warm_start else None
-                result, swap = run_alignment(pl_module.net, task, a, settings, init_rotation=init)
-                if swap is not None and epoch >= 0:  # the untrained control does not warm-start training's fits
-                    self.rotations[a.key] = {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}
-                row = {"epoch": epoch, "step": trainer.global_step, "key": a.key, "alignment": a.identity, "iia": result.iia,
-                       **{b: getattr(result, b) for b in BASELINES}, "iia_effective": result.iia_effective,
-                       "iia_none": result.iia_none, "steps": result.steps,
-                       **dict(zip(("iia_lo", "iia_hi"), result.intervals()["iia"] or (None, None))),
-                       "seconds": result.seconds, "warm_start": init is not None}
-                rows.append(row)
-                full = "-" if result.iia_full_swap is None else f"{result.iia_full_swap:.3f}"
-                rank_zero_info(f"[DAS] epoch {epoch} {a.key}: IIA {result.iia:.3f} (full swap {full}, "
-                               f"{result.steps} steps, {result.seconds:.1f}s)")
-        self.history.extend(rows)
+            return fit_alignments(pl_module.net, task, self.alignments, settings, inits), set(inits)
+
+    def run(self, trainer, pl_module, epoch: int | None = None) -> list[dict]:
+        """Fit every alignment now and log the results (in the background: ask the worker, and
+        return the rows of nothing yet)."""
+        epoch = trainer.current_epoch if epoch is None else epoch
+        if not self._in_background(pl_module):
+            return self._record(trainer, epoch, trainer.global_step, *self._fit_here(trainer, pl_module, epoch))
+        if self.warm_start:  # the previous rotation is where this fit starts
+            self._collect(trainer, wait=True)
+        inits = self._inits()
+        self._worker.submit((epoch, trainer.global_step, set(inits)), pl_module.net, self._task(trainer), self.alignments,
+                            self._settings(trainer, epoch), inits)
+        return []
+
+    def _collect(self, trainer, wait: bool = False) -> None:
+        """Log what the worker has finished (with ``wait``, everything it was asked for)."""
+        if self._worker is not None:
+            for (epoch, step, warm), fitted in self._worker.done(wait):
+                self._record(trainer, epoch, step, fitted, warm)
+
+    def _record(self, trainer, epoch: int, step: int, fitted: list, warm: set[str]) -> list[dict]:
+        """Keep and log the fits of ``epoch`` (at global step ``step``; ``warm``: the keys warm-started)."""
+        rows = []
+        for a, (result, state) in zip(self.alignments, fitted):
+            if state is not None and epoch >= 0:  # the untrained control does not warm-start training's fits
+                self.rotations[a.key] = state
+            row = {"epoch": epoch, "step": step, "key": a.key, "alignment": a.identity, "iia": result.iia,
+                   **{b: getattr(result, b) for b in BASELINES}, "iia_effective": result.iia_effective,
+                   "iia_none": result.iia_none, "steps": result.steps,
+                   **dict(zip(("iia_lo", "iia_hi"), result.intervals()["iia"] or (None, None))),
+                   "seconds": result.seconds, "warm_start": a.key in warm}
+            rows.append(row)
+            full = "-" if result.iia_full_swap is None else f"{result.iia_full_swap:.3f}"
+            rank_zero_info(f"[DAS] epoch {epoch} {a.key}: IIA {result.iia:.3f} (full swap {full}, "
+                           f"{result.steps} steps, {result.seconds:.1f}s)")
+        self.history = sorted([r for r in self.history if r["epoch"] != epoch] + rows, key=lambda r: r["epoch"])
         metrics = {"epoch": float(epoch)}
         for r in rows:
             for name in ("iia", "iia_lo", "iia_hi", *BASELINES, "iia_effective", "iia_none", "steps", "seconds"):
                 if r[name] is not None:
                     metrics[f"das/{r['key']}/{name}"] = float(r[name])
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+            logger.log_metrics(metrics, step=step)
         return rows
 
     def write_figure(self, trainer, run_dir: Path) -> Path:
@@ -150,6 +204,8 @@ class DASCallback(pl.Callback):
 
     # ---- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        if self._trainer is not None:  # a checkpoint holds every fit asked for before it
+            self._collect(self._trainer, wait=True)
         return {"history": self.history, "accuracy": self.accuracy, "rotations": self.rotations}
 
     def load_state_dict(self, state: dict) -> None:

@@ -38,8 +38,9 @@ def _col(rows, key):
     return [(r["epoch"], float(r[key])) for r in rows if r.get(key)]
 
 
-def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path):
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=2, settings=SETTINGS)
+@pytest.mark.parametrize("background", [False, True])
+def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path, background):
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=2, settings=SETTINGS, background=background)
     trainer, rows = _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
     iia = _col(rows, "das/up_down.count/state/iia")
     assert [e for e, _ in iia] == ["1.0", "3.0", "4.0"]  # epochs 1, 3 and the end of fit
@@ -60,19 +61,22 @@ def test_the_untrained_control_comes_first_at_step_0_and_once(tmp_path):
     assert not cb.history[1]["warm_start"]  # training's fits do not start from the untrained net's rotation
 
 
-def test_training_is_identical_with_and_without_the_callback(tmp_path):
+@pytest.mark.parametrize("background", [False, True])
+def test_training_is_identical_with_and_without_the_callback(tmp_path, background):
     """Dropout makes training draw from the global RNG, so DAS touching it would show."""
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, at_fit_start=True)
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, at_fit_start=True,
+                     background=background)
     _, with_das = _fit(tmp_path / "a", [cb], enable_checkpointing=False, dropout=0.3)
     _, without = _fit(tmp_path / "b", [], enable_checkpointing=False, dropout=0.3)
     for key in ("train/loss_step", "val/acc_trial", "val/loss", "val/acc_token"):
         assert _col(with_das, key) == _col(without, key) and _col(without, key)
 
 
-def test_resume_continues_the_history_without_duplicates_or_gaps(tmp_path):
+@pytest.mark.parametrize("background", [False, True])
+def test_resume_continues_the_history_without_duplicates_or_gaps(tmp_path, background):
     def make():
         return [DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS,
-                            warm_start=True),
+                            warm_start=True, background=background),
                 pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1, save_top_k=-1,
                                              filename="e{epoch}", auto_insert_metric_name=False)]
 
@@ -80,7 +84,8 @@ def test_resume_continues_the_history_without_duplicates_or_gaps(tmp_path):
     _fit(tmp_path / "first", first, max_epochs=2)
     ckpt = tmp_path / "ckpt" / "e1.ckpt"  # written after epoch 1's DAS ran
     state = torch.load(ckpt, weights_only=True)["callbacks"]
-    assert any("DASCallback" in k for k in state)
+    (das_state,) = [v for k, v in state.items() if "DASCallback" in k]
+    assert [r["epoch"] for r in das_state["history"]] == [0, 1]  # in the background too: it waits for the fit
     second = make()
     _fit(tmp_path / "second", second, max_epochs=4, ckpt_path=str(ckpt))
     assert [r["epoch"] for r in second[0].history] == [0, 1, 2, 3]
@@ -124,7 +129,7 @@ def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
     assert "figures/learning_dynamics" in summary and "das/history" in summary
 
 
-def _cli_fit(tmp_path, *extra):
+def _cli_fit(tmp_path, *extra, background=False):
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "das.yaml"
     cfg.write_text("""
@@ -137,13 +142,14 @@ trainer:
     - class_path: callbacks.das.DASCallback
       init_args:
         every_n_epochs: 1
+        background: BACKGROUND
         alignments: [{program: up_down, variables: [count], site: state, subspace: 4}]
         settings: {n_train: 128, n_val: 64, n_test: 64, max_steps: 4, batch_size: 32, eval_every: 2, progress: false}
 model:
   lr: 0.0
   net: {class_path: numsym_pl.models.GRULM, init_args: {hidden_size: 16}}
 data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9]}}, train_size: 128, val_size: 32, batch_size: 32}
-""")
+""".replace("BACKGROUND", str(background).lower()))
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
     res = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=400)
@@ -154,9 +160,10 @@ data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {varian
 
 def test_ddp_two_cpu_processes_log_the_single_process_iia(tmp_path):
     """lr = 0 keeps the weights equal in both runs, so the logged IIA must match exactly; the DDP
-    run takes part in every collective of training and finishes (a hang hits the timeout)."""
+    run takes part in every collective of training and finishes (a hang hits the timeout), each of
+    its ranks fitting in a background worker of its own (one thread, as the single run here)."""
     single = _cli_fit(tmp_path / "single")
-    ddp = _cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2")
+    ddp = _cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2", background=True)
     assert single and ddp == single
 
 

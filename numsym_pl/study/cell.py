@@ -83,7 +83,9 @@ def read_metrics(metrics_csv: Path) -> tuple[dict, dict]:
                     key = k[len("das/"): -len("/iia")]
                     base = {b: values.get(f"das/{key}/{b}") for b in ("iia_identity", "iia_full_swap", "iia_random")}
                     das.append({"epoch": epoch, "key": key, "iia": v, **base})
-    return last, {"accuracy": sorted(accuracy.values(), key=lambda r: r["epoch"]), "das": das}
+    # a background DAS fit's row is written when it is back, after rows of later epochs
+    return last, {"accuracy": sorted(accuracy.values(), key=lambda r: r["epoch"]),
+                  "das": sorted(das, key=lambda r: (r["epoch"], r["key"]))}
 
 
 def run_cell(cell: Cell) -> dict:

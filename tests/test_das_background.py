@@ -1,0 +1,69 @@
+"""DASCallback(background=True): the fits run in a worker process beside training and log what the
+same fits give in this process on one thread."""
+
+import pytest
+import torch
+
+from callbacks.das import DASCallback
+from numsym_pl.das import Alignment
+from numsym_pl.das.background import BackgroundFits, fit_alignments, in_one_thread
+from numsym_pl.models import GRULM
+from numsym_pl.tasks import VOCAB
+from tests.test_das_callback import DATA, SETTINGS, _fit
+
+NUMBERS = ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_effective", "iia_none", "steps", "iia_lo", "iia_hi")
+
+
+def _das_columns(rows):
+    """Every logged DAS number but the seconds, with the epoch and step it was logged at."""
+    return sorted((r["epoch"], r["step"], k, r[k]) for r in rows for k in r if k.startswith("das/") and r[k]
+                  and not k.endswith("/seconds"))
+
+
+def test_background_fits_log_what_fits_here_on_one_thread_log(tmp_path):
+    def make(background):
+        return DASCallback([Alignment("up_down", "count", "state", 4), Alignment("up_up", "demo_count", "state", 2)],
+                           every_n_epochs=1, settings=SETTINGS, at_fit_start=True, background=background)
+
+    here = make(False)
+    with in_one_thread():
+        _, rows_here = _fit(tmp_path / "here", [here], max_epochs=3, enable_checkpointing=False)
+    away = make(True)
+    _, rows_away = _fit(tmp_path / "away", [away], max_epochs=3, enable_checkpointing=False)
+    assert [(r["epoch"], r["key"]) for r in away.history] == [(r["epoch"], r["key"]) for r in here.history]
+    assert [r["epoch"] for r in away.history] == [-1, -1, 0, 0, 1, 1, 2, 2]
+    for a, b in zip(away.history, here.history):
+        assert {k: a[k] for k in NUMBERS} == {k: b[k] for k in NUMBERS}
+    assert _das_columns(rows_away) == _das_columns(rows_here) and _das_columns(rows_here)
+
+
+def test_the_worker_measures_the_net_as_it_was_when_asked(tmp_path):
+    """A snapshot is taken at submission: changing the net afterwards changes nothing measured."""
+    torch.manual_seed(0)
+    net, task = GRULM(VOCAB.size, hidden_size=16), DATA["task"]
+    alignments = [Alignment("up_down", "count", "state", 4)]
+    with in_one_thread():
+        (expected, _), = fit_alignments(net, task, alignments, SETTINGS, {})
+    worker = BackgroundFits()
+    try:
+        worker.submit("tag", net, task, alignments, SETTINGS, {})
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(1.0)  # training goes on
+        assert worker.asked == ["tag"]
+        ((tag, [(result, state)]),) = worker.done(wait=True)
+    finally:
+        worker.close()
+    assert tag == "tag" and state is not None and worker.asked == []
+    assert (result.iia, result.baselines, result.fit["history"]) == (expected.iia, expected.baselines, expected.fit["history"])
+
+
+def test_a_failed_background_fit_raises_where_it_is_collected():
+    worker = BackgroundFits()
+    try:
+        worker.submit(0, GRULM(VOCAB.size, hidden_size=16), DATA["task"],
+                      [Alignment("up_down", "count", "state", 64)], SETTINGS, {})  # wider than the state
+        with pytest.raises(Exception, match="subspace"):
+            worker.done(wait=True)
+    finally:
+        worker.close(cancel=True)
