@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -23,9 +24,10 @@ BASELINES = ("iia_identity", "iia_full_swap", "iia_random")
 
 class DASCallback(pl.Callback):
     """Every ``every_n_epochs`` training epochs, and at the end of fit, fits DAS for each alignment
-    on a frozen copy of the net and logs ``das/<program>.<variables>/<site>/iia`` (its 95 % interval
-    ``iia_lo`` / ``iia_hi``, the floor ``iia_none``, ``iia_effective``, the baselines, steps and
-    seconds) at the current epoch and global step.
+    on a frozen copy of the net (on one CPU thread, or on the GPU) and logs
+    ``das/<program>.<variables>/<site>/iia`` (its 95 % interval ``iia_lo`` / ``iia_hi``, the floor
+    ``iia_none``, ``iia_effective``, the baselines, steps and seconds) at the current epoch and
+    global step.
 
     DAS has its own RNG, seeded from ``settings.seed`` and the epoch, and the global RNG state is
     restored afterwards, so a run with this callback trains exactly like one without it. It runs
@@ -45,13 +47,14 @@ class DASCallback(pl.Callback):
             starting point, and the IIA a trained net must beat).
         figure: write ``figures/learning_dynamics.png`` into the run directory at the end of fit
             (and log it to wandb with a table of the values when wandb is the logger).
-        background: on a CPU, fit in a worker process (one thread) beside training
+        background: on a CPU, fit in a worker process beside training
             (``numsym_pl.das.background``): epoch E's alignments are fitted on a snapshot of the net
             of epoch E while the next epochs train, and logged at epoch E's global step once back.
             Every fit is done before a checkpoint is written (so it holds the whole history) and
-            before fit ends; the one at the end of fit runs here, also on one thread, beside the
-            worker. A fit on one thread can differ from one on several in the last float digits
-            (rarely in an IIA). On a GPU the callback fits in this process, as without it.
+            before fit ends; the one at the end of fit runs here, beside the worker's last. On a
+            CPU the callback fits on one thread either way (``das.background.in_one_thread``; the
+            float sums of a fit depend on the thread count), so ``background`` changes when the rows
+            come, never what they hold. On a GPU the callback fits in this process.
     """
 
     def __init__(self, alignments: list[Alignment] | None = None, every_n_epochs: int = 10,
@@ -100,8 +103,7 @@ class DASCallback(pl.Callback):
         asked = {r["epoch"] for r in self.history} | ({tag[0] for tag in self._worker.asked} if self._worker else set())
         if self.at_fit_end and last is not None and last not in asked:
             if self._in_background(pl_module):  # nothing else to overlap now: here, beside the worker's last fit
-                with in_one_thread():
-                    fitted = self._fit_here(trainer, pl_module, last)
+                fitted = self._fit_here(trainer, pl_module, last)
                 self._collect(trainer, wait=True)
                 self._record(trainer, last, trainer.global_step, *fitted)
             else:
@@ -146,7 +148,8 @@ class DASCallback(pl.Callback):
         """(each alignment's result and learned state, the keys of those warm-started), fitted here."""
         task, settings, inits = self._task(trainer), self._settings(trainer, epoch), self._inits()
         cuda = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), torch.inference_mode(False), torch.enable_grad():
+        threads = in_one_thread() if pl_module.device.type == "cpu" else contextlib.nullcontext()
+        with threads, torch.random.fork_rng(devices=cuda), torch.inference_mode(False), torch.enable_grad():
             return fit_alignments(pl_module.net, task, self.alignments, settings, inits), set(inits)
 
     def run(self, trainer, pl_module, epoch: int | None = None) -> list[dict]:
