@@ -71,3 +71,31 @@ def test_a_failed_background_fit_raises_where_it_is_collected():
             worker.done(wait=True)
     finally:
         worker.close(cancel=True)
+
+
+def test_the_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from numsym_pl.das.background import BackgroundFits, _ready\n"
+            "w = BackgroundFits(); w.start(); w._pool.submit(_ready).result()\n"
+            "print(*w._pool._processes, flush=True)\n"
+            "import time; time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        (worker,) = map(int, parent.stdout.readline().split())
+        os.kill(parent.pid, signal.SIGKILL)  # no shutdown, no atexit: the worker is on its own
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not os.path.exists(f"/proc/{worker}"), "the background worker outlived the fit"
+    finally:
+        parent.kill()
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except (ProcessLookupError, NameError, UnboundLocalError):
+            pass

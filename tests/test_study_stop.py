@@ -1,5 +1,5 @@
-"""A study that is stopped (SIGTERM, as `kill` or `pkill` send) takes its workers and their fits
-down with it: before, its spawned workers lived on as orphans."""
+"""A study that is stopped (SIGTERM, as `kill` or `pkill` send) or killed (SIGKILL) takes its
+workers and their fits down with it: before, its spawned workers lived on as orphans."""
 
 import os
 import signal
@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_stops_the_study_its_workers_and_their_fits(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stopped_or_killed_study_takes_its_workers_and_their_fits_along(tmp_path, sig):
     study = {"name": "long", "out_dir": str(tmp_path / "study"), "seeds": [0, 1], "max_parallel": 2, "analyses": [],
              "architectures": {"gru": {"config": str(ROOT / "configs/gru.yaml"), "alignments": [
                  {"program": "up_down", "variables": ["count"], "site": "state", "subspace": 2}]}},
@@ -61,10 +63,11 @@ def test_sigterm_stops_the_study_its_workers_and_their_fits(tmp_path):
         seen = descendants(proc.pid)
         fits = [p for p in seen if b"fit" in Path(f"/proc/{p}/cmdline").read_bytes()]
         assert len(fits) >= 2, "the two fits are not running"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130, err[-2000:]
-        assert "run the same command again to resume" in err
+        if sig == signal.SIGTERM:  # it says so; a SIGKILL is not caught, the workers see their parent go
+            assert proc.returncode == 130, err[-2000:]
+            assert "run the same command again to resume" in err
         deadline = time.monotonic() + 15
         while any(alive(p) for p in seen) and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -23,6 +23,7 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.protocol import AlignmentResult
 from numsym_pl.das.run import run_alignment
 from numsym_pl.das.search import SearchSettings
+from numsym_pl.processes import exit_with_parent
 from numsym_pl.tasks import TaskFamily
 
 #: CPU threads of a background fit (and of a fit ``in_one_thread``)
@@ -53,6 +54,7 @@ def fit_alignments(net, task: TaskFamily, alignments: list[Alignment], settings:
 
 
 def _start_worker() -> None:
+    exit_with_parent()  # a fit killed outright (SIGKILL) would otherwise leave its worker waiting forever
     torch.set_num_threads(THREADS)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.processes import exit_with_parent
 from numsym_pl.study.cell import run_cell
 from numsym_pl.study.spec import Cell
 
@@ -36,11 +37,12 @@ def local(cells: list[Cell], max_parallel: int) -> Iterator[dict]:
     """Cells in ``max_parallel`` spawned processes; results as they finish. Each worker leads a
     process group of its own, which its fit subprocesses join, so that a study that is stopped
     (Ctrl-C, or SIGTERM / SIGHUP under ``stop_on_signals``) takes its workers and their fits down
-    with it instead of leaving them running as orphans."""
+    with it instead of leaving them running as orphans; a study killed outright (SIGKILL) does too,
+    a moment later (``numsym_pl.processes.exit_with_parent``)."""
     if max_parallel == 1:  # in this process; a fit's subprocess is killed with it (subprocess.run)
         yield from map(safe_run_cell, cells)
         return
-    pool = ProcessPoolExecutor(max_parallel, mp_context=multiprocessing.get_context("spawn"), initializer=os.setpgrp)
+    pool = ProcessPoolExecutor(max_parallel, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
     try:
         futures = [pool.submit(safe_run_cell, c) for c in cells]
         for future in as_completed(futures):
@@ -50,6 +52,11 @@ def local(cells: list[Cell], max_parallel: int) -> Iterator[dict]:
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker() -> None:
+    os.setpgrp()  # the worker's fits join its group: one signal reaches them all
+    exit_with_parent(group=True)  # a study killed outright (SIGKILL) takes its workers and their fits along
 
 
 def stop_workers(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
