@@ -48,8 +48,10 @@ class DASCallback(pl.Callback):
         figure: write ``figures/learning_dynamics.png`` into the run directory at the end of fit
             (and log it to wandb with a table of the values when wandb is the logger).
         background: on a CPU, fit in a worker process beside training
-            (``numsym_pl.das.background``): epoch E's alignments are fitted on a snapshot of the net
-            of epoch E while the next epochs train, and logged at epoch E's global step once back.
+            (``numsym_pl.das.background``) when the trainer has more than one thread (a core to
+            spare; a study cell given one thread beside others fits here): epoch E's alignments
+            are fitted on a snapshot of the net of epoch E while the next epochs train, and logged
+            at epoch E's global step once back.
             Every fit is done before a checkpoint is written (so it holds the whole history) and
             before fit ends; the one at the end of fit runs here, beside the worker's last. On a
             CPU the callback fits on one thread either way (``das.background.in_one_thread``; the
@@ -139,7 +141,9 @@ class DASCallback(pl.Callback):
         return s
 
     def _in_background(self, pl_module) -> bool:
-        return self._worker is not None and pl_module.device.type == "cpu"
+        """Background fits need a core to spare: a trainer given one thread (a study cell beside
+        others) fits here, which is faster there (and gives the same rows)."""
+        return self._worker is not None and pl_module.device.type == "cpu" and torch.get_num_threads() > 1
 
     def _inits(self) -> dict[str, dict]:
         return {a.key: self.rotations[a.key] for a in self.alignments if self.warm_start and a.key in self.rotations}

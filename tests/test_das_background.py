@@ -99,3 +99,15 @@ def test_the_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
             os.kill(worker, signal.SIGKILL)
         except (ProcessLookupError, NameError, UnboundLocalError):
             pass
+
+
+def test_a_trainer_on_one_thread_fits_in_its_own_process(tmp_path):
+    """No core to spare (a study cell beside others): the callback fits between epochs, the same rows."""
+    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, background=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _fit(tmp_path, [cb], max_epochs=2, enable_checkpointing=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["epoch"] for r in cb.history] == [0, 1] and cb._worker._pool is None  # never started

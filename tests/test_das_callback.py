@@ -150,7 +150,8 @@ model:
   net: {class_path: numsym_pl.models.GRULM, init_args: {hidden_size: 16}}
 data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9]}}, train_size: 128, val_size: 32, batch_size: 32}
 """.replace("BACKGROUND", str(background).lower()))
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline")
+    # a trainer on one thread fits in its own process; background fits need a thread to spare
+    env = dict(os.environ, OMP_NUM_THREADS="2" if background else "1", WANDB_MODE="offline")
     res = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
