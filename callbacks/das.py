@@ -105,6 +105,8 @@ class DASCallback(pl.Callback):
         asked = {r["epoch"] for r in self.history} | ({tag[0] for tag in self._worker.asked} if self._worker else set())
         if self.at_fit_end and last is not None and last not in asked:
             if self._in_background(pl_module):  # nothing else to overlap now: here, beside the worker's last fit
+                if self.warm_start:  # unless it starts from that fit's rotation
+                    self._collect(trainer, wait=True)
                 fitted = self._fit_here(trainer, pl_module, last)
                 self._collect(trainer, wait=True)
                 self._record(trainer, last, trainer.global_step, *fitted)

@@ -24,7 +24,7 @@ def test_background_fits_log_what_fits_here_log(tmp_path):
     """Both fit on one CPU thread, whatever the trainer's threads: the same rows, only later."""
     def make(background):
         return DASCallback([Alignment("up_down", "count", "state", 4), Alignment("up_up", "demo_count", "state", 2)],
-                           every_n_epochs=1, settings=SETTINGS, at_fit_start=True, background=background)
+                           every_n_epochs=2, settings=SETTINGS, at_fit_start=True, warm_start=True, background=background)
 
     here, threads = make(False), torch.get_num_threads()
     torch.set_num_threads(2)  # the trainer's threads; the callback fits on one
@@ -35,7 +35,8 @@ def test_background_fits_log_what_fits_here_log(tmp_path):
     away = make(True)
     _, rows_away = _fit(tmp_path / "away", [away], max_epochs=3, enable_checkpointing=False)
     assert [(r["epoch"], r["key"]) for r in away.history] == [(r["epoch"], r["key"]) for r in here.history]
-    assert [r["epoch"] for r in away.history] == [-1, -1, 0, 0, 1, 1, 2, 2]
+    assert [r["epoch"] for r in away.history] == [-1, -1, 1, 1, 2, 2]  # epoch 2: the end of fit, warm-started
+    assert [r["warm_start"] for r in away.history] == [False, False, False, False, True, True]
     for a, b in zip(away.history, here.history):
         assert {k: a[k] for k in NUMBERS} == {k: b[k] for k in NUMBERS}
     assert _das_columns(rows_away) == _das_columns(rows_here) and _das_columns(rows_here)
