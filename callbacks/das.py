@@ -104,14 +104,11 @@ class DASCallback(pl.Callback):
         last = self._last_epoch  # trainer.current_epoch has already moved past the last epoch here
         asked = {r["epoch"] for r in self.history} | ({tag[0] for tag in self._worker.asked} if self._worker else set())
         if self.at_fit_end and last is not None and last not in asked:
-            if self._in_background(pl_module):  # nothing else to overlap now: here, beside the worker's last fit
-                if self.warm_start:  # unless it starts from that fit's rotation
-                    self._collect(trainer, wait=True)
-                fitted = self._fit_here(trainer, pl_module, last)
+            if self.warm_start:  # it starts from the rotation of the worker's last fit
                 self._collect(trainer, wait=True)
-                self._record(trainer, last, trainer.global_step, *fitted)
-            else:
-                self.run(trainer, pl_module, epoch=last)
+            fitted = self._fit_here(trainer, pl_module, last)  # nothing else to overlap now: here, beside the worker
+            self._collect(trainer, wait=True)  # the rows in epoch order
+            self._record(trainer, last, trainer.global_step, *fitted)
         self._collect(trainer, wait=True)
         if self.figure and self.history:
             run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a collective: every rank asks

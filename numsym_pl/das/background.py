@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import multiprocessing
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Iterator
@@ -23,7 +22,7 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.protocol import AlignmentResult
 from numsym_pl.das.run import run_alignment
 from numsym_pl.das.search import SearchSettings
-from numsym_pl.processes import exit_with_parent
+from numsym_pl.processes import end_pool, worker_pool
 from numsym_pl.tasks import TaskFamily
 
 #: CPU threads of a background fit (and of a fit ``in_one_thread``)
@@ -53,8 +52,7 @@ def fit_alignments(net, task: TaskFamily, alignments: list[Alignment], settings:
     return out
 
 
-def _start_worker() -> None:
-    exit_with_parent()  # a fit killed outright (SIGKILL) would otherwise leave its worker waiting forever
+def _one_thread() -> None:
     torch.set_num_threads(THREADS)
 
 
@@ -72,7 +70,7 @@ class BackgroundFits:
 
     def start(self) -> None:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+            self._pool = worker_pool(1, initializer=_one_thread)  # it ends with the fit, however the fit ends
             self._pool.submit(_ready)
 
     def submit(self, tag, net, task: TaskFamily, alignments: list[Alignment], settings: SearchSettings,
@@ -99,9 +97,9 @@ class BackgroundFits:
     def close(self, cancel: bool = False) -> None:
         """Stop the worker: after the fits asked for, or at once with ``cancel``."""
         if self._pool is not None:
-            workers = list(getattr(self._pool, "_processes", {}).values()) if cancel else []  # pid -> Process
-            self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
-            for w in workers:  # a fit under way would otherwise run to its end
-                w.terminate()
+            if cancel:
+                end_pool(self._pool)
+            else:
+                self._pool.shutdown(wait=True)
         self._pool = None
         self._pending.clear()

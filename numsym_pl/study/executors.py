@@ -9,18 +9,16 @@ SLURM on a cluster, or submitit's own local executor).
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import threading
-import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Callable, Iterator
 
 from numsym_pl.errors import ConfigError
-from numsym_pl.processes import exit_with_parent
+from numsym_pl.processes import end_pool, worker_pool
 from numsym_pl.study.cell import run_cell
 from numsym_pl.study.spec import Cell
 
@@ -38,53 +36,20 @@ def local(cells: list[Cell], max_parallel: int) -> Iterator[dict]:
     process group of its own, which its fit subprocesses join, so that a study that is stopped
     (Ctrl-C, or SIGTERM / SIGHUP under ``stop_on_signals``) takes its workers and their fits down
     with it instead of leaving them running as orphans; a study killed outright (SIGKILL) does too,
-    a moment later (``numsym_pl.processes.exit_with_parent``)."""
+    a moment later (``numsym_pl.processes``)."""
     if max_parallel == 1:  # in this process; a fit's subprocess is killed with it (subprocess.run)
         yield from map(safe_run_cell, cells)
         return
-    pool = ProcessPoolExecutor(max_parallel, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+    pool = worker_pool(max_parallel, group=True)  # a study killed outright takes its workers and their fits along
     try:
         futures = [pool.submit(safe_run_cell, c) for c in cells]
         for future in as_completed(futures):
             yield future.result()
     except BaseException:  # interrupted, or the consumer stopped early (GeneratorExit)
-        stop_workers(pool)
+        end_pool(pool)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _start_worker() -> None:
-    os.setpgrp()  # the worker's fits join its group: one signal reaches them all
-    exit_with_parent(group=True)  # a study killed outright (SIGKILL) takes its workers and their fits along
-
-
-def stop_workers(pool: ProcessPoolExecutor, grace: float = 10.0) -> None:
-    """End every worker of ``pool`` and what it started: SIGTERM to each worker's process group
-    (a Lightning fit stops at its next batch), then SIGKILL to whatever is left after ``grace``
-    seconds."""
-    workers = list(getattr(pool, "_processes", {}).values())  # pid -> Process, the executor's own table
-    pool.shutdown(wait=False, cancel_futures=True)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for w in workers:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(w.pid, sig)
-        deadline = time.monotonic() + grace
-        while any(_group_alive(w) for w in workers):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        else:
-            return
-
-
-def _group_alive(worker) -> bool:
-    worker.join(0)  # reaps the worker once it has exited, so that its group can empty
-    try:
-        os.killpg(worker.pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 @contextlib.contextmanager
