@@ -129,7 +129,8 @@ def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
     assert "figures/learning_dynamics" in summary and "das/history" in summary
 
 
-def _cli_fit(tmp_path, *extra, background=False):
+def _start_cli_fit(tmp_path, *extra, background=False) -> subprocess.Popen:
+    """Start ``numsym_pl fit`` of a tiny GRU with a DAS callback in ``tmp_path``; ``_logged_iia`` waits for it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "das.yaml"
     cfg.write_text("""
@@ -152,9 +153,19 @@ data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {varian
 """.replace("BACKGROUND", str(background).lower()))
     # a trainer on one thread fits in its own process; background fits need a thread to spare
     env = dict(os.environ, OMP_NUM_THREADS="2" if background else "1", WANDB_MODE="offline")
-    res = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=400)
-    assert res.returncode == 0, res.stderr[-3000:]
+    with open(tmp_path / "stderr.txt", "w") as err:  # a file, not a pipe: nothing waits on a reader
+        return subprocess.Popen([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def _logged_iia(tmp_path, proc: subprocess.Popen) -> list:
+    """The DAS rows (IIA, then full-swap IIA) the fit started in ``tmp_path`` logged, once it has ended."""
+    try:
+        proc.wait(timeout=400)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "runs" / "t" / "version_0" / "metrics.csv")))
     return _col(rows, "das/up_down.count/state/iia") + _col(rows, "das/up_down.count/state/iia_full_swap")
 
@@ -163,8 +174,9 @@ def test_ddp_two_cpu_processes_log_the_single_process_iia(tmp_path):
     """lr = 0 keeps the weights equal in both runs, so the logged IIA must match exactly; the DDP
     run takes part in every collective of training and finishes (a hang hits the timeout), each of
     its ranks fitting in a background worker of its own (one thread, as the single run here)."""
-    single = _cli_fit(tmp_path / "single")
-    ddp = _cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2", background=True)
+    single = _start_cli_fit(tmp_path / "single")  # side by side with the DDP run
+    ddp = _start_cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2", background=True)
+    single, ddp = _logged_iia(tmp_path / "single", single), _logged_iia(tmp_path / "ddp", ddp)
     assert single and ddp == single
 
 

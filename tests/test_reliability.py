@@ -44,9 +44,28 @@ def _config(tmp_path, name="cfg.yaml", seed=0, epochs=4, save_dir="runs", extra=
 
 
 def _fit(tmp_path, *args, timeout=300):
+    (res,) = _fits((tmp_path, *args), timeout=timeout)
+    return res
+
+
+def _fits(*runs, timeout=300) -> list[subprocess.CompletedProcess]:
+    """``numsym_pl fit`` for each (directory, *args), one thread each, side by side (the machine's
+    cores each take one), in the order given; their output goes to files, so none waits on a reader."""
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "numsym_pl", "fit", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    started = []
+    for i, (d, *args) in enumerate(runs):
+        cmd = [sys.executable, "-m", "numsym_pl", "fit", *args]
+        out, err = (Path(d) / f".fit{i}.{name}" for name in ("stdout", "stderr"))
+        with open(out, "w") as o, open(err, "w") as e:
+            started.append((subprocess.Popen(cmd, cwd=d, env=env, stdout=o, stderr=e), cmd, out, err))
+    try:
+        for p, *_ in started:
+            p.wait(timeout=timeout)
+    finally:
+        for p, *_ in started:
+            if p.poll() is None:  # timed out, or another one did
+                p.kill()
+    return [subprocess.CompletedProcess(cmd, p.returncode, out.read_text(), err.read_text()) for p, cmd, out, err in started]
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -69,9 +88,9 @@ def _das_epochs(rows):
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    full = _fit(tmp_path / "a", "--config", str(_config(tmp_path / "a")))
+    full, crashed = _fits((tmp_path / "a", "--config", str(_config(tmp_path / "a"))),
+                          (tmp_path / "b", "--config", str(_config(tmp_path / "b", extra=["{class_path: tests.faults.KillAt, init_args: {epoch: 2, batch: 3}}"]))))
     assert full.returncode == 0, full.stderr[-2000:]
-    crashed = _fit(tmp_path / "b", "--config", str(_config(tmp_path / "b", extra=["{class_path: tests.faults.KillAt, init_args: {epoch: 2, batch: 3}}"])))
     assert crashed.returncode == -9  # SIGKILL
     resumed = _fit(tmp_path / "b", "--config", str(_config(tmp_path / "b", name="resume.yaml")), "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -85,13 +104,14 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
+    seeds = {"s0": 0, "s0_again": 0, "s1": 1}
+    for name in seeds:
+        (tmp_path / name).mkdir()
+    results = _fits(*((tmp_path / n, "--config", str(_config(tmp_path / n, seed=s, epochs=2))) for n, s in seeds.items()))
     runs = {}
-    for name, seed in (("s0", 0), ("s0_again", 0), ("s1", 1)):
-        d = tmp_path / name
-        d.mkdir()
-        res = _fit(d, "--config", str(_config(d, seed=seed, epochs=2)))
+    for name, res in zip(seeds, results):
         assert res.returncode == 0, res.stderr[-2000:]
-        runs[name] = _final(_metrics(d / "runs" / "run" / "version_0"))
+        runs[name] = _final(_metrics(tmp_path / name / "runs" / "run" / "version_0"))
     assert runs["s0"] == runs["s0_again"]
     assert runs["s0"] != runs["s1"]
 

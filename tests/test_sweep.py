@@ -14,7 +14,7 @@ from numsym_pl.tasks import VOCAB, NumericEquivalence
 from tests.conftest import SMALL_NETS
 from tests.test_planted import TASK, PlantedCounter
 
-SETTINGS = SearchSettings(n_train=1000, n_val=200, n_test=300, max_steps=100, batch_size=64, eval_every=50, lr=0.01,
+SETTINGS = SearchSettings(n_train=1000, n_val=200, n_test=300, max_steps=40, batch_size=64, eval_every=20, lr=0.01,
                           patience=2, progress=False, random_seeds=2)
 TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=32, eval_every=2, progress=False, random_seeds=2)
 
