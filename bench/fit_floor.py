@@ -10,13 +10,16 @@ with; its logged seconds) and the rest, what the fits during training cost the t
 them. ``no DAS + the fit at the end`` is the least the fit could take if the fits during training
 were free.
 
+``to stop s`` is ``trained/seconds``: from the start of fit (after the process has started, about
+5 s of imports and set-up) to the stop once trained; the fit at the end of fit comes after it.
 Each run's CPU time (user + system, of the fit and every process it started) over the machine's
 cores is the least wall time that work could take with every core busy from start to end.
 
 Then the cores: a one-thread [128, 128] x [128, 384] matmul loop (the recurrent step's size) alone,
-and two copies side by side in two processes. Where two side by side each run slower than one
-alone, the two CPUs share a core's resources (e.g. SMT siblings under a hypervisor), and a fit in a
-background worker slows the training beside it by about that much while it runs.
+and two copies side by side in two processes. Where two side by side run as fast as one alone, the
+CPUs are independent cores, and what a background fit costs the training comes from the training
+using both cores itself (its CPU seconds over its wall seconds say how much); where they run
+slower, the CPUs share a core's resources (e.g. SMT siblings under a hypervisor) as well.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def main() -> None:
     variants = {"configured": [], "no DAS": ["--trainer.callbacks=[]"]}
     walls, cpus, metrics = {v: [] for v in variants}, {v: [] for v in variants}, {}
     print(f"numsym_pl fit --config {args.config} {' '.join(args.extra)}")
-    print(f"{'round':<7}{'variant':<12}{'wall s':>9}{'CPU s':>9}{'stopped at':>12}  DAS fits (epoch: s)")
+    print(f"{'round':<7}{'variant':<12}{'wall s':>9}{'CPU s':>9}{'to stop s':>11}{'stopped at':>12}  DAS fits (epoch: s)")
     for r in range(args.rounds):
         for v in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
             before = cpu_seconds()
@@ -78,9 +81,9 @@ def main() -> None:
             walls[v].append(wall)
             cpus[v].append(cpu_seconds() - before)
             metrics.setdefault(v, m)
-            epoch = last(m.get("trained/epoch", []))
+            epoch, to_stop = last(m.get("trained/epoch", [])), last(m.get("trained/seconds", []))
             fits = ", ".join(f"{e}: {s:.1f}" for e, s in das_seconds(m)) or "-"
-            print(f"{r:<7}{v:<12}{wall:>9.1f}{cpus[v][-1]:>9.1f}{'-' if epoch is None else int(epoch):>12}  {fits}")
+            print(f"{r:<7}{v:<12}{wall:>9.1f}{cpus[v][-1]:>9.1f}{'-' if to_stop is None else f'{to_stop:.1f}':>11}{'-' if epoch is None else int(epoch):>12}  {fits}")
     val = {v: {k: [x for x in m[k] if x] for k in m if k.startswith(("val/", "trained/")) and not k.endswith(TIMES)}
            for v, m in metrics.items()}
     print("training the same with and without the callback (every val/ and trained/ number):",
