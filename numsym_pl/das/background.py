@@ -1,8 +1,9 @@
 """Alignments fitted in a worker process beside the caller (the DAS callback's ``background``).
 
-On a CPU a small net's training leaves a core mostly idle (the recurrent scan's steps run on one
-thread), and a DAS fit runs on one thread too, so fitting the alignments of epoch E in another
-process while epochs E+1, E+2, ... train overlaps the two. The worker gets a snapshot of the net
+On a CPU a small net's training does much of its work on one thread (the recurrent scan's steps),
+and a DAS fit runs on one thread too, so fitting the alignments of epoch E in another process while
+epochs E+1, E+2, ... train overlaps the two (in part: the training's multi-threaded ops then share a
+core with the fit; ``bench/fit_floor.py`` measures what that costs). The worker gets a snapshot of the net
 taken when the fit is asked for, so what it measures is the net of that epoch whatever training
 does meanwhile; it runs ``run_alignment`` on one CPU thread, as ``in_one_thread`` does here, so that
 a fit gives the same numbers in the worker and in this process.
