@@ -9,6 +9,7 @@ from numsym_pl.das import Alignment
 from numsym_pl.das.background import BackgroundFits, fit_alignments, in_one_thread
 from numsym_pl.models import GRULM
 from numsym_pl.tasks import VOCAB
+from numsym_pl.threads import cpu_threads
 from tests.test_das_callback import DATA, SETTINGS, _fit
 
 NUMBERS = ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_effective", "iia_none", "steps", "iia_lo", "iia_hi")
@@ -26,12 +27,9 @@ def test_background_fits_log_what_fits_here_log(tmp_path):
         return DASCallback([Alignment("up_down", "count", "state", 4), Alignment("up_up", "demo_count", "state", 2)],
                            every_n_epochs=2, settings=SETTINGS, at_fit_start=True, warm_start=True, background=background)
 
-    here, threads = make(False), torch.get_num_threads()
-    torch.set_num_threads(2)  # the trainer's threads; the callback fits on one
-    try:
+    here = make(False)
+    with cpu_threads(2):  # the trainer's threads; the callback fits on one
         _, rows_here = _fit(tmp_path / "here", [here], max_epochs=3, enable_checkpointing=False)
-    finally:
-        torch.set_num_threads(threads)
     away = make(True)
     _, rows_away = _fit(tmp_path / "away", [away], max_epochs=3, enable_checkpointing=False)
     assert [(r["epoch"], r["key"]) for r in away.history] == [(r["epoch"], r["key"]) for r in here.history]
@@ -105,10 +103,6 @@ def test_the_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
 def test_a_trainer_on_one_thread_fits_in_its_own_process(tmp_path):
     """No core to spare (a study cell beside others): the callback fits between epochs, the same rows."""
     cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, background=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(1):
         _fit(tmp_path, [cb], max_epochs=2, enable_checkpointing=False)
-    finally:
-        torch.set_num_threads(threads)
     assert [r["epoch"] for r in cb.history] == [0, 1] and cb._worker._pool is None  # never started

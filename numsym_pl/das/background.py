@@ -15,8 +15,6 @@ import contextlib
 import copy
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Iterator
-
 import torch
 
 from numsym_pl.das.alignment import Alignment
@@ -25,6 +23,7 @@ from numsym_pl.das.run import run_alignment
 from numsym_pl.das.search import SearchSettings
 from numsym_pl.processes import end_pool, worker_pool
 from numsym_pl.tasks import TaskFamily
+from numsym_pl.threads import cpu_threads
 
 #: CPU threads of a background fit (and of a fit ``in_one_thread``)
 THREADS = 1
@@ -32,15 +31,9 @@ THREADS = 1
 Fitted = list[tuple[AlignmentResult, "dict | None"]]  # per alignment: the result, the learned module's state
 
 
-@contextlib.contextmanager
-def in_one_thread() -> Iterator[None]:
+def in_one_thread() -> contextlib.AbstractContextManager:
     """Run the body on ``THREADS`` CPU threads, as a background fit runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return cpu_threads(THREADS)
 
 
 def fit_alignments(net, task: TaskFamily, alignments: list[Alignment], settings: SearchSettings,

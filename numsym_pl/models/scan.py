@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from numsym_pl.threads import cpu_threads
+
 #: a step's matmul below this many FLOPs runs on one CPU thread, a choice made from the sizes alone,
 #: so that one command computes the same numbers whatever OpenMP wait policy the caller exported.
 #: Measured on 2 cores: a [128, 128] x [128, 384] product takes 110 us on one thread and 130-200 us
@@ -29,20 +31,12 @@ from torch.nn.utils.rnn import pack_padded_sequence
 ONE_THREAD_BELOW_FLOPS = 3e7
 
 
-@contextlib.contextmanager
-def _step_threads(w_hh: torch.Tensor, rows: int):
+def _step_threads(w_hh: torch.Tensor, rows: int) -> contextlib.AbstractContextManager:
     """One CPU thread for the per-step work when its matmul is small (waking sleeping threads costs
     more than they give); the large matmuls outside the loop keep every thread. The choice depends
     on the sizes only, never on the environment: the same run gives the same numbers."""
-    before = torch.get_num_threads()
     small = w_hh.device.type == "cpu" and 2 * rows * w_hh.numel() < ONE_THREAD_BELOW_FLOPS
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(before)
+    return cpu_threads(1) if small else contextlib.nullcontext()
 
 
 def _tanh_(x: torch.Tensor) -> torch.Tensor:
