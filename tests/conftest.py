@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 import traceback
 from dataclasses import dataclass
@@ -82,3 +83,23 @@ def cli(capsys, monkeypatch):
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+def numsym_pl_side_by_side(*runs: tuple[Path, list, dict], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """``python -m numsym_pl <args>`` for each (cwd, args, env), all at once, in fresh interpreters;
+    their results in the order given. Output goes to files in each cwd, not pipes, so that none
+    waits on a reader while another is awaited; on a timeout every one still running is killed."""
+    started = []
+    for i, (cwd, args, env) in enumerate(runs):
+        cmd = [sys.executable, "-m", "numsym_pl", *map(str, args)]
+        out, err = (Path(cwd) / f".numsym_pl{i}.{name}" for name in ("stdout", "stderr"))
+        with open(out, "w") as o, open(err, "w") as e:
+            started.append((subprocess.Popen(cmd, cwd=cwd, env=env, stdout=o, stderr=e), cmd, out, err))
+    try:
+        for proc, *_ in started:
+            proc.wait(timeout=timeout)
+    finally:
+        for proc, *_ in started:
+            if proc.poll() is None:  # timed out, or another one did
+                proc.kill()
+    return [subprocess.CompletedProcess(cmd, p.returncode, out.read_text(), err.read_text()) for p, cmd, out, err in started]

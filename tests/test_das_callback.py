@@ -3,7 +3,6 @@
 import csv
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -16,6 +15,7 @@ from numsym_pl.data import TrialDataModule
 from numsym_pl.lit_module import NextTokenLM
 from numsym_pl.models import GRULM
 from numsym_pl.tasks import VOCAB, NumericEquivalence
+from tests.conftest import numsym_pl_side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = SearchSettings(n_train=256, n_val=64, n_test=64, max_steps=8, batch_size=32, eval_every=4, progress=False)
@@ -129,8 +129,9 @@ def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
     assert "figures/learning_dynamics" in summary and "das/history" in summary
 
 
-def _start_cli_fit(tmp_path, *extra, background=False) -> subprocess.Popen:
-    """Start ``numsym_pl fit`` of a tiny GRU with a DAS callback in ``tmp_path``; ``_logged_iia`` waits for it."""
+def _cli_fit(tmp_path, *extra, background=False) -> tuple:
+    """(cwd, args, env) of ``numsym_pl fit`` of a tiny GRU with a DAS callback, for
+    ``numsym_pl_side_by_side``; ``_logged_iia`` reads what it logged."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "das.yaml"
     cfg.write_text("""
@@ -153,19 +154,12 @@ data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {varian
 """.replace("BACKGROUND", str(background).lower()))
     # a trainer on one thread fits in its own process; background fits need a thread to spare
     env = dict(os.environ, OMP_NUM_THREADS="2" if background else "1", WANDB_MODE="offline")
-    with open(tmp_path / "stderr.txt", "w") as err:  # a file, not a pipe: nothing waits on a reader
-        return subprocess.Popen([sys.executable, "-m", "numsym_pl", "fit", "--config", str(cfg), *extra], cwd=tmp_path,
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+    return tmp_path, ["fit", "--config", cfg, *extra], env
 
 
-def _logged_iia(tmp_path, proc: subprocess.Popen) -> list:
-    """The DAS rows (IIA, then full-swap IIA) the fit started in ``tmp_path`` logged, once it has ended."""
-    try:
-        proc.wait(timeout=400)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert proc.returncode == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
+def _logged_iia(tmp_path, res: subprocess.CompletedProcess) -> list:
+    """The DAS rows (IIA, then full-swap IIA) the fit in ``tmp_path`` logged."""
+    assert res.returncode == 0, res.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "runs" / "t" / "version_0" / "metrics.csv")))
     return _col(rows, "das/up_down.count/state/iia") + _col(rows, "das/up_down.count/state/iia_full_swap")
 
@@ -174,9 +168,9 @@ def test_ddp_two_cpu_processes_log_the_single_process_iia(tmp_path):
     """lr = 0 keeps the weights equal in both runs, so the logged IIA must match exactly; the DDP
     run takes part in every collective of training and finishes (a hang hits the timeout), each of
     its ranks fitting in a background worker of its own (one thread, as the single run here)."""
-    single = _start_cli_fit(tmp_path / "single")  # side by side with the DDP run
-    ddp = _start_cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2", background=True)
-    single, ddp = _logged_iia(tmp_path / "single", single), _logged_iia(tmp_path / "ddp", ddp)
+    runs = _cli_fit(tmp_path / "single"), _cli_fit(tmp_path / "ddp", "--trainer.strategy", "ddp_spawn",
+                                                      "--trainer.devices", "2", background=True)
+    single, ddp = (_logged_iia(run[0], res) for run, res in zip(runs, numsym_pl_side_by_side(*runs, timeout=400)))
     assert single and ddp == single
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import numsym_pl_side_by_side
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """
 seed_everything: {seed}
@@ -50,22 +52,9 @@ def _fit(tmp_path, *args, timeout=300):
 
 def _fits(*runs, timeout=300) -> list[subprocess.CompletedProcess]:
     """``numsym_pl fit`` for each (directory, *args), one thread each, side by side (the machine's
-    cores each take one), in the order given; their output goes to files, so none waits on a reader."""
+    cores each take one), in the order given."""
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline", PYTHONPATH=str(ROOT))
-    started = []
-    for i, (d, *args) in enumerate(runs):
-        cmd = [sys.executable, "-m", "numsym_pl", "fit", *args]
-        out, err = (Path(d) / f".fit{i}.{name}" for name in ("stdout", "stderr"))
-        with open(out, "w") as o, open(err, "w") as e:
-            started.append((subprocess.Popen(cmd, cwd=d, env=env, stdout=o, stderr=e), cmd, out, err))
-    try:
-        for p, *_ in started:
-            p.wait(timeout=timeout)
-    finally:
-        for p, *_ in started:
-            if p.poll() is None:  # timed out, or another one did
-                p.kill()
-    return [subprocess.CompletedProcess(cmd, p.returncode, out.read_text(), err.read_text()) for p, cmd, out, err in started]
+    return numsym_pl_side_by_side(*((d, ["fit", *args], env) for d, *args in runs), timeout=timeout)
 
 
 def _metrics(run_dir: Path) -> list[dict]:
