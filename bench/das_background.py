@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from omp_policy import TIMES, fit, last
+from omp_policy import TIMES, alternated, fit, last
 
 BASE_CALLBACKS = Path("configs/base/trainer.yaml")
 
@@ -67,14 +67,13 @@ def main() -> None:
         print(f"numsym_pl fit --config {args.config} {' '.join(args.extra)}, its DAS callback both ways; "
               f"trainer threads {os.cpu_count()}")
         print(f"{'round':<7}{'variant':<12}{'wall s':>9}{'trained/seconds':>17}{'stopped at':>12}")
-        for r in range(args.rounds):
-            for v in (variants if r % 2 == 0 else variants[::-1]):  # alternate which runs first
-                wall, m = fit(args.config, "default", [*args.extra, "--config", str(overlays[v])])
-                walls[v].append(wall)
-                metrics.setdefault(v, m)
-                trained, epoch = last(m.get("trained/seconds", [])), last(m.get("trained/epoch", []))
-                print(f"{r:<7}{v:<12}{wall:>9.1f}{'-' if trained is None else f'{trained:.1f}':>17}"
-                      f"{'-' if epoch is None else int(epoch):>12}")
+        for r, v in alternated(variants, args.rounds):
+            wall, m = fit(args.config, "default", [*args.extra, "--config", str(overlays[v])])
+            walls[v].append(wall)
+            metrics.setdefault(v, m)
+            trained, epoch = last(m.get("trained/seconds", [])), last(m.get("trained/epoch", []))
+            print(f"{r:<7}{v:<12}{wall:>9.1f}{'-' if trained is None else f'{trained:.1f}':>17}"
+                  f"{'-' if epoch is None else int(epoch):>12}")
     a, b = (rows_without_times(metrics[v]) for v in variants)
     print("every logged row equal both ways, times aside (in whatever order they were written):", a == b)
     for name, rows, other in (("in-process only", a, b), ("background only", b, a)):

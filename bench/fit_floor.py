@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 
-from omp_policy import TIMES, fit, last
+from omp_policy import TIMES, alternated, das_seconds, fit, last
 
 MATMUL = """
 import time, torch
@@ -56,14 +56,6 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def das_seconds(metrics: dict[str, list[str]]) -> list[tuple[int, float]]:
-    """(epoch, seconds) of each DAS fit the run logged, in epoch order."""
-    cols = [k for k in metrics if k.startswith("das/") and k.endswith("/seconds")]
-    rows = [(int(float(metrics["epoch"][i])), sum(float(metrics[k][i]) for k in cols if metrics[k][i]))
-            for i in range(len(metrics["epoch"])) if any(metrics[k][i] for k in cols)]
-    return sorted(rows)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/gru.yaml")
@@ -74,16 +66,15 @@ def main() -> None:
     walls, cpus, metrics = {v: [] for v in variants}, {v: [] for v in variants}, {}
     print(f"numsym_pl fit --config {args.config} {' '.join(args.extra)}")
     print(f"{'round':<7}{'variant':<12}{'wall s':>9}{'CPU s':>9}{'to stop s':>11}{'stopped at':>12}  DAS fits (epoch: s)")
-    for r in range(args.rounds):
-        for v in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-            before = cpu_seconds()
-            wall, m = fit(args.config, "default", [*args.extra, *variants[v]])
-            walls[v].append(wall)
-            cpus[v].append(cpu_seconds() - before)
-            metrics.setdefault(v, m)
-            epoch, to_stop = last(m.get("trained/epoch", [])), last(m.get("trained/seconds", []))
-            fits = ", ".join(f"{e}: {s:.1f}" for e, s in das_seconds(m)) or "-"
-            print(f"{r:<7}{v:<12}{wall:>9.1f}{cpus[v][-1]:>9.1f}{'-' if to_stop is None else f'{to_stop:.1f}':>11}{'-' if epoch is None else int(epoch):>12}  {fits}")
+    for r, v in alternated(variants, args.rounds):
+        before = cpu_seconds()
+        wall, m = fit(args.config, "default", [*args.extra, *variants[v]])
+        walls[v].append(wall)
+        cpus[v].append(cpu_seconds() - before)
+        metrics.setdefault(v, m)
+        epoch, to_stop = last(m.get("trained/epoch", [])), last(m.get("trained/seconds", []))
+        fits = ", ".join(f"{e}: {s:.1f}" for e, s in das_seconds(m)) or "-"
+        print(f"{r:<7}{v:<12}{wall:>9.1f}{cpus[v][-1]:>9.1f}{'-' if to_stop is None else f'{to_stop:.1f}':>11}{'-' if epoch is None else int(epoch):>12}  {fits}")
     val = {v: {k: [x for x in m[k] if x] for k in m if k.startswith(("val/", "trained/")) and not k.endswith(TIMES)}
            for v, m in metrics.items()}
     print("training the same with and without the callback (every val/ and trained/ number):",
@@ -100,7 +91,7 @@ def main() -> None:
     for v in variants:
         cpu = statistics.median(cpus[v])
         print(f"{v}: {cpu:.1f} CPU s (median) over {cores} cores: at least {cpu / cores:.1f} s with every core busy "
-              f"throughout; wall {med[v]:.1f} s ({cpu / cores / med[v]:.0%} of that)")
+              f"throughout; in its {med[v]:.1f} s of wall time the cores were {cpu / cores / med[v]:.0%} busy")
     alone, (one, two) = matmul_us(1)[0], matmul_us(2)
     print(f"one-thread matmul: {alone:.0f} us alone, {one:.0f} and {two:.0f} us two side by side "
           f"({statistics.mean([one, two]) / alone:.2f}x slower each; the two CPUs give "

@@ -47,6 +47,22 @@ def fit(config: str, policy: str, extra: list[str]) -> tuple[float, dict[str, li
         return time.perf_counter() - t0, read_metrics(Path(out))
 
 
+def alternated(variants, rounds: int):
+    """(round, variant) for ``rounds`` rounds, which variant runs first alternating round by round."""
+    variants = list(variants)
+    for r in range(rounds):
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            yield r, v
+
+
+def das_seconds(metrics: dict[str, list[str]]) -> list[tuple[int, float]]:
+    """(epoch, seconds) of each DAS fit a run logged, in epoch order."""
+    cols = [k for k in metrics if k.startswith("das/") and k.endswith("/seconds")]
+    rows = [(int(float(metrics["epoch"][i])), sum(float(metrics[k][i]) for k in cols if metrics[k][i]))
+            for i in range(len(metrics["epoch"])) if any(metrics[k][i] for k in cols)]
+    return sorted(rows)
+
+
 def last(values: list[str]) -> float | None:
     filled = [float(v) for v in values if v != ""]
     return filled[-1] if filled else None
@@ -63,16 +79,15 @@ def main() -> None:
     walls, metrics = {p: [] for p in policies}, {}
     print(f"numsym_pl fit --config {args.config} {' '.join(args.extra)}; {os.cpu_count()} cores")
     print(f"{'round':<7}{'policy':<10}{'wall s':>9}{'trained/seconds':>17}{'DAS s':>8}{'stopped at':>12}")
-    for r in range(args.rounds):
-        for p in (policies if r % 2 == 0 else policies[::-1]):  # alternate which runs first
-            wall, m = fit(args.config, p, args.extra)
-            walls[p].append(wall)
-            metrics.setdefault(p, m)
-            das = sum(float(v) for k, col in m.items() if k.startswith("das/") and k.endswith("/seconds") for v in col if v)
-            trained = last(m.get("trained/seconds", []))
-            epoch = last(m.get("trained/epoch", []))
-            print(f"{r:<7}{p:<10}{wall:>9.1f}{'-' if trained is None else f'{trained:.1f}':>17}{das:>8.1f}"
-                  f"{'-' if epoch is None else int(epoch):>12}")
+    for r, p in alternated(policies, args.rounds):
+        wall, m = fit(args.config, p, args.extra)
+        walls[p].append(wall)
+        metrics.setdefault(p, m)
+        das = sum(s for _, s in das_seconds(m))
+        trained = last(m.get("trained/seconds", []))
+        epoch = last(m.get("trained/epoch", []))
+        print(f"{r:<7}{p:<10}{wall:>9.1f}{'-' if trained is None else f'{trained:.1f}':>17}{das:>8.1f}"
+              f"{'-' if epoch is None else int(epoch):>12}")
     base = metrics[policies[0]]
     same = {p: all(base[k] == m.get(k) for k in base if not k.endswith(TIMES)) for p, m in metrics.items()}
     print("every logged number but the times equal to the first policy's:", same)
