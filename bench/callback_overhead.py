@@ -1,6 +1,7 @@
 """Wall time of the learning-dynamics study with the DAS callback off, on, and on with warm start.
 
-    python bench/callback_overhead.py [--config configs/gru.yaml] [--callbacks configs/callbacks/dynamics.yaml] [--max_epochs 100]
+    python bench/callback_overhead.py [--config configs/gru.yaml] [--callbacks configs/callbacks/dynamics.yaml]
+        [--max_epochs 100]
 
 The cell of `configs/studies/learning_dynamics.yaml --quick`: the config with the callbacks of the
 overlay. Each variant is one `numsym_pl fit` subprocess of the same config and seed; prints wall seconds,
@@ -43,8 +44,9 @@ def main() -> None:
     ap.add_argument("--max_epochs", type=int, default=100)
     args = ap.parse_args()
     # the config as the CLI resolves it (base files included, overlays merged)
-    printed = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", args.config, "--config", args.callbacks,
-                              "--trainer.max_epochs", str(args.max_epochs), "--print_config"],
+    printed = subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", args.config,
+                              "--config", args.callbacks, "--trainer.max_epochs", str(args.max_epochs),
+                              "--print_config"],
                              check=True, capture_output=True, text=True, cwd=ROOT).stdout
     base = yaml.safe_load(printed)
     out = Path(tempfile.mkdtemp(prefix="callback_overhead_"))

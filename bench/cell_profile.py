@@ -39,7 +39,7 @@ from numsym_pl.das.controls import run_controls
 from numsym_pl.das.run import run_alignment
 from numsym_pl.study.analyses import run_analyses
 from numsym_pl.study.cell import fit, read_metrics
-from numsym_pl.study.command import load_study
+from numsym_pl.study.loading import load_study
 
 
 def startup_seconds() -> float:
@@ -62,7 +62,8 @@ def profile(cell, startup: float) -> list[tuple[str, float, str]]:
     stopped = f"trained at epoch {int(last['trained/epoch'])}" if "trained/epoch" in last else \
         f"ran to epoch {int(last.get('epoch', -1))}, not trained"
     rows.append(("process start-up (per fit)", 0.0 if reused else startup, ""))
-    rows.append(("fit", 0.0 if reused else max(0.0, fit_s - startup), ("reused checkpoint; " if reused else "") + stopped))
+    rows.append(("fit", 0.0 if reused else max(0.0, fit_s - startup),
+                 ("reused checkpoint; " if reused else "") + stopped))
     settings = replace(cell.das, progress=False)
     swaps = {}
     for alignment in [a.for_net(net) for a in cell.alignments]:
@@ -122,7 +123,8 @@ def main() -> None:
     ap.add_argument("--archs", default="gru,lstm,rope,nope")
     ap.add_argument("--out", default="/tmp/cell_profile")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--records", type=Path, default=None, help="a study's output directory: print its cells' split, run nothing")
+    ap.add_argument("--records", type=Path, default=None,
+                    help="a study's output directory: print its cells' split, run nothing")
     args = ap.parse_args()
     if args.records is not None:
         return from_records(args.records, args.archs.split(","))
@@ -131,8 +133,8 @@ def main() -> None:
     torch.set_num_threads(threads)
     cells = {c.arch: c for c in study.cells(threads) if c.task == args.task and c.seed == args.seed}
     startup = startup_seconds()
-    print(f"{args.study}{' --quick' if args.quick else ''}, task {args.task}, seed {args.seed}; {threads} thread(s) per "
-          f"cell, {os.cpu_count()} cores; torch {torch.__version__}")
+    print(f"{args.study}{' --quick' if args.quick else ''}, task {args.task}, seed {args.seed}; "
+          f"{threads} thread(s) per cell, {os.cpu_count()} cores; torch {torch.__version__}")
     for arch in args.archs.split(","):
         if arch not in cells:
             sys.exit(f"--archs: no {arch!r} cell in {args.study} (architectures: {sorted(cells)})")

@@ -51,7 +51,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/gru.yaml")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--callback_from", default=None, help="the config file whose DAS callback to run (default: --config)")
+    ap.add_argument("--callback_from", default=None,
+                    help="the config file whose DAS callback to run (default: --config)")
     ap.add_argument("extra", nargs="*", help="more fit arguments (after --)")
     args = ap.parse_args()
     callback, variants = das_callback(args.callback_from or args.config), ("in-process", "background")

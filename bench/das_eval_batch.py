@@ -22,7 +22,7 @@ import torch
 
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
-from numsym_pl.das import search
+from numsym_pl.das import settings as search
 
 
 def main() -> None:

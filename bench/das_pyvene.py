@@ -29,9 +29,10 @@ import torch.nn.functional as F
 
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das.iia import exact_rows
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import clean_cache, evaluate, patched_logits, source_states
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
+from numsym_pl.das.interventions.patched import evaluate, patched_logits
+from numsym_pl.das.pairs.sets import clean_cache, source_states
 from numsym_pl.models import TransformerLM
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import VOCAB
@@ -101,7 +102,8 @@ def main() -> None:
     print(f"pyvene on its GRU, one time step per pair: {pyvene_gru_attempt(pv)}")
     if not Path(args.ckpt_path).is_file():
         print(f"no checkpoint at {args.ckpt_path}: training a RoPE transformer (60 epochs) first")
-        subprocess.run([sys.executable, "-m", "numsym_pl", "fit", "--config", str(ROOT / "configs/transformer_rope.yaml"),
+        subprocess.run([sys.executable, "-m", "numsym_pl", "fit",
+                        "--config", str(ROOT / "configs/transformer_rope.yaml"),
                         "--config", str(ROOT / "configs/callbacks/checkpoint_only.yaml"), "--trainer.max_epochs", "60",
                         "--trainer.logger.init_args.save_dir", str(DEFAULT_CKPT.parents[3]),
                         "--trainer.logger.init_args.name", "", "--trainer.logger.init_args.version", "fit"], check=True)
@@ -121,7 +123,8 @@ def main() -> None:
     with torch.no_grad():
         inter.rotate_layer.weight = ours.weight.detach().clone()  # the same initial rotation
     probe = train[:64]
-    gap = (patched_logits(net, ours, site, probe, src_train[:64], cache_train[:64]) - pyvene_logits(iv, probe))[probe.loss_mask].abs().max()
+    gap = (patched_logits(net, ours, site, probe, src_train[:64], cache_train[:64])
+           - pyvene_logits(iv, probe))[probe.loss_mask].abs().max()
     print(f"same patched logits before training: max |difference| {gap.item():.2e}")
 
     opt_ours = torch.optim.Adam(ours.parameters(), lr=1e-3)
@@ -155,7 +158,8 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"threads {torch.get_num_threads()}, RoPE d={net.d_model} at {site}, {args.program}.{variables[0]}, "
           f"subspace {args.subspace}, batch 128, "
-          f"{args.steps} steps; source states and clean runs below the site precomputed once by numsym_pl in {setup:.2f} s (not in its step)")
+          f"{args.steps} steps; source states and clean runs below the site precomputed once by numsym_pl in "
+          f"{setup:.2f} s (not in its step)")
     print(f"{'':<10}{'s/step (median)':>17}{'IIA after steps':>17}")
     for name in times:
         print(f"{name:<10}{med[name]:>17.4f}{(iia_ours if name == 'numsym_pl' else iia_pv):>17.3f}")

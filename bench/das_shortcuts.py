@@ -1,4 +1,4 @@
-"""Two shortcuts of a DAS step that keep its numbers (issue 18 item 3), each measured against the
+"""Two shortcuts of a DAS step that keep its numbers, each measured against the
 step without it, alternated in one process:
 
 - clean keys: when the patch is a transformer's last-block input, that block takes keys and values
@@ -29,10 +29,12 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das import Alignment, SearchSettings, SubspaceSwap, run_alignment
 from numsym_pl.das.featurizers import Rotation
-from numsym_pl.das.search import PairSets, patched_logits_many
+from numsym_pl.das.interventions.patched import patched_logits_many
+from numsym_pl.das.pairs.sets import PairSets
 from numsym_pl.models.transformer import Block
 
 
@@ -93,23 +95,25 @@ def main() -> None:
     print(f"{args.ckpt}: {type(net).__name__}; threads {args.threads} (clean keys touch transformers only)")
     print(f"{'site':<8} {'width':>5} " + " ".join(f"{name:>16}" for name in VARIANTS) + f" {'before/after':>12}")
     for site in args.sites.split(","):
-        sets = PairSets(net, task, Alignment("up_down", "count", site, 16), settings, torch.device("cpu"))
+        sets = PairSets(net, task, Alignment("up_down", "count", site, Interchange(16)), settings, torch.device("cpu"))
         s = step_seconds(net, sets, site, args.repeats)
         print(f"{site:<8} {net.site_width(site):>5} " + " ".join(f"{s[name]:>16.4f}" for name in VARIANTS)
               + f" {s['before'] / s['after']:>11.2f}x", flush=True)
     if args.no_fits:
         return
     print(f"\nwhole alignments (up_down count, size 16, {args.n_train} pairs, up to {args.max_steps} steps)")
-    print(f"{'site':<8} {'IIA before':>10} {'IIA after':>10} {'|diff|':>7} {'steps':>11} {'s before':>9} {'s after':>8} {'ratio':>6}")
+    print(f"{'site':<8} {'IIA before':>10} {'IIA after':>10} {'|diff|':>7} "
+          f"{'steps':>11} {'s before':>9} {'s after':>8} {'ratio':>6}")
     for site in args.sites.split(","):
         got = {}
         for name in ("before", "after"):
             with variant(name):
                 t0 = time.perf_counter()
-                result, _ = run_alignment(net, task, Alignment("up_down", "count", site, 16), settings)
+                result, _ = run_alignment(net, task, Alignment("up_down", "count", site, Interchange(16)), settings)
                 got[name] = (result.iia, result.steps, time.perf_counter() - t0)
         (a, sa, ta), (b, sb, tb) = got["before"], got["after"]
-        print(f"{site:<8} {a:>10.3f} {b:>10.3f} {abs(a - b):>7.3f} {f'{sa}/{sb}':>11} {ta:>9.1f} {tb:>8.1f} {ta / tb:>5.2f}x", flush=True)
+        print(f"{site:<8} {a:>10.3f} {b:>10.3f} {abs(a - b):>7.3f} "
+              f"{f'{sa}/{sb}':>11} {ta:>9.1f} {tb:>8.1f} {ta / tb:>5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

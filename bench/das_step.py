@@ -17,9 +17,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import clean_cache, source_states
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
+from numsym_pl.das.pairs.sets import clean_cache, source_states
 from numsym_pl.models import GRULM, LSTMLM
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import NumericEquivalence, VOCAB
@@ -33,7 +33,8 @@ def step(net, swap, opt, batch, src, cache, variant):
     kwargs = {} if variant == "forward_patched_by_hooks" else {"out_mask": batch.loss_mask}
     if "cache" in variant:
         kwargs["cache"] = cache
-    logits = getattr(net, METHODS[variant])(batch.cf[:, :-1], "state", batch.target_pos, lambda h: swap(h, src), **kwargs)
+    logits = getattr(net, METHODS[variant])(batch.cf[:, :-1], "state", batch.target_pos, lambda h: swap(h, src),
+                                            **kwargs)
     loss = F.cross_entropy(logits[batch.loss_mask], batch.cf[:, 1:][batch.loss_mask])
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -48,7 +49,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     net = (GRULM(VOCAB.size, 128) if args.arch == "gru" else LSTMLM(VOCAB.size, 64)).eval().requires_grad_(False)
-    pairs = make_pairs(NumericEquivalence("multi"), get_program("up_down"), ["count"], args.batch * args.repeats, seed=0)
+    pairs = make_pairs(NumericEquivalence("multi"), get_program("up_down"), ["count"], args.batch * args.repeats,
+                       seed=0)
     src, cache = source_states(net, pairs, "state"), clean_cache(net, pairs, "state")
     swaps = {k: SubspaceSwap(net.site_width("state"), 16, orthogonal_map="cayley" if "cayley" in k else "matrix_exp")
              for k in METHODS}

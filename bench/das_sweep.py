@@ -6,7 +6,7 @@
 Fits every (site, size) alignment alone with ``run_alignment`` (``--alone reference``: only the
 reference one, the first site at size 16), then the same cells as one ``run_sweep``, and prints per
 cell the IIA alone and in the sweep, and the wall times: the sweep against one alignment (the
-issue's goals: <= 2x for 7 sizes at one site, <= 5x for 7 sizes x 3 sites) and against the
+goals: <= 2x for 7 sizes at one site, <= 5x for 7 sizes x 3 sites) and against the
 alignments one by one. Timings on two threads swing; the note gives the machine and the command.
 ``--out`` also writes the sweep's files (sweep.json, sweep.csv, the heatmap sweep.png).
 ``--step_profile`` instead prints, per site, the median seconds of one training step with one
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.das.sweep import run_sweep, sizes_at
@@ -38,13 +39,15 @@ def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
     import torch.nn.functional as F
 
     from numsym_pl.das import SubspaceSwap
-    from numsym_pl.das.search import PairSets, patched_logits_many
+    from numsym_pl.das.interventions.patched import patched_logits_many
+    from numsym_pl.das.pairs.sets import PairSets
 
     frozen = net.eval().requires_grad_(False)
-    print(f"{'site':<10} {'width':>5} {'1 rotation':>11} {'batched':>9} {'ratio':>6} {'hook path':>10} {'hook/fast':>9}")
+    print(f"{'site':<10} {'width':>5} {'1 rotation':>11} {'batched':>9} {'ratio':>6} "
+          f"{'hook path':>10} {'hook/fast':>9}")
     for site in sites:
         device = next(frozen.parameters()).device
-        sets = PairSets(frozen, task, Alignment("up_down", "count", site, 16), settings, device)
+        sets = PairSets(frozen, task, Alignment("up_down", "count", site, Interchange(16)), settings, device)
         train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
         width = frozen.site_width(site)
         medians = []
@@ -59,7 +62,8 @@ def step_profile(net, task, sites, sizes, settings, repeats: int = 4) -> None:
                 idx = torch.arange(128 * i, 128 * (i + 1), device=device)
                 batch = train[idx]
                 t0 = time.perf_counter()
-                logits = patched_logits_many(frozen, swaps, site, batch, src[idx], None if cache is None else cache[idx])
+                logits = patched_logits_many(frozen, swaps, site, batch, src[idx],
+                                             None if cache is None else cache[idx])
                 scored = logits.view(len(swaps), len(batch), *logits.shape[1:])[:, batch.loss_mask]
                 target = batch.cf[:, 1:][batch.loss_mask].repeat(len(swaps))
                 F.cross_entropy(scored.flatten(0, 1), target).backward()
@@ -99,14 +103,16 @@ def main() -> None:
     alone = {}
     for site, k in cells if args.alone == "all" else [reference]:
         t0 = time.perf_counter()
-        result, _ = run_alignment(net, task, Alignment("up_down", "count", site, k, featurizer=args.featurizer), settings)
+        result, _ = run_alignment(net, task, Alignment("up_down", "count", site,
+                                                       Interchange(k, featurizer=args.featurizer)), settings)
         alone[site, k] = (result.iia, result.steps, time.perf_counter() - t0)
-        print(f"alone {site:<8} {k:>3}: IIA {result.iia:.3f}, {result.steps} steps, {alone[site, k][2]:.1f} s", flush=True)
+        print(f"alone {site:<8} {k:>3}: IIA {result.iia:.3f}, {result.steps} steps, {alone[site, k][2]:.1f} s",
+              flush=True)
     t0 = time.perf_counter()
     records = run_sweep(net, task, "up_down", "count", sites, sizes, [args.featurizer], settings)
     sweep_s = time.perf_counter() - t0
     if args.out:
-        from numsym_pl.das.sweep_command import write_outputs
+        from numsym_pl.analysis.sweep_outputs import write_outputs
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_outputs(records, {"ckpt_path": args.ckpt, "program": "up_down", "variables": ["count"], "sites": sites,
@@ -114,9 +120,11 @@ def main() -> None:
                                 "seconds": sweep_s, "command": "python bench/das_sweep.py " + " ".join(sys.argv[1:])},
                       Path(args.out))
     print(f"\n{args.ckpt}: {type(net).__name__}, {len(cells)} cells ({len(sites)} site(s) x {len(sizes)} sizes, "
-          f"capped at each width), featurizer {args.featurizer}, {settings.max_steps} steps max, {settings.n_train} pairs; "
-          f"{next(net.parameters()).device}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
-    print(f"{'site':<8} {'size':>4} {'IIA alone':>10} {'IIA sweep':>10} {'|diff|':>7} {'steps alone':>12} {'steps sweep':>12}")
+          f"capped at each width), featurizer {args.featurizer}, {settings.max_steps} steps max, "
+          f"{settings.n_train} pairs; {next(net.parameters()).device}, threads {torch.get_num_threads()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
+    print(f"{'site':<8} {'size':>4} {'IIA alone':>10} {'IIA sweep':>10} {'|diff|':>7} "
+          f"{'steps alone':>12} {'steps sweep':>12}")
     worst = 0.0
     for r in records:
         a = alone.get((r["site"], r["subspace"]))
@@ -129,8 +137,8 @@ def main() -> None:
           f"= {sweep_s / single:.2f}x one alignment")
     if args.alone == "all":
         total = sum(t for _, _, t in alone.values())
-        print(f"one by one: {total:.1f} s = {total / single:.2f}x one alignment; sweep / one by one = {sweep_s / total:.2f}; "
-              f"largest IIA difference {worst:.3f}")
+        print(f"one by one: {total:.1f} s = {total / single:.2f}x one alignment; "
+              f"sweep / one by one = {sweep_s / total:.2f}; largest IIA difference {worst:.3f}")
 
 
 if __name__ == "__main__":

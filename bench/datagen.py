@@ -14,9 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import clean_cache, patched_logits, source_states
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
+from numsym_pl.das.interventions.patched import patched_logits
+from numsym_pl.das.pairs.sets import clean_cache, source_states
 from numsym_pl.models import GRULM
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import NumericEquivalence, VOCAB

@@ -65,7 +65,8 @@ def main() -> None:
     variants = {"configured": [], "no DAS": ["--trainer.callbacks=[]"]}
     walls, cpus, metrics = {v: [] for v in variants}, {v: [] for v in variants}, {}
     print(f"numsym_pl fit --config {args.config} {' '.join(args.extra)}")
-    print(f"{'round':<7}{'variant':<12}{'wall s':>9}{'CPU s':>9}{'to stop s':>11}{'stopped at':>12}  DAS fits (epoch: s)")
+    print(f"{'round':<7}{'variant':<12}{'wall s':>9}{'CPU s':>9}{'to stop s':>11}{'stopped at':>12}  "
+          "DAS fits (epoch: s)")
     for r, v in alternated(variants, args.rounds):
         before = cpu_seconds()
         wall, m = fit(args.config, "default", [*args.extra, *variants[v]])
@@ -74,7 +75,8 @@ def main() -> None:
         metrics.setdefault(v, m)
         epoch, to_stop = last(m.get("trained/epoch", [])), last(m.get("trained/seconds", []))
         fits = ", ".join(f"{e}: {s:.1f}" for e, s in das_seconds(m)) or "-"
-        print(f"{r:<7}{v:<12}{wall:>9.1f}{cpus[v][-1]:>9.1f}{'-' if to_stop is None else f'{to_stop:.1f}':>11}{'-' if epoch is None else int(epoch):>12}  {fits}")
+        print(f"{r:<7}{v:<12}{wall:>9.1f}{cpus[v][-1]:>9.1f}{'-' if to_stop is None else f'{to_stop:.1f}':>11}"
+              f"{'-' if epoch is None else int(epoch):>12}  {fits}")
     val = {v: {k: [x for x in m[k] if x] for k in m if k.startswith(("val/", "trained/")) and not k.endswith(TIMES)}
            for v, m in metrics.items()}
     print("training the same with and without the callback (every val/ and trained/ number):",

@@ -15,7 +15,7 @@ final val/acc_trial, the IIA its DAS callback logged last (or the DAS command's 
 the learning-dynamics study's IIA curve), GPU column beside CPU column; writes it to
 ``<out>/gpu_check.md`` with every run's log beside it. ``--sweeps`` adds ``bench/das_sweep.py`` on
 the accelerator (the GRU's 7 sizes alone and batched; the RoPE net's 3 sites x 7 sizes against one
-alignment): issue 17's speed ratios, a few minutes more.
+alignment): the batched sweep's speed ratios, a few minutes more.
 
 ``--accelerator cpu`` with ``--smoke`` runs the whole script here in a few minutes, the
 "accelerator" side in ``bf16-mixed`` on the CPU (Lightning's CPU autocast), with tiny budgets:
@@ -50,8 +50,8 @@ SWEEP_FIGURES = {"sweep / one alignment": r"sweep: [\d.]+ s = ([\d.]+x) one alig
                  "one alignment alone": r"reference alignment alone \([^)]*\): ([\d.]+ s)"}
 SMOKE_STUDY_DAS = ["--das.n_train", "128", "--das.n_val", "64", "--das.n_test", "64", "--das.max_steps", "4",
                    "--das.eval_every", "2"]
-SMOKE_DAS = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64", "--settings.max_steps", "4",
-             "--settings.eval_every", "2"]
+SMOKE_DAS = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64",
+             "--settings.max_steps", "4", "--settings.eval_every", "2"]
 
 
 def plan(out: Path, accelerator: str, smoke: bool, sweeps: bool = False) -> dict[str, list[dict]]:
@@ -74,32 +74,36 @@ def plan(out: Path, accelerator: str, smoke: bool, sweeps: bool = False) -> dict
                 name = f"fit-{net}-{side}-{prec}"
                 runs.append({"kind": f"fit {net}", "prec": prec, "name": name,
                              "args": ["fit", *args, *fit_extra, *QUIET, "--trainer.accelerator", accel,
-                                      "--trainer.precision", prec, "--trainer.logger.init_args.save_dir", str(out / "fits"),
-                                      "--trainer.logger.init_args.name", name, "--trainer.logger.init_args.version", "run"]})
+                                      "--trainer.precision", prec, "--trainer.logger.init_args.save_dir",
+                                      str(out / "fits"), "--trainer.logger.init_args.name", name,
+                                      "--trainer.logger.init_args.version", "run"]})
         runs.append({"kind": "learning dynamics (quick)", "prec": "", "name": f"learning_dynamics-{side}",
                      "args": ["study", "--config", "configs/studies/learning_dynamics.yaml", "--quick",
                               "--out_dir", str(out / f"learning_dynamics-{side}"), "--", "--trainer.accelerator", accel,
                               *study_extra]})
-        das = {"kind": "das gru (CPU checkpoint)", "prec": "", "name": f"das-gru-{side}", "after": "fit-gru-cpu-32-true",
-               "args": ["das", "--ckpt_path", str(reference), "--device", dev, "--program", "up_down", "--variables", "count",
-                        "--site", "state", "--subspace", "16", "--settings.progress", "false", *das_extra,
-                        "--out", str(out / f"das-gru-{side}")]}
+        das = {"kind": "das gru (CPU checkpoint)", "prec": "", "name": f"das-gru-{side}",
+               "after": "fit-gru-cpu-32-true",
+               "args": ["das", "--ckpt_path", str(reference), "--device", dev, "--program", "up_down",
+                        "--variables", "count", "--site", "state", "--subspace", "16", "--settings.progress", "false",
+                        *das_extra, "--out", str(out / f"das-gru-{side}")]}
         runs.insert(len(precisions) * 2 if side == "accel" else 1, das)  # the CPU's right after its GRU fit
         chains[side] = runs
     # a study cell whose post-hoc alignments run on the accelerator (study --device), the GPU side only
-    chains["accel"].append({"kind": "study cell rope (alignments on the device)", "prec": "", "name": "study-rope-accel",
+    chains["accel"].append({"kind": "study cell rope (alignments on the device)", "prec": "",
+                            "name": "study-rope-accel",
                             "args": ["study", "--config", "bench/gpu_study.yaml", "--device", device,
                                      "--out_dir", str(out / "study-rope-accel"), *(SMOKE_STUDY_DAS if smoke else []),
                                      "--", "--trainer.accelerator", accelerator, *study_extra]})
-    if sweeps:  # issue 17's goals: a batched sweep against one alignment, on the accelerator, on the CPU's checkpoints
+    if sweeps:  # a batched sweep against one alignment, on the accelerator, on the CPU's checkpoints
         rope = out / "fits" / "fit-rope-cpu-32-true" / "run" / "checkpoints" / "last.ckpt"
         small = ["--max_steps", "4", "--n_train", "256", "--sizes", "1,2,4,16"] if smoke else []
         chains["accel"] += [
             {"kind": "sweep gru state (7 sizes)", "prec": "", "name": "sweep-gru-accel", "after": "fit-gru-cpu-32-true",
              "script": "bench/das_sweep.py", "args": ["--device", device, "--ckpt", str(reference), *small]},
-            {"kind": "sweep rope resid/attn/mlp (7 sizes)", "prec": "", "name": "sweep-rope-accel", "after": "fit-rope-cpu-32-true",
-             "script": "bench/das_sweep.py", "args": ["--device", device, "--ckpt", str(rope), "--sites", "resid.1,attn.1,mlp.1",
-                                                      "--alone", "reference", "--max_steps", "500", "--n_train", "4000", *small]}]
+            {"kind": "sweep rope resid/attn/mlp (7 sizes)", "prec": "", "name": "sweep-rope-accel",
+             "after": "fit-rope-cpu-32-true", "script": "bench/das_sweep.py",
+             "args": ["--device", device, "--ckpt", str(rope), "--sites", "resid.1,attn.1,mlp.1",
+                      "--alone", "reference", "--max_steps", "500", "--n_train", "4000", *small]}]
     return chains
 
 
@@ -148,7 +152,8 @@ def figures(name: str, out: Path) -> dict[str, str]:
     cell = json.loads(path.read_text())[0]
     if name.startswith("study-"):
         aligned = cell.get("alignments", [])
-        untrained = {a["key"]: ((a.get("controls") or {}).get("untrained") or {}).get("iia", float("nan")) for a in aligned}
+        untrained = {a["key"]: ((a.get("controls") or {}).get("untrained") or {}).get("iia", float("nan"))
+                     for a in aligned}
         return {"val/acc_trial": f"{cell['fit'].get('val/acc_trial', float('nan')):.3f}",
                 "alignments' devices": " ".join(sorted({a.get("device", "?") for a in aligned})),
                 **{f"IIA {a['key']}": f"{a['iia']:.3f} (untrained net {untrained[a['key']]:.3f})" for a in aligned}}
@@ -169,7 +174,8 @@ def table(chains: dict[str, list[dict]], walls: dict, out: Path, accelerator: st
                 cols.setdefault(side, []).append((run["prec"], {"wall s": wall, **figures(run["name"], out)}))
         for key in dict.fromkeys(k for runs in cols.values() for _, fig in runs for k in fig):
             label = lambda side, prec: f"{prec}: " if prec and side == "accel" else ""  # noqa: E731
-            cells = ["; ".join(f"{label(side, prec)}{fig.get(key, '-')}" for prec, fig in cols.get(side, [])) or "not run"
+            cells = ["; ".join(f"{label(side, prec)}{fig.get(key, '-')}"
+                               for prec, fig in cols.get(side, [])) or "not run"
                      for side in ("accel", "cpu")]
             rows.append(f"| {kind} | {key} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows)
@@ -181,8 +187,9 @@ def main(argv=None) -> int:
     parser.add_argument("--accelerator", default="gpu", choices=["gpu", "cpu"])
     parser.add_argument("--smoke", action="store_true", help="tiny budgets: tests the script, measures nothing")
     parser.add_argument("--sweeps", action="store_true",
-                        help="also bench/das_sweep.py on the accelerator: the GRU's 7 sizes (alone and batched) and the "
-                             "RoPE net's resid.1, attn.1, mlp.1 x 7 sizes (issue 17's speed goals; a few more minutes)")
+                        help="also bench/das_sweep.py on the accelerator: the GRU's 7 sizes (alone and batched) "
+                             "and the RoPE net's resid.1, attn.1, mlp.1 x 7 sizes (the sweep's speed ratios; "
+                             "a few more minutes)")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -190,11 +197,13 @@ def main(argv=None) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            print("gpu_check: torch sees no CUDA device; on a CPU machine run with --accelerator cpu --smoke", file=sys.stderr)
+            print("gpu_check: torch sees no CUDA device; on a CPU machine run with --accelerator cpu --smoke",
+                  file=sys.stderr)
             return 2
         print(f"gpu_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     chains = plan(out, args.accelerator, args.smoke, args.sweeps)
-    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, WANDB_MODE="offline",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     walls: dict = {}
     done = {run["name"]: threading.Event() for runs in chains.values() for run in runs}
     t0 = time.perf_counter()

@@ -93,7 +93,8 @@ def main() -> None:
     print("every logged number but the times equal to the first policy's:", same)
     med = {p: statistics.median(w) for p, w in walls.items()}
     for p in policies[1:]:
-        print(f"wall {p} / {policies[0]}: {med[p] / med[policies[0]]:.2f}x ({med[p]:.1f} s vs {med[policies[0]]:.1f} s)")
+        print(f"wall {p} / {policies[0]}: {med[p] / med[policies[0]]:.2f}x "
+              f"({med[p]:.1f} s vs {med[policies[0]]:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ alternated in one process; medians over rounds.
     python bench/validation.py [--archs gru,lstm,rope] [--rounds 5] [--task multi] [--batch_sizes 1000,256]
 
 Prints, per architecture, the seconds of one validation (three sets) each way with what it measured
-(trials answered right and the token-mean loss: must be equal every way), and the ratios last: every logit / read positions (both at the first
-batch size), and the first batch size / each other one (read positions).
+(trials answered right and the token-mean loss: must be equal every way), and the ratios last: every logit / read
+positions (both at the first batch size), and the first batch size / each other one (read positions).
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def main() -> None:
         dm.setup("fit")
         batches[size] = [b for loader in dm.val_dataloader() for b in loader]
     first = batches[sizes[0]]
-    pad = sum(int((b["tokens"][:, 1:] == VOCAB.PAD).sum()) for b in first) / sum(b["tokens"][:, 1:].numel() for b in first)
+    pad = (sum(int((b["tokens"][:, 1:] == VOCAB.PAD).sum()) for b in first)
+           / sum(b["tokens"][:, 1:].numel() for b in first))
     print(f"validation sets ({args.task}) in batches of {sizes[0]}: {pad:.0%} of their positions padding; "
           f"{torch.get_num_threads()} thread(s), {args.rounds} alternated rounds")
     variants = [(False, sizes[0])] + [(True, size) for size in sizes]
@@ -81,7 +82,8 @@ def main() -> None:
         print(f"{arch}: " + ", ".join(f"{'read positions' if r else 'every logit'} @{b}: {med[(r, b)]:.3f} s "
                                        f"({correct[(r, b)]})" for r, b in variants))
         lines.append(f"{arch}: every logit / read positions {med[variants[0]] / med[(True, sizes[0])]:.2f}x; "
-                     + ", ".join(f"batch {sizes[0]} / {b} {med[(True, sizes[0])] / med[(True, b)]:.2f}x" for b in sizes[1:]))
+                     + ", ".join(f"batch {sizes[0]} / {b} {med[(True, sizes[0])] / med[(True, b)]:.2f}x"
+                                 for b in sizes[1:]))
     print("ratios:\n  " + "\n  ".join(lines))
 
 

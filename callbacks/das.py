@@ -13,13 +13,17 @@ from lightning.pytorch.utilities import rank_zero_info
 from numsym_pl.analysis.figures import learning_dynamics
 from numsym_pl.das.alignment import Alignment, check_distinct
 from numsym_pl.das.background import BackgroundFits, fit_alignments, in_one_thread
+from numsym_pl.das.record import BASELINE_FIELDS, ROW_FIELDS, ROWS_FILE, write_rows
 from numsym_pl.das.run import check_alignment
-from numsym_pl.das.search import SearchSettings
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.errors import ConfigError
 from numsym_pl.seeding import derive
-from numsym_pl.tasks import TaskFamily
+from numsym_pl.tasks.base import TaskFamily
 
-BASELINES = ("iia_identity", "iia_full_swap", "iia_random")
+
+
+#: the columns of a fit's curve logged to wandb (``search.Fitted.history``)
+CURVE_COLUMNS = ("step", "lr", "loss", "iia_train", "iia_val", "loss_val")
 
 
 class DASCallback(pl.Callback):
@@ -27,7 +31,8 @@ class DASCallback(pl.Callback):
     on a frozen copy of the net (on one CPU thread, or on the GPU) and logs
     ``das/<program>.<variables>/<site>/iia`` (its 95 % interval ``iia_lo`` / ``iia_hi``, the floor
     ``iia_none``, ``iia_effective``, the baselines, steps and seconds) at the current epoch and
-    global step.
+    global step, and keeps every row (``AlignmentResult.row``) in ``das_history.json`` in the run
+    directory, which a study cell reads.
 
     DAS has its own RNG, seeded from ``settings.seed`` and the epoch, and the global RNG state is
     restored afterwards, so a run with this callback trains exactly like one without it. It runs
@@ -35,7 +40,7 @@ class DASCallback(pl.Callback):
     single-process run on the same weights. Its state (history, last rotations) is checkpointed.
 
     Args:
-        alignments: what to align, each ``{program, variables, site, subspace}``.
+        alignments: what to align, each ``{program, variables, site, intervention}`` (``Alignment``).
         every_n_epochs: run DAS after every N-th training epoch.
         settings: DAS settings (pairs, steps, lr, early stop, baselines); ``precision`` follows
             the trainer's unless set here to something other than ``32``.
@@ -65,7 +70,8 @@ class DASCallback(pl.Callback):
         if every_n_epochs < 1:
             raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
         self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
-        self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = every_n_epochs, warm_start, at_fit_end, figure
+        self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = (every_n_epochs, warm_start,
+                                                                              at_fit_end, figure)
         self.at_fit_start = at_fit_start
         self.settings = settings or SearchSettings(n_train=2000, n_val=500, n_test=500, max_steps=300, progress=False)
         self.history: list[dict] = []  # one row per (epoch, alignment)
@@ -74,10 +80,13 @@ class DASCallback(pl.Callback):
         self._last_epoch: int | None = None
         self._worker = BackgroundFits() if background else None
         self._trainer = None
+        self._rows_path: Path | None = None
 
     # ---- hooks ----------------------------------------------------------------------------------
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer  # state_dict, which Lightning calls without it, logs the fits it waits for
+        # asked once here, with every rank (log_dir is a collective), then written by rank zero as rows come
+        self._rows_path = Path(trainer.log_dir or trainer.default_root_dir) / ROWS_FILE
         # sites filled in from the net, then refused if two would share a metric key
         self.alignments = check_distinct([a.for_net(pl_module.net) for a in self.alignments])
         for a in self.alignments:  # fail now, not after N epochs of training
@@ -164,8 +173,8 @@ class DASCallback(pl.Callback):
         if self.warm_start:  # the previous rotation is where this fit starts
             self._collect(trainer, wait=True)
         inits = self._inits()
-        self._worker.submit((epoch, trainer.global_step, set(inits)), pl_module.net, self._task(trainer), self.alignments,
-                            self._settings(trainer, epoch), inits)
+        self._worker.submit((epoch, trainer.global_step, set(inits)), pl_module.net, self._task(trainer),
+                            self.alignments, self._settings(trainer, epoch), inits)
         return []
 
     def _collect(self, trainer, wait: bool = False) -> None:
@@ -180,23 +189,23 @@ class DASCallback(pl.Callback):
         for a, (result, state) in zip(self.alignments, fitted):
             if state is not None and epoch >= 0:  # the untrained control does not warm-start training's fits
                 self.rotations[a.key] = state
-            row = {"epoch": epoch, "step": step, "key": a.key, "alignment": a.identity, "iia": result.iia,
-                   **{b: getattr(result, b) for b in BASELINES}, "iia_effective": result.iia_effective,
-                   "iia_none": result.iia_none, "steps": result.steps,
-                   **dict(zip(("iia_lo", "iia_hi"), result.intervals()["iia"] or (None, None))),
-                   "seconds": result.seconds, "warm_start": a.key in warm}
-            rows.append(row)
+            rows.append(result.row(epoch, step, a, warm_start=a.key in warm))
             full = "-" if result.iia_full_swap is None else f"{result.iia_full_swap:.3f}"
             rank_zero_info(f"[DAS] epoch {epoch} {a.key}: IIA {result.iia:.3f} (full swap {full}, "
                            f"{result.steps} steps, {result.seconds:.1f}s)")
         self.history = sorted([r for r in self.history if r["epoch"] != epoch] + rows, key=lambda r: r["epoch"])
+        if self._rows_path is not None and trainer.is_global_zero:
+            write_rows(self._rows_path, self.history)
         metrics = {"epoch": float(epoch)}
         for r in rows:
-            for name in ("iia", "iia_lo", "iia_hi", *BASELINES, "iia_effective", "iia_none", "steps", "seconds"):
-                if r[name] is not None:
-                    metrics[f"das/{r['key']}/{name}"] = float(r[name])
+            metrics.update({f"das/{r['key']}/{name}": float(r[name]) for name in ROW_FIELDS if r[name] is not None})
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+            if isinstance(logger, WandbLogger):  # each fit's curve: validation IIA and loss over its steps
+                for a, (result, _) in zip(self.alignments, fitted):
+                    curve = (result.fit or {}).get("history") or []
+                    logger.log_table(key=f"das/{a.key}/fit_curve", columns=["epoch", *CURVE_COLUMNS],
+                                     data=[[epoch, *(r.get(c) for c in CURVE_COLUMNS)] for r in curve])
         return rows
 
     def write_figure(self, trainer, run_dir: Path) -> Path:
@@ -204,7 +213,8 @@ class DASCallback(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="figures/learning_dynamics", images=[str(path)])
-                cols = ["epoch", "step", "key", "iia", "iia_lo", "iia_hi", *BASELINES, "steps", "seconds"]
+                cols = ["epoch", "step", "key", "iia", "iia_lo", "iia_hi", *BASELINE_FIELDS.values(), "steps",
+                        "seconds"]
                 logger.log_table(key="das/history", columns=cols, data=[[r.get(c) for c in cols] for r in self.history])
         return path
 

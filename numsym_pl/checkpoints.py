@@ -51,7 +51,12 @@ def pick_device(name: str) -> torch.device:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[NextTokenLM, TaskFamily]:
     """The trained module (on ``device``) and the task it was trained on, from a checkpoint
-    written by ``fit``."""
+    written by ``fit`` or a directory ``numsym_pl export`` wrote (``bridges.export``)."""
+    if Path(path).is_dir():
+        from numsym_pl.bridges.export import load_module
+
+        lm, task = load_module(path)
+        return lm.to(pick_device(device) if isinstance(device, str) else device), task
     ckpt = read_checkpoint(path)
     hp, dm = ckpt.get("hyper_parameters", {}), ckpt.get("datamodule_hyper_parameters")
     if not isinstance(hp.get("net"), dict) or dm is None:

@@ -1,5 +1,5 @@
 """The ``numsym_pl`` command: LightningCLI (fit / validate / test / predict) plus the extra
-subcommands registered in ``EXTRA_COMMANDS``."""
+subcommands of ``numsym_pl.commands``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from jsonargparse import Namespace
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from numsym_pl.commands import COMMANDS, run_command
+from numsym_pl.last_checkpoint import LastCheckpoint
 from numsym_pl.trained_at import TrainedAt
 from numsym_pl.data import TrialDataModule
 from numsym_pl.errors import NumSymError
@@ -35,12 +36,13 @@ class NumSymCLI(LightningCLI):
     Two callbacks every run has are config groups of their own, beside ``trainer.callbacks``, so
     that an overlay changes one argument (``checkpoint: {every_n_epochs: 10}``,
     ``trained_at: {stop: false}``) without repeating a callback list: ``checkpoint`` (Lightning's
-    ModelCheckpoint; configs/base/checkpoint.yaml) and ``trained_at`` (numsym_pl.trained_at.TrainedAt:
+    ModelCheckpoint, as ``numsym_pl.last_checkpoint.LastCheckpoint``, whose ``last.ckpt`` is the final net;
+    configs/base/checkpoint.yaml) and ``trained_at`` (numsym_pl.trained_at.TrainedAt:
     the paper's criterion, stopping the fit once met, ``trainer.max_epochs`` the ceiling).
     ``trainer.callbacks`` holds the rest (the DAS callback, user callbacks)."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(TrainedAt, "trained_at")
         parser.link_arguments("data.vocab_size", "model.net.init_args.vocab_size", apply_on="instantiate")
         parser.link_arguments("data.pad_id", "model.pad_id", apply_on="instantiate")
@@ -53,7 +55,8 @@ class NumSymCLI(LightningCLI):
         sub = self.config.get("subcommand")
         if sub:
             net = self.config[sub]["model"]["net"]
-            check_resume_checkpoint(self.config[sub].get("ckpt_path"), net.as_dict() if hasattr(net, "as_dict") else net)
+            check_resume_checkpoint(self.config[sub].get("ckpt_path"),
+                                    net.as_dict() if hasattr(net, "as_dict") else net)
 
     def before_instantiate_classes(self) -> None:
         """A logger whose ``name`` is null (configs/base/trainer.yaml) is named after the first
@@ -82,40 +85,6 @@ def lightning_main(args: list[str] | None = None) -> NumSymCLI:
     )
 
 
-def _das_main(args: list[str]) -> None:
-    from numsym_pl.das.command import main as das_main
-
-    das_main(args)
-
-
-def _sweep_main(args: list[str]) -> None:
-    from numsym_pl.das.sweep_command import main as sweep_main
-
-    sweep_main(args)
-
-
-def _probe_main(args: list[str]) -> None:
-    from numsym_pl.analysis.probe_command import main as probe_main
-
-    probe_main(args)
-
-
-def _study_main(args: list[str]) -> None:
-    from numsym_pl.study.command import main as study_main
-
-    study_main(args)
-
-
-def _report_main(args: list[str]) -> None:
-    from numsym_pl.analysis.report import main as report_main
-
-    report_main(args)
-
-
-#: subcommands beyond LightningCLI's, name -> function(argv)
-EXTRA_COMMANDS = {"das": _das_main, "sweep": _sweep_main, "probe": _probe_main, "study": _study_main, "report": _report_main}
-
-
 def named_error(err: BaseException) -> NumSymError | None:
     """The NumSymError behind ``err``: itself, or one it was raised from (jsonargparse wraps an
     error raised while instantiating a class of an Optional/Union type in a ValueError)."""
@@ -131,8 +100,8 @@ def named_error(err: BaseException) -> NumSymError | None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
-        if args and args[0] in EXTRA_COMMANDS:
-            EXTRA_COMMANDS[args[0]](args[1:])
+        if args and args[0] in COMMANDS:
+            run_command(args[0], args[1:])
         else:
             lightning_main(argv)
     except Exception as err:

@@ -61,7 +61,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class TrialDataModule(pl.LightningDataModule):
-    """Trials of a task family (default: numeric equivalence, SPEC §1).
+    """Trials of a task family (default: numeric equivalence, docs/method.md#tasks).
 
     Args:
         task: the task family and its settings, e.g. ``{class_path: numsym_pl.tasks.NumericEquivalence,

@@ -42,7 +42,8 @@ def response_correct(logits: torch.Tensor, tokens: torch.Tensor, scored: torch.T
 
 
 @torch.no_grad()
-def greedy_decode(net: nn.Module, tokens: torch.Tensor, prompt_end: torch.Tensor, steps: int, forward=None) -> torch.Tensor:
+def greedy_decode(net: nn.Module, tokens: torch.Tensor, prompt_end: torch.Tensor, steps: int,
+                  forward=None) -> torch.Tensor:
     """Free-running greedy decoding: keep each trial up to ``prompt_end``, then let the model write
     ``steps`` tokens, each fed back as the next input. Returns the written tokens [B, steps].
     ``forward(tokens) -> logits`` replaces ``net(tokens)`` (e.g. a patched run)."""

@@ -22,7 +22,8 @@ from typing import Callable
 POLL_SECONDS = 0.5
 
 
-def worker_pool(max_workers: int, group: bool = False, initializer: Callable[[], None] | None = None) -> ProcessPoolExecutor:
+def worker_pool(max_workers: int, group: bool = False,
+                initializer: Callable[[], None] | None = None) -> ProcessPoolExecutor:
     """Spawned workers that end with their parent. With ``group`` each leads a process group of its
     own, which what it starts (e.g. a fit subprocess) joins, so that one signal ends them all;
     ``initializer`` (a module-level function) then runs in each worker."""

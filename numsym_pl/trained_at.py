@@ -1,4 +1,4 @@
-"""When a run counts as trained (SPEC §1: trial accuracy >= 99.9 %), and stopping there."""
+"""When a run counts as trained (trial accuracy >= 99.9 %; docs/method.md#trained), and stopping there."""
 
 from __future__ import annotations
 

@@ -102,4 +102,5 @@ def numsym_pl_side_by_side(*runs: tuple[Path, list, dict], timeout: float = 300)
         for proc, *_ in started:
             if proc.poll() is None:  # timed out, or another one did
                 proc.kill()
-    return [subprocess.CompletedProcess(cmd, p.returncode, out.read_text(), err.read_text()) for p, cmd, out, err in started]
+    return [subprocess.CompletedProcess(cmd, p.returncode, out.read_text(), err.read_text())
+            for p, cmd, out, err in started]

@@ -3,14 +3,16 @@
 import numpy as np
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.analysis.gradience import count_direction, gradience, greedy_response_length
 from numsym_pl.analysis.ood_interventions import ood_interventions
 from numsym_pl.analysis.phase_flips import flip_sequences, phase_flips
 from numsym_pl.das import IIA, Alignment
 from numsym_pl.das.iia import exact_rows
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import evaluate, pair_correct, patched_logits, source_states
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
+from numsym_pl.das.interventions.patched import evaluate, pair_correct, patched_logits
+from numsym_pl.das.pairs.sets import source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.programs import TokenKinds, get_program
 from numsym_pl.tasks import NumericEquivalence, VOCAB
@@ -37,7 +39,8 @@ def test_pair_correct_agrees_with_the_iia_metric():
 
 def test_ood_interventions_split_by_source_set_and_carried_value():
     net, task = _gru(), NumericEquivalence("multi")
-    out = ood_interventions(net, task, Alignment("up_down", "count", "state", 4), SubspaceSwap(16, 4), n=120)
+    out = ood_interventions(net, task, Alignment("up_down", "count", "state", Interchange(4)), SubspaceSwap(16, 4),
+                            n=120)
     assert set(out["iia"]) == {"train", "heldout", "ood"}
     assert set(out["iia_by_value"]) <= {"trained", "heldout", "above_range"} and "above_range" in out["iia_by_value"]
     assert max(out["per_value"]) > task.max_count  # OOD sources do carry values above the range
@@ -84,9 +87,9 @@ def test_phase_flip_sequences_follow_up_down():
 def test_phase_flips_and_gradience_run_on_a_recurrent_net():
     net, task = _gru(), NumericEquivalence("multi")
     swap = SubspaceSwap(16, 4, 2, "rotation", seed=0)
-    out = phase_flips(net, task, Alignment("up_down", ["count", "phase"], "state", 4), swap, n=40)
+    out = phase_flips(net, task, Alignment("up_down", ["count", "phase"], "state", Interchange(4)), swap, n=40)
     assert set(out) == {"n", "one_flip", "two_flips", "two_flips_unpatched"}
-    g = gradience(net, task, Alignment("up_down", ["count", "phase"], "state", 4), swap, n=60)
+    g = gradience(net, task, Alignment("up_down", ["count", "phase"], "state", Interchange(4)), swap, n=60)
     m = g["magnitude"]
     assert len(m["alphas"]) == len(m["shift_mean"]) == len(m["exact"]) and max(map(int, m["own"])) == 30
     assert g["per_source_value"] and g["per_target_count"]
@@ -95,7 +98,8 @@ def test_phase_flips_and_gradience_run_on_a_recurrent_net():
 def test_phase_flips_skip_nets_without_multi_patching():
     torch.manual_seed(0)
     net = SMALL_NETS["nope"]().eval()
-    out = phase_flips(net, NumericEquivalence("multi"), Alignment("up_down", ["count", "phase"], "resid.1", 4), SubspaceSwap(16, 4, 2))
+    out = phase_flips(net, NumericEquivalence("multi"),
+                      Alignment("up_down", ["count", "phase"], "resid.1", Interchange(4)), SubspaceSwap(16, 4, 2))
     assert "skipped" in out
 
 

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.distinguish import INDISTINGUISHABLE, distinguishability
-from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.pairs.distinguish import INDISTINGUISHABLE, distinguishability
+from numsym_pl.das.pairs.counterfactual import make_pairs
 from numsym_pl.errors import ConfigError
 from numsym_pl.programs import TokenKinds, get_program, next_inputs, reference_trace
 from numsym_pl.tasks import Arithmetic, Comparison, NumericEquivalence, TaskConfigError, TwoTypeCounting
 
 FAMILIES = {
-    "two_type": (lambda p_void=0.2: TwoTypeCounting(p_void=p_void), ("two_counters", "total_and_first", "two_type_recount")),
+    "two_type": (lambda p_void=0.2: TwoTypeCounting(p_void=p_void),
+                 ("two_counters", "total_and_first", "two_type_recount")),
     "arithmetic": (lambda p_void=0.2: Arithmetic(p_void=p_void), ("accumulator", "registers", "arithmetic_recount")),
     "comparison": (lambda p_void=0.2: Comparison(p_void=p_void), ("difference", "two_counts")),
 }
@@ -26,7 +27,8 @@ def trials_of(task, n, seed=0):
     parts = [task.sample(s, n, rng) for s in ("train", "heldout", "ood")]
     L = max(p.tokens.shape[1] for p in parts)
     pad = lambda x: np.pad(x, ((0, 0), (0, L - x.shape[1])))
-    return (np.concatenate([pad(p.tokens) for p in parts]), np.concatenate([np.pad(p.scored, ((0, 0), (0, L - 1 - p.scored.shape[1]))) for p in parts]))
+    return (np.concatenate([pad(p.tokens) for p in parts]),
+            np.concatenate([np.pad(p.scored, ((0, 0), (0, L - 1 - p.scored.shape[1]))) for p in parts]))
 
 
 def stepped(program, tokens, kinds):
@@ -179,9 +181,10 @@ def comparison_label(program, variable, src, i_s, tgt, i_t):
 LABELS = {"two_type": two_type_label, "arithmetic": arithmetic_label, "comparison": comparison_label}
 LABEL_CASES = [("two_type", "two_counters", "count_a"), ("two_type", "two_counters", "count_b"),
                ("two_type", "total_and_first", "count_a"), ("two_type", "two_type_recount", "left_a"),
-               ("arithmetic", "accumulator", "value"), ("arithmetic", "registers", "a"), ("arithmetic", "registers", "b"),
-               ("arithmetic", "arithmetic_recount", "left"),
-               ("comparison", "difference", "diff"), ("comparison", "two_counts", "a"), ("comparison", "two_counts", "b")]
+               ("arithmetic", "accumulator", "value"), ("arithmetic", "registers", "a"),
+               ("arithmetic", "registers", "b"), ("arithmetic", "arithmetic_recount", "left"),
+               ("comparison", "difference", "diff"), ("comparison", "two_counts", "a"),
+               ("comparison", "two_counts", "b")]
 
 
 @pytest.mark.parametrize("family,program,variable", LABEL_CASES)
@@ -233,7 +236,7 @@ def test_joint_swaps_that_carry_the_same_information_are_reported_indistinguisha
 
 
 def test_a_count_a_swap_changes_the_number_of_rbs_under_total_and_first_only():
-    """The issue's example: overwriting count_a leaves the number of RBs at the target's n_b under
+    """Overwriting count_a leaves the number of RBs at the target's n_b under
     two_counters, and moves it under total_and_first."""
     task = TwoTypeCounting()
     v = task.vocab

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from numsym_pl.analysis.competing import cell_verdict, competing_section
-from numsym_pl.das.cause import cause_isolation_rows, summarize
+from numsym_pl.das.interventions.cause import cause_isolation_rows, summarize
 
 
 def test_cause_and_isolation_rows_by_hand():
@@ -43,7 +43,8 @@ def test_verdicts_rank_say_not_distinguishable_none_aligns_or_not_trained():
     b = _alignment("total_and_first", ["count_a"], 0.40, 0.36, 0.44)
     assert cell_verdict(_cell([a, b])) == ("**two_counters** ranks first: two_counters.count_a 0.950 (high) vs "
                                            "total_and_first.count_a 0.400 (low)")
-    assert cell_verdict(_cell([a, b], differ=0.1)).startswith("not distinguishable: no alignment of two_counters and total_and_first")
+    assert cell_verdict(_cell([a, b], differ=0.1)).startswith("not distinguishable: no alignment of two_counters and "
+                                                              "total_and_first")
     # joint swaps that agree everywhere decide nothing: the head-to-head falls to a distinguishable pair
     joint_a = _alignment("two_counters", ["count_a", "count_b"], 0.97, 0.96, 0.98)
     joint_b = _alignment("total_and_first", ["total", "count_a"], 0.96, 0.95, 0.97)
@@ -54,8 +55,10 @@ def test_verdicts_rank_say_not_distinguishable_none_aligns_or_not_trained():
                                   "total_and_first.count_a 0.400 (low)")
     close = _alignment("total_and_first", ["count_a"], 0.94, 0.92, 0.96)
     assert cell_verdict(_cell([a, close])).startswith("within noise: two_counters.count_a 0.950 (high) vs")
-    low = [_alignment("two_counters", ["count_a"], 0.2, 0.17, 0.23), _alignment("total_and_first", ["count_a"], 0.1, 0.08, 0.12)]
+    low = [_alignment("two_counters", ["count_a"], 0.2, 0.17, 0.23),
+           _alignment("total_and_first", ["count_a"], 0.1, 0.08, 0.12)]
     assert cell_verdict(_cell(low)).startswith("none aligns (best two_counters.count_a")
     assert cell_verdict(_cell([a, b], acc=0.5)) == "not trained"
     text = competing_section([_cell([a, b])])
-    assert "## Competing programs" in text and "| gru-x-s0 | two_counters.count_a | total_and_first.count_a | 0.900" in text
+    assert "## Competing programs" in text and ("| gru-x-s0 | two_counters.count_a | total_and_first.count_a | 0.900"
+                                                in text)

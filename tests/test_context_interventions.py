@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
-from numsym_pl.das.context import hiding_attn_mask, hiding_pairs, substitution_pairs
+from numsym_pl.das.interventions.attention_hiding import hiding_attn_mask, hiding_pairs
+from numsym_pl.das.interventions.context_substitution import substitution_pairs
 from numsym_pl.programs import PROGRAMS, TokenKinds
 from numsym_pl.tasks import NumericEquivalence, VOCAB
 from tests.conftest import SMALL_NETS
@@ -25,7 +26,8 @@ def test_substitution_labels_by_hand(name):
         assert (src[i, t] == VOCAB.TRIG)  # equal demo-phase lengths
         a, b = np.flatnonzero(span[i])[[0, -1]]
         if name == "ctx_distr":
-            want = _demo_count(cf[i], 1, a - 1, kinds) + _demo_count(src[i], a, b, kinds) + _demo_count(cf[i], b + 1, t - 1, kinds)
+            want = (_demo_count(cf[i], 1, a - 1, kinds) + _demo_count(src[i], a, b, kinds)
+                    + _demo_count(cf[i], b + 1, t - 1, kinds))
         else:
             want = _demo_count(src[i], 1, b, kinds) + _demo_count(cf[i], b + 1, t - 1, kinds)
         assert p.label_count[i] == want
@@ -79,17 +81,20 @@ def test_recurrent_splice_patches_the_last_masked_state():
     mask[1, 1:3] = True
     repl = torch.randn(2, 9, 16)
     got = net.forward_spliced(tokens, "state", mask, repl)
-    ref = net.forward_patched(tokens, "state", torch.tensor([4, 2]), lambda h: repl[torch.arange(2), torch.tensor([4, 2])])
+    ref = net.forward_patched(tokens, "state", torch.tensor([4, 2]),
+                              lambda h: repl[torch.arange(2), torch.tensor([4, 2])])
     torch.testing.assert_close(got, ref)
     hooked = net.forward_spliced_by_hooks(tokens, "state", mask, repl)  # every masked state replaced
     torch.testing.assert_close(hooked[0, 4:], ref[0, 4:], atol=1e-5, rtol=1e-5)  # the same after the span
     torch.testing.assert_close(hooked[1, 2:], ref[1, 2:], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch, kind, site", [("rope", "attention_hiding", "resid.1"), ("nope", "context_substitution", "resid.1"),
+@pytest.mark.parametrize("arch, kind, site", [("rope", "attention_hiding", "resid.1"),
+                                              ("nope", "context_substitution", "resid.1"),
                                               ("gru", "context_substitution", "state")])
 def test_evaluate_runs_through_the_iia_metric(arch, kind, site):
-    result, learned = run_alignment(SMALL_NETS[arch](), VOID_TASK, Alignment("ctx_distr", None, site, intervention=kind),
+    result, learned = run_alignment(SMALL_NETS[arch](), VOID_TASK,
+                                    Alignment("ctx_distr", None, site, intervention=kind),
                                     SearchSettings(n_test=64, progress=False))
     assert 0 <= result.iia <= 1 and result.n == 64 and learned is None
     assert result.fit is None and result.baselines == {} and result.as_dict()["subspace"] is None
@@ -101,7 +106,8 @@ def test_evaluate_runs_through_the_iia_metric(arch, kind, site):
 
 def test_a_net_that_ignores_the_context_change_scores_the_floor():
     """With the intervention replaced by nothing, IIA equals the floor, pair for pair."""
-    from numsym_pl.das.context import context_correct, substitution_pairs
+    from numsym_pl.das.interventions.context import context_correct, unpatched
+    from numsym_pl.das.interventions.context_substitution import ContextSubstitution, substitution_pairs
     from numsym_pl.programs import get_program
 
     net = SMALL_NETS["gru"]().eval()
@@ -109,11 +115,12 @@ def test_a_net_that_ignores_the_context_change_scores_the_floor():
     identical = type(pairs)(pairs.cf, pairs.cf, torch.zeros_like(pairs.span), pairs.loss_mask, pairs.label_count,
                             pairs.own_count)
     identical.span[:, 1] = True  # splice the target's own states: no change
-    torch.testing.assert_close(context_correct(net, "context_substitution", "state", identical),
-                               context_correct(net, "none", "state", pairs))
+    substitute = lambda *a: ContextSubstitution().patched(*a, site="state")
+    torch.testing.assert_close(context_correct(net, identical, substitute), context_correct(net, pairs, unpatched))
 
 
 def test_hiding_on_a_recurrent_net_is_refused():
     with pytest.raises(ValueError, match="^intervention:"):
-        run_alignment(SMALL_NETS["gru"](), VOID_TASK, Alignment("ctx_distr", None, "state", intervention="attention_hiding"),
+        run_alignment(SMALL_NETS["gru"](), VOID_TASK,
+                      Alignment("ctx_distr", None, "state", intervention="attention_hiding"),
                       SearchSettings(n_test=8, progress=False))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from callbacks.das import DASCallback
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment
 from numsym_pl.das.background import BackgroundFits, fit_alignments, in_one_thread
 from numsym_pl.models import GRULM
@@ -12,7 +13,8 @@ from numsym_pl.tasks import VOCAB
 from numsym_pl.threads import cpu_threads
 from tests.test_das_callback import DATA, SETTINGS, _fit
 
-NUMBERS = ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_effective", "iia_none", "steps", "iia_lo", "iia_hi")
+NUMBERS = ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_effective", "iia_none", "steps", "iia_lo",
+           "iia_hi")
 
 
 def _das_columns(rows):
@@ -24,8 +26,10 @@ def _das_columns(rows):
 def test_background_fits_log_what_fits_here_log(tmp_path):
     """Both fit on one CPU thread, whatever the trainer's threads: the same rows, only later."""
     def make(background):
-        return DASCallback([Alignment("up_down", "count", "state", 4), Alignment("up_up", "demo_count", "state", 2)],
-                           every_n_epochs=2, settings=SETTINGS, at_fit_start=True, warm_start=True, background=background)
+        return DASCallback([Alignment("up_down", "count", "state", Interchange(4)),
+                            Alignment("up_up", "demo_count", "state", Interchange(2))],
+                           every_n_epochs=2, settings=SETTINGS, at_fit_start=True, warm_start=True,
+                           background=background)
 
     here = make(False)
     with cpu_threads(2):  # the trainer's threads; the callback fits on one
@@ -44,7 +48,7 @@ def test_the_worker_measures_the_net_as_it_was_when_asked(tmp_path):
     """A snapshot is taken at submission: changing the net afterwards changes nothing measured."""
     torch.manual_seed(0)
     net, task = GRULM(VOCAB.size, hidden_size=16), DATA["task"]
-    alignments = [Alignment("up_down", "count", "state", 4)]
+    alignments = [Alignment("up_down", "count", "state", Interchange(4))]
     with in_one_thread():
         (expected, _), = fit_alignments(net, task, alignments, SETTINGS, {})
     worker = BackgroundFits()
@@ -58,14 +62,15 @@ def test_the_worker_measures_the_net_as_it_was_when_asked(tmp_path):
     finally:
         worker.close()
     assert tag == "tag" and state is not None and worker.asked == []
-    assert (result.iia, result.baselines, result.fit["history"]) == (expected.iia, expected.baselines, expected.fit["history"])
+    assert (result.iia, result.baselines, result.fit["history"]) == (expected.iia, expected.baselines,
+                                                                     expected.fit["history"])
 
 
 def test_a_failed_background_fit_raises_where_it_is_collected():
     worker = BackgroundFits()
     try:
         worker.submit(0, GRULM(VOCAB.size, hidden_size=16), DATA["task"],
-                      [Alignment("up_down", "count", "state", 64)], SETTINGS, {})  # wider than the state
+                      [Alignment("up_down", "count", "state", Interchange(64))], SETTINGS, {})  # wider than the state
         with pytest.raises(Exception, match="subspace"):
             worker.done(wait=True)
     finally:
@@ -102,7 +107,8 @@ def test_the_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
 
 def test_a_trainer_on_one_thread_fits_in_its_own_process(tmp_path):
     """No core to spare (a study cell beside others): the callback fits between epochs, the same rows."""
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, background=True)
+    cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=1, settings=SETTINGS,
+                     background=True)
     with cpu_threads(1):
         _fit(tmp_path, [cb], max_epochs=2, enable_checkpointing=False)
     assert [r["epoch"] for r in cb.history] == [0, 1] and cb._worker._pool is None  # never started

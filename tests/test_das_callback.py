@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from callbacks.das import DASCallback
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.data import TrialDataModule
 from numsym_pl.lit_module import NextTokenLM
@@ -40,7 +41,8 @@ def _col(rows, key):
 
 @pytest.mark.parametrize("background", [False, True])
 def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path, background):
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=2, settings=SETTINGS, background=background)
+    cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=2, settings=SETTINGS,
+                     background=background)
     trainer, rows = _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
     iia = _col(rows, "das/up_down.count/state/iia")
     assert [e for e, _ in iia] == ["1.0", "3.0", "4.0"]  # epochs 1, 3 and the end of fit
@@ -53,7 +55,7 @@ def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path, background)
 
 
 def test_the_untrained_control_comes_first_at_step_0_and_once(tmp_path):
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=2, settings=SETTINGS,
+    cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=2, settings=SETTINGS,
                      at_fit_start=True, warm_start=True)
     _, rows = _fit(tmp_path, [cb], max_epochs=2, enable_checkpointing=False)
     iia = [(r["epoch"], r["step"]) for r in rows if r.get("das/up_down.count/state/iia")]
@@ -64,8 +66,8 @@ def test_the_untrained_control_comes_first_at_step_0_and_once(tmp_path):
 @pytest.mark.parametrize("background", [False, True])
 def test_training_is_identical_with_and_without_the_callback(tmp_path, background):
     """Dropout makes training draw from the global RNG, so DAS touching it would show."""
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS, at_fit_start=True,
-                     background=background)
+    cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=1, settings=SETTINGS,
+                     at_fit_start=True, background=background)
     _, with_das = _fit(tmp_path / "a", [cb], enable_checkpointing=False, dropout=0.3)
     _, without = _fit(tmp_path / "b", [], enable_checkpointing=False, dropout=0.3)
     for key in ("train/loss_step", "val/acc_trial", "val/loss", "val/acc_token"):
@@ -75,8 +77,8 @@ def test_training_is_identical_with_and_without_the_callback(tmp_path, backgroun
 @pytest.mark.parametrize("background", [False, True])
 def test_resume_continues_the_history_without_duplicates_or_gaps(tmp_path, background):
     def make():
-        return [DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS,
-                            warm_start=True, background=background),
+        return [DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=1,
+                            settings=SETTINGS, warm_start=True, background=background),
                 pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_epochs=1, save_top_k=-1,
                                              filename="e{epoch}", auto_insert_metric_name=False)]
 
@@ -95,9 +97,9 @@ def test_resume_continues_the_history_without_duplicates_or_gaps(tmp_path, backg
 def test_bf16_keeps_the_rotation_fp32_and_iia_close_to_fp32(trained_gru):
     net, task = trained_gru
     s = SearchSettings(n_train=1000, n_val=200, n_test=500, max_steps=60, batch_size=64, eval_every=30, progress=False)
-    r32, swap32 = run_alignment(net, task, Alignment("up_down", "count", "state", 8), s)
+    r32, swap32 = run_alignment(net, task, Alignment("up_down", "count", "state", Interchange(8)), s)
     s.precision = "bf16"
-    r16, swap16 = run_alignment(net, task, Alignment("up_down", "count", "state", 8), s)
+    r16, swap16 = run_alignment(net, task, Alignment("up_down", "count", "state", Interchange(8)), s)
     assert swap16.weight.dtype == torch.float32
     assert r32.iia > 0.3  # a real alignment, not two zeros
     assert abs(r32.iia - r16.iia) <= 0.02, (r32.iia, r16.iia)
@@ -117,7 +119,7 @@ def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    cb = DASCallback([Alignment("up_down", "count", "state", 4)], every_n_epochs=1, settings=SETTINGS)
+    cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=1, settings=SETTINGS)
     pl.seed_everything(0)
     logger = pl.loggers.WandbLogger(project="t", save_dir=str(tmp_path), offline=True)
     trainer = pl.Trainer(max_epochs=1, logger=logger, callbacks=[cb], enable_progress_bar=False,
@@ -127,6 +129,7 @@ def test_wandb_offline_summary_holds_das_keys(tmp_path, monkeypatch):
     wandb.finish()
     assert "das/up_down.count/state/iia" in summary and "das/up_down.count/state/iia_full_swap" in summary
     assert "figures/learning_dynamics" in summary and "das/history" in summary
+    assert "das/up_down.count/state/fit_curve" in summary  # the fit's validation IIA and loss over its steps
 
 
 def _cli_fit(tmp_path, *extra, background=False) -> tuple:
@@ -145,12 +148,14 @@ trainer:
       init_args:
         every_n_epochs: 1
         background: BACKGROUND
-        alignments: [{program: up_down, variables: [count], site: state, subspace: 4}]
+        alignments: [{program: up_down, variables: [count], site: state, intervention: {class_path: Interchange, """
+                   """init_args: {subspace: 4}}}]
         settings: {n_train: 128, n_val: 64, n_test: 64, max_steps: 4, batch_size: 32, eval_every: 2, progress: false}
 model:
   lr: 0.0
   net: {class_path: numsym_pl.models.GRULM, init_args: {hidden_size: 16}}
-data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9]}}, train_size: 128, val_size: 32, batch_size: 32}
+data: {task: {class_path: numsym_pl.tasks.NumericEquivalence, init_args: {variant: single, max_count: 8, """
+                   """heldout_counts: [3], ood_counts: [9]}}, train_size: 128, val_size: 32, batch_size: 32}
 """.replace("BACKGROUND", str(background).lower()))
     # a trainer on one thread fits in its own process; background fits need a thread to spare
     env = dict(os.environ, OMP_NUM_THREADS="2" if background else "1", WANDB_MODE="offline")
@@ -178,7 +183,7 @@ def test_context_interventions_run_from_the_callback(tmp_path):
     from numsym_pl.models import TransformerLM
 
     cb = DASCallback([Alignment("ctx_distr", None, "resid.1", intervention="attention_hiding"),
-                      Alignment("up_down", "count", "resid.1", 4)], every_n_epochs=1, settings=SETTINGS)
+                      Alignment("up_down", "count", "resid.1", Interchange(4))], every_n_epochs=1, settings=SETTINGS)
     pl.seed_everything(0)
     logger = pl.loggers.CSVLogger(tmp_path, name="run", version=0)
     trainer = pl.Trainer(max_epochs=1, logger=logger, callbacks=[cb], enable_progress_bar=False,
@@ -190,7 +195,8 @@ def test_context_interventions_run_from_the_callback(tmp_path):
 
 
 def test_a_subspace_too_wide_for_the_site_fails_before_training(tmp_path):
-    cb = DASCallback([Alignment("up_down", "count+phase", "state", 12)], every_n_epochs=5, settings=SETTINGS)
+    cb = DASCallback([Alignment("up_down", "count+phase", "state", Interchange(12))], every_n_epochs=5,
+                     settings=SETTINGS)
     with pytest.raises(ValueError, match="^subspace:"):
         _fit(tmp_path, [cb], max_epochs=5, enable_checkpointing=False)
 
@@ -200,7 +206,8 @@ def test_the_callback_aligns_the_programs_of_a_harder_family_during_training(tmp
     from numsym_pl.tasks import TwoTypeCounting
 
     task = TwoTypeCounting(max_count=4, ood_max=5)
-    cb = DASCallback([Alignment("two_counters", "count_a", "state", 4), Alignment("total_and_first", "count_a", "state", 4)],
+    cb = DASCallback([Alignment("two_counters", "count_a", "state", Interchange(4)),
+                      Alignment("total_and_first", "count_a", "state", Interchange(4))],
                      every_n_epochs=1, settings=SETTINGS)
     pl.seed_everything(0)
     lm = NextTokenLM(_GRU(task.vocab.size, hidden_size=16), lr=3e-3, warmup_steps=1)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.interventions import Interchange
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
 from numsym_pl.programs import PROGRAMS, TokenKinds
 from numsym_pl.tasks import NumericEquivalence, VOCAB
 from tests.conftest import SMALL_NETS
@@ -69,7 +70,8 @@ def test_forward_patched_matches_the_per_step_reference(arch):
         got = net.forward_patched(tokens, site, positions, patch)
         # the generic path built on the hook points, and for transformers an independent one through
         # torch's own forward hooks on each block
-        torch.testing.assert_close(got, net.forward_patched_by_hooks(tokens, site, positions, patch), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got, net.forward_patched_by_hooks(tokens, site, positions, patch), atol=1e-5,
+                                   rtol=1e-5)
         if arch in ("rope", "nope") and site.startswith("resid."):  # the sites inside a block: tests/test_sites.py
             ref = _transformer_hook_reference(net, tokens, site, positions, patch)
             torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
@@ -226,7 +228,7 @@ def test_pairs_intervene_on_a_chosen_subset_of_variables():
 
 @pytest.mark.parametrize("orthogonal_map", ["matrix_exp", "cayley"])
 def test_learned_rotation_stays_orthogonal_and_round_trips(orthogonal_map, tmp_path):
-    from numsym_pl.das.results import load_rotation, save_result
+    from numsym_pl.das.posthoc import load_rotation, save_result
 
     swap = SubspaceSwap(12, 3, 2, "rotation", seed=1, orthogonal_map=orthogonal_map)
     opt = torch.optim.Adam(swap.parameters(), lr=0.1)
@@ -258,8 +260,10 @@ def test_results_carry_the_no_op_floor():
     from numsym_pl.das import Alignment, SearchSettings, run_alignment
 
     torch.manual_seed(0)
-    settings = SearchSettings(n_train=128, n_val=64, n_test=200, max_steps=4, batch_size=32, eval_every=2, progress=False)
-    result, _ = run_alignment(SMALL_NETS["gru"](), NumericEquivalence(), Alignment("up_down", "count", "state", 4), settings)
+    settings = SearchSettings(n_train=128, n_val=64, n_test=200, max_steps=4, batch_size=32, eval_every=2,
+                              progress=False)
+    result, _ = run_alignment(SMALL_NETS["gru"](), NumericEquivalence(),
+                              Alignment("up_down", "count", "state", Interchange(4)), settings)
     record = result.as_dict()
     assert 0 < record["n_effective"] < record["n"] == 200
     assert 0 <= record["iia_none"] <= 1 and 0 <= record["iia_effective"] <= 1

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import IIA, Alignment, SearchSettings, run_alignment
 from numsym_pl.das.iia import exact_rows
 from numsym_pl.tasks import NumericEquivalence
@@ -26,7 +27,8 @@ def test_iia_metric_is_whole_sequence_and_grouped():
 def test_run_alignment_reports_iia_and_baselines(arch, site):
     torch.manual_seed(0)
     net = SMALL_NETS[arch]()
-    result, swap = run_alignment(net, NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), TINY)
+    result, swap = run_alignment(net, NumericEquivalence("multi"), Alignment("up_down", "count", site, Interchange(4)),
+                                 TINY)
     d = result.as_dict()
     for key in ("iia", "iia_identity", "iia_full_swap", "iia_random", "iia_val"):
         assert 0.0 <= d[key] <= 1.0
@@ -40,15 +42,17 @@ def test_no_grad_passes_score_the_same_in_any_chunking(arch, site, monkeypatch):
     """DAS's source states, clean caches, checks and scoring run in chunks of about EVAL_ROWS_CPU
     rows on the CPU (the random-rotation baselines batched together share one); chunks of 7 rows
     (uneven, one pair per swap) and of 1,000 (one chunk) give the same result to every digit."""
-    from numsym_pl.das import search
+    from numsym_pl.das import settings as search
 
-    assert search.eval_batch("cpu") == search.EVAL_ROWS_CPU and search.eval_batch("cpu", swaps=5) == search.EVAL_ROWS_CPU // 5
+    assert (search.eval_batch("cpu") == search.EVAL_ROWS_CPU
+            and search.eval_batch("cpu", swaps=5) == search.EVAL_ROWS_CPU // 5)
     assert search.eval_batch(torch.device("cuda")) == 1000
     results = []
     for rows in (1000, 7):
         monkeypatch.setattr(search, "EVAL_ROWS_CPU", rows)
         torch.manual_seed(0)
-        result, _ = run_alignment(SMALL_NETS[arch](), NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), TINY)
+        result, _ = run_alignment(SMALL_NETS[arch](), NumericEquivalence("multi"),
+                                  Alignment("up_down", "count", site, Interchange(4)), TINY)
         results.append({k: v for k, v in result.as_dict().items() if k != "seconds"})
     assert results[0] == results[1]
 
@@ -65,7 +69,8 @@ SMALL = ["--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_te
 
 def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, tmp_path, cli):
     res = cli("das", "--ckpt_path", tiny_ckpt, "--program", "up_down", "--variables", "count", "--site", "state",
-              "--subspace", "4", "--controls", *SMALL, "--settings.random_seeds", "3", "--out", str(tmp_path), cwd=tmp_path)
+              "--intervention.subspace", "4", "--controls", *SMALL, "--settings.random_seeds", "3",
+              "--out", str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "das_result.json").read_text())
     for key in ("program", "variables", "site", "subspace", "iia", "iia_identity", "iia_full_swap", "steps", "seconds",
@@ -78,21 +83,25 @@ def test_das_command_writes_result_json_with_intervals_and_controls(tiny_ckpt, t
     assert len(random["values"]) == 3 and random["mean"] == pytest.approx(data["iia_random"])
     untrained = data["controls"]["untrained"]
     assert 0 <= untrained["iia"] <= 1 and untrained["n"] == data["n"] and untrained["intervals"]["iia"]
-    for line in ("IIA, all held-out pairs", "IIA on effective pairs", "random subspaces (3 seeds)", "untrained net: IIA, all pairs"):
+    for line in ("IIA, all held-out pairs", "IIA on effective pairs", "random subspaces (3 seeds)",
+                 "untrained net: IIA, all pairs"):
         assert line in res.stdout, line
     assert f"[{lo:.3f}, {hi:.3f}]" in res.stdout
 
 
 def test_das_command_compares_competing_hypotheses_and_prints_cause_and_isolation(tiny_ckpt, tmp_path, cli):
     res = cli("das", "--ckpt_path", tiny_ckpt, "--program", "up_down", "--variables", "count+phase", "--site", "state",
-              "--subspace", "2", *SMALL, "--compare", "up_up.demo_count,ctx_distr", "--out", str(tmp_path), cwd=tmp_path)
+              "--intervention.subspace", "2", *SMALL, "--compare", "up_up.demo_count,ctx_distr", "--out", str(tmp_path),
+              cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "das_result.json").read_text())
     assert [(d["first"], d["second"]) for d in data["distinguishability"]] == [
         ("up_down.count+phase", "up_up.demo_count"), ("up_down.count+phase", "ctx_distr.balance")]
-    assert all(0 < d["differ"] <= 1 and d["interval"][0] <= d["differ"] <= d["interval"][1] for d in data["distinguishability"])
+    assert all(0 < d["differ"] <= 1 and d["interval"][0] <= d["differ"] <= d["interval"][1]
+               for d in data["distinguishability"])
     assert set(data["cause_isolation"]) == {"all", "count", "phase"}
-    for line in ("distinguishable from up_up.demo_count: labels differ on", "cause, all variables", "isolation, count alone"):
+    for line in ("distinguishable from up_up.demo_count: labels differ on", "cause, all variables",
+                 "isolation, count alone"):
         assert line in res.stdout, line
     bad = cli("das", "--ckpt_path", tiny_ckpt, *SMALL, "--compare", "two_counters.count_a", cwd=tmp_path)
     assert bad.returncode != 0 and "program: 'two_counters' reads" in bad.stderr and "Traceback" not in bad.stderr
@@ -100,7 +109,8 @@ def test_das_command_compares_competing_hypotheses_and_prints_cause_and_isolatio
 
 def test_das_command_from_a_config_file(tiny_ckpt, tmp_path, cli):
     cfg = tmp_path / "das.yaml"
-    cfg.write_text(f"ckpt_path: {tiny_ckpt}\nprogram: up_up\nvariables: [demo_count]\nsite: state\nsubspace: 2\n"
+    cfg.write_text(f"ckpt_path: {tiny_ckpt}\nprogram: up_up\nvariables: [demo_count]\nsite: state\n"
+                   "intervention: {class_path: Interchange, init_args: {subspace: 2}}\n"
                    "settings: {n_train: 64, n_val: 32, n_test: 32, max_steps: 2, eval_every: 2, progress: false}\n")
     res = cli("das", "--config", cfg, "--out", tmp_path, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -110,7 +120,7 @@ def test_das_command_from_a_config_file(tiny_ckpt, tmp_path, cli):
 @pytest.mark.parametrize("args, needle", [
     (["--site", "resid.1"], "site:"),
     (["--variables", "demo_count"], "variables:"),
-    (["--subspace", "64"], "subspace:"),
+    (["--intervention.subspace", "64"], "subspace:"),
     (["--program", "down_up"], "program:"),
 ])
 def test_das_command_bad_input_is_named(tiny_ckpt, tmp_path, args, needle, cli):
@@ -174,3 +184,97 @@ def test_das_command_device_errors_are_named(tiny_ckpt, tmp_path, cli, device, n
         pytest.skip("this machine has a CUDA device")
     res = cli("das", "--ckpt_path", tiny_ckpt, *SMALL, "--device", device, cwd=tmp_path)
     assert res.returncode != 0 and "device:" in res.stderr and needle in res.stderr and "Traceback" not in res.stderr
+
+
+class _ScriptedValidation:
+    """A fit's pair sets whose validation IIA follows a script (a fit that gets worse after its second
+    check), recording the featurizer's state at every check."""
+
+    def __init__(self, sets, script):
+        self.sets, self.script, self.states = sets, list(script), []
+        self.pairs, self.src, self.cache = sets.pairs, sets.src, sets.cache
+
+    def correct_many(self, *args, **kwargs):
+        return self.sets.correct_many(*args, **kwargs)
+
+    def scores_many(self, net, swaps, site, name, n=None, precision="32"):
+        self.states.append({k: v.clone() for k, v in swaps[0].state_dict().items()})
+        iia = self.script[len(self.states) - 1]
+        correct = torch.arange(1000)[None].repeat(len(swaps), 1) < round(iia * 1000)
+        return correct, torch.full((len(swaps),), 1.0 - iia)
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_the_fit_returns_the_featurizer_of_its_best_check(keep):
+    """Validation IIA 0.5, 0.9, 0.9, 0.7, 0.6 over five checks: ``best`` keeps the second check's
+    featurizer (ties go to the earlier), ``last`` the fifth's; the record says where and why it stopped."""
+    from dataclasses import replace
+
+    from numsym_pl.das.interventions.interchange import new_swap
+    from numsym_pl.das.pairs.sets import PairSets
+    from numsym_pl.das.search import fit_rotation
+
+    torch.manual_seed(0)
+    net, a = SMALL_NETS["gru"]().eval().requires_grad_(False), Alignment("up_down", "count", "state", Interchange(4))
+    settings = replace(TINY, max_steps=15, eval_every=3, patience=100, keep=keep)
+    sets = _ScriptedValidation(PairSets(net, NumericEquivalence("multi"), a, settings, "cpu"),
+                               [0.5, 0.9, 0.9, 0.7, 0.6])
+    swap = new_swap(net, a, settings, sets)
+    fitted = fit_rotation(net, swap, "state", sets, settings)
+    assert ([r["iia_val"] for r in fitted.history] == pytest.approx([0.5, 0.9, 0.9, 0.7, 0.6])
+            and fitted.stopped == "budget")
+    kept = 1 if keep == "best" else 4
+    assert fitted.best_step == 3 * (kept + 1) and fitted.steps == 15
+    assert not all(torch.equal(v, sets.states[4][k]) for k, v in sets.states[1].items())  # the fit moved on
+    for k, v in swap.state_dict().items():
+        assert torch.equal(v, sets.states[kept][k]), k
+
+
+def test_a_plateau_of_the_validation_loss_stops_the_fit_and_says_so():
+    from dataclasses import replace
+
+    from numsym_pl.das.interventions.interchange import new_swap
+    from numsym_pl.das.pairs.sets import PairSets
+    from numsym_pl.das.search import fit_rotation
+
+    torch.manual_seed(0)
+    net, a = SMALL_NETS["gru"]().eval().requires_grad_(False), Alignment("up_down", "count", "state", Interchange(4))
+    settings = replace(TINY, max_steps=60, eval_every=3, patience=2, plateau_delta=0.01)
+    # the loss (1 - IIA) improves by 0.1 twice, then by less than 1 % of itself: stale at checks 4 and 5
+    sets = _ScriptedValidation(PairSets(net, NumericEquivalence("multi"), a, settings, "cpu"),
+                               [0.5, 0.6, 0.7, 0.701, 0.702, 0.8, 0.9])
+    fitted = fit_rotation(net, new_swap(net, a, settings, sets), "state", sets, settings)
+    assert fitted.stopped == "plateau" and fitted.steps == 15 and fitted.best_step == 15
+
+
+def test_the_schedule_warms_up_then_decays_to_zero():
+    s = SearchSettings(lr=1e-2, warmup_steps=9, max_steps=109)
+    factors = [s.lr_factor(k) for k in range(110)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0) and factors[109] == pytest.approx(0.0)
+    assert (all(a <= b for a, b in zip(factors[:10], factors[1:10]))
+            and all(a >= b for a, b in zip(factors[9:], factors[10:])))
+    assert SearchSettings(schedule="constant", warmup_steps=0).lr_factor(500) == 1.0
+
+
+def test_das_seeds_each_fit_their_own_pairs_and_start_and_summarize_with_a_t_interval():
+    from dataclasses import replace
+
+    from scipy import stats
+
+    torch.manual_seed(0)
+    net, task, a = (SMALL_NETS["gru"](), NumericEquivalence("multi"),
+                    Alignment("up_down", "count", "state", Interchange(4)))
+    result, _ = run_alignment(net, task, a, replace(TINY, seeds=3))
+    seeds = [r["seed"] for r in result.replicates]
+    assert seeds[0] == TINY.seed and len(set(seeds)) == 3
+    assert result.replicates[0]["iia"] == result.iia and result.replicates[0]["history"] == result.fit["history"]
+    alone, _ = run_alignment(net, task, a, replace(TINY, seed=seeds[2]))  # the third seed fitted alone: its replicate
+    assert alone.iia == result.replicates[2]["iia"] and alone.fit["history"] == result.replicates[2]["history"]
+    assert result.replicates[1]["history"] != result.replicates[0]["history"]  # its own pairs, start and batches
+    values = [r["iia"] for r in result.replicates]
+    over = result.over_seeds
+    half = stats.t.ppf(0.975, 2) * torch.tensor(values).std().item() / 3 ** 0.5
+    assert over["n"] == 3 and over["mean"] == pytest.approx(sum(values) / 3)
+    assert over["interval"] == pytest.approx([over["mean"] - half, over["mean"] + half], abs=1e-6)
+    record = result.as_dict()
+    assert record["replicates"] == result.replicates and record["over_seeds"] == over

@@ -2,9 +2,12 @@
 hand computation says, and the learned ones do what they are for (the low-rank map is the full
 rotation restricted to its columns; Boundless recovers a planted width; RevNet brings its control)."""
 
+import re
+
 import pytest
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings, SubspaceSwap, run_alignment
 from numsym_pl.das.featurizers import FEATURIZERS
 from numsym_pl.errors import ConfigError
@@ -75,7 +78,8 @@ def test_the_low_rank_map_is_the_full_rotation_restricted_to_its_columns():
         low.rotation.weight = full.weight.detach()[:, :K]
     assert torch.allclose(low(T, S), full(T, S), atol=1e-5)
     # started from the same seed they start at the same map
-    assert torch.allclose(SubspaceSwap(D, K, featurizer="low_rank", seed=5)(T, S), SubspaceSwap(D, K, seed=5)(T, S), atol=1e-5)
+    assert torch.allclose(SubspaceSwap(D, K, featurizer="low_rank", seed=5)(T, S), SubspaceSwap(D, K, seed=5)(T, S),
+                          atol=1e-5)
 
 
 def test_pca_rotation_starts_at_the_directions_of_largest_variance():
@@ -120,8 +124,30 @@ def test_revnet_golden_swap():
     assert torch.allclose(swap(T, S), _swap_first(T, S, f.turn.weight.detach()), atol=1e-5)
 
 
+def _tests_naming(featurizer: str) -> list[str]:
+    """The tests of this module's default suite (not ``slow``) that name ``featurizer`` in their own name or in a
+    parametrize value, as a whole name (``pca_rotation`` does not name ``rotation``)."""
+    names = sorted({*FEATURIZERS, featurizer}, key=len, reverse=True)  # at each place the longest name is the one
+    pattern = re.compile(r"(?<![a-z0-9])(" + "|".join(map(re.escape, names)) + r")(?![a-z0-9])")
+    found = []
+    for test, fn in globals().items():
+        marks = getattr(fn, "pytestmark", [])
+        if not test.startswith("test_") or test == "test_every_featurizer_is_tested_here" or \
+                any(m.name == "slow" for m in marks):
+            continue
+        values = [str(v) for m in marks if m.name == "parametrize" for v in m.args[1]]
+        if any(featurizer in pattern.findall(text) for text in (test, *values)):
+            found.append(test)
+    return found
+
+
 def test_every_featurizer_is_tested_here():
-    assert {"rotation", "low_rank", "pca_rotation", "boundless", "revnet"} <= set(FEATURIZERS)
+    """Each featurizer numsym_pl registers has a test of its own here: named after it, or parametrized over it."""
+    built_in = {name for name, cls in FEATURIZERS.items() if cls.__module__.startswith("numsym_pl.")}
+    assert {"rotation", "low_rank", "pca_rotation", "boundless", "revnet"} <= built_in  # the README's
+    untested = sorted(name for name in built_in if not _tests_naming(name))
+    assert not untested, f"no test in {__name__} is named after or parametrized over {untested}"
+    assert _tests_naming("householder") == []  # a name no test here names is found untested
 
 
 def test_bad_featurizer_settings_are_named_errors():
@@ -139,24 +165,27 @@ def test_boundless_recovers_the_width_of_a_planted_subspace():
     filler in the rest): started at width 4, Boundless must shrink to exactly that direction and
     keep its IIA. (A count planted in a plane, read back non-linearly, defeats plain DAS's
     optimiser too, so it cannot test the width.)"""
-    settings = SearchSettings(n_train=2000, n_val=300, n_test=500, max_steps=800, batch_size=128, eval_every=100, lr=0.01,
-                              progress=False, random_seeds=2)
+    settings = SearchSettings(n_train=2000, n_val=300, n_test=500, max_steps=800, batch_size=128, eval_every=100,
+                              lr=0.01, progress=False, random_seeds=2)
     net = PlantedCounter(VOCAB.size, hidden_size=8)
-    result, swap = run_alignment(net, TASK, Alignment("up_down", "count", "state", 4, featurizer="boundless"), settings)
+    result, swap = run_alignment(net, TASK, Alignment("up_down", "count", "state",
+                                                      Interchange(4, featurizer="boundless")), settings)
     assert result.steps == 800  # a width is learned over the whole schedule
     assert result.fit["featurizer"]["width"] == 1 and swap.rotation.learned_width == 1
     assert result.iia >= 0.99
 
 
 def test_revnet_always_brings_its_untrained_net_control(tmp_path):
-    from numsym_pl.das.command import format_table
-    from numsym_pl.das.results import align
+    from numsym_pl.analysis.das_table import format_table
+    from numsym_pl.das.posthoc import align
     from numsym_pl.lit_module import NextTokenLM
 
     lm = NextTokenLM(PlantedCounter(VOCAB.size, hidden_size=8))
-    settings = SearchSettings(n_train=500, n_val=100, n_test=200, max_steps=40, eval_every=20, progress=False, random_seeds=2)
+    settings = SearchSettings(n_train=500, n_val=100, n_test=200, max_steps=40, eval_every=20, progress=False,
+                              random_seeds=2)
     assert not settings.controls
-    record, swap = align(lm, TASK, Alignment("up_down", "count", "state", 1, featurizer="revnet"), settings)
+    record, swap = align(lm.net, TASK, Alignment("up_down", "count", "state", Interchange(1, featurizer="revnet")),
+                         settings)
     untrained = record["controls"]["untrained"]
     assert 0 <= untrained["iia"] <= 1 and untrained["steps"] >= 1
     table = format_table(record)

@@ -22,14 +22,17 @@ def test_the_gpu_plan_runs_both_mixed_precisions_das_on_cuda_and_the_study_on_th
     fits = [r for r in accel if r["args"][0] == "fit"]
     assert sorted((r["kind"], r["prec"]) for r in fits) == [("fit gru", "16-mixed"), ("fit gru", "bf16-mixed"),
                                                            ("fit rope", "16-mixed"), ("fit rope", "bf16-mixed")]
-    assert all(_args(r, "--trainer.accelerator") == "gpu" and _args(r, "--trainer.precision") == r["prec"] for r in fits)
-    assert [(_args(r, "--trainer.accelerator"), _args(r, "--trainer.precision")) for r in cpu if r["args"][0] == "fit"] == [
+    assert all(_args(r, "--trainer.accelerator") == "gpu" and _args(r, "--trainer.precision") == r["prec"]
+               for r in fits)
+    assert [(_args(r, "--trainer.accelerator"), _args(r, "--trainer.precision"))
+            for r in cpu if r["args"][0] == "fit"] == [
         ("cpu", "32-true"), ("cpu", "32-true")]
     das = {side: next(r for r in runs if r["args"][0] == "das") for side, runs in chains.items()}
     assert _args(das["accel"], "--device") == "cuda" and _args(das["cpu"], "--device") == "cpu"
     # both DAS runs read the checkpoint the CPU's GRU fit writes, and wait for it
     reference = next(r for r in cpu if r["name"] == das["cpu"]["after"])
-    written = Path(_args(reference, "--trainer.logger.init_args.save_dir")) / reference["name"] / "run" / "checkpoints" / "last.ckpt"
+    written = (Path(_args(reference, "--trainer.logger.init_args.save_dir")) / reference["name"] / "run"
+               / "checkpoints" / "last.ckpt")
     assert _args(das["accel"], "--ckpt_path") == _args(das["cpu"], "--ckpt_path") == str(written)
     assert cpu.index(das["cpu"]) > cpu.index(reference)
     study = next(r for r in accel if r["args"][0] == "study")
@@ -60,10 +63,11 @@ def test_without_cuda_the_gpu_check_says_how_to_run_it_here(tmp_path, capsys):
 
 @pytest.mark.slow  # ~8 min: ten numsym_pl processes and two sweeps
 def test_the_whole_script_runs_on_the_cpu_and_fills_its_table(tmp_path):
-    res = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--accelerator", "cpu", "--smoke", "--sweeps",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=1800)
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--accelerator", "cpu", "--smoke",
+                          "--sweeps", "--out", str(tmp_path)], capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    rows = [line.split(" | ") for line in (tmp_path / "gpu_check.md").read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    rows = [line.split(" | ") for line in (tmp_path / "gpu_check.md").read_text().splitlines()
+            if line.startswith("| ") and "---" not in line]
     figures = {(r[0].lstrip("| "), r[1]): (r[2], r[3].rstrip(" |")) for r in rows[1:]}
     for kind in ("fit gru", "fit rope", "das gru (CPU checkpoint)", "learning dynamics (quick)"):
         accel, cpu = figures[(kind, "wall s")]

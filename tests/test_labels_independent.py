@@ -1,9 +1,9 @@
 """The counterfactual labels and loss masks, re-derived pair by pair in plain Python, without the
-program code: what each program says the net should answer after the interchange (SPEC §3), for
+program code: what each program says the net should answer after the interchange (docs/method.md#programs), for
 demo-phase and response-phase targets of every program and variable on every task variant.
 
-The re-derivation reads a trial as SPEC §1 writes it (``B``, the demo phase, ``T``, ``R`` × n,
-``E``), scans the source up to ``i_s`` and the target up to ``i_t`` for the program's variables,
+The re-derivation reads a trial as the method page writes it (docs/method.md#tasks) (``B``, the demo phase,
+``T``, ``R`` × n, ``E``), scans the source up to ``i_s`` and the target up to ``i_t`` for the program's variables,
 writes the source's into the target's state, and runs the program's rule forward to ``E``. It
 breaks when the label code does: flipping the sign of a response token's step in ``UpDown.step``,
 or scoring the continuation from the trial's first ``T`` instead of the intervened phase, fails it.
@@ -11,7 +11,7 @@ or scoring the continuation from the trial's first ``T`` instead of the interven
 
 import pytest
 
-from numsym_pl.das.pairs import make_pairs
+from numsym_pl.das.pairs.counterfactual import make_pairs
 from numsym_pl.programs import PROGRAMS
 from numsym_pl.tasks import NumericEquivalence
 

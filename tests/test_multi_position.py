@@ -5,17 +5,20 @@ before i_s."""
 import pytest
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings, SubspaceSwap, make_pairs, run_alignment
-from numsym_pl.das.pairs import PairBatch
-from numsym_pl.das.search import patched_logits_many, source_states
-from numsym_pl.das.windows import demo_window, window_positions, with_window
+from numsym_pl.das.pairs.counterfactual import PairBatch
+from numsym_pl.das.interventions.patched import patched_logits_many
+from numsym_pl.das.pairs.sets import source_states
+from numsym_pl.das.pairs.windows import demo_window, window_positions, with_window
 from numsym_pl.errors import ConfigError
 from numsym_pl.programs import get_program
 from numsym_pl.tasks import NumericEquivalence
 from tests.conftest import SMALL_NETS
 
 TASK = NumericEquivalence("multi", p_void=0.2)
-TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=32, eval_every=2, progress=False, random_seeds=2)
+TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=32, eval_every=2, progress=False,
+                      random_seeds=2)
 
 
 @pytest.mark.parametrize("positions", [3, "all", "demo"])
@@ -32,7 +35,8 @@ def test_a_multi_position_swap_equals_splicing_the_swapped_states(site, position
     swap = SubspaceSwap(net.site_width(site), 4, seed=2)
     src = source_states(net, pairs, site, positions=positions)  # [N, P, d]
     reach = int(torch.minimum(pairs.source_pos, pairs.target_pos).max()) + 1
-    assert src.dim() == 3 and src.shape[1] == {3: 3, "all": reach}.get(positions, pairs.window.shape[1] if pairs.window is not None else 0)
+    assert src.dim() == 3 and src.shape[1] == {3: 3, "all": reach}.get(
+        positions, pairs.window.shape[1] if pairs.window is not None else 0)
     logits = patched_logits_many(net, [swap], site, pairs, src)
 
     tokens = pairs.cf[:, :-1]
@@ -71,15 +75,16 @@ def test_the_demo_window_keeps_i_t_and_the_offsets_inside_both_demo_phases():
     cf = torch.tensor([_tokens("BDVDTRRRE"), _tokens("BDDDDDTRR")])
     n = 2
     pairs = PairBatch(source=source, source_pos=torch.tensor([3, 4]), cf=cf, target_pos=torch.tensor([3, 7]),
-                      loss_mask=torch.ones(n, 8, dtype=torch.bool), source_value=torch.zeros(n), target_quantity=torch.zeros(n),
-                      blocks=torch.ones(n, 1, dtype=torch.bool), key=torch.arange(n))
+                      loss_mask=torch.ones(n, 8, dtype=torch.bool), source_value=torch.zeros(n),
+                      target_quantity=torch.zeros(n), blocks=torch.ones(n, 1, dtype=torch.bool), key=torch.arange(n))
     window = demo_window(pairs, TASK.token_roles["trigger"])
     # pair 0: i_t 3, i_s 3, both demo phases end at 4 (source) and 4 (cf): offsets 0, 1, 2 (positions 3, 2, 1), not BOS
     # pair 1: i_s 4 is the source's first R (its trigger at 3), i_t 7 the cf's R (trigger at 6): offset 0 (as
     #         for one position); offset 1 has the source's T at 3: no; offsets 2 and 3 reach demo tokens in both
     assert window.tolist() == [[3, 2, 1, -1], [7, -1, 5, 4]]
     for positions in ("all", 2):  # the other windows are the ones window_positions gives
-        assert torch.equal(with_window(pairs, positions).window, window_positions(pairs, 5 if positions == "all" else 2))
+        assert torch.equal(with_window(pairs, positions).window,
+                           window_positions(pairs, 5 if positions == "all" else 2))
     assert with_window(pairs, 1) is pairs
     with pytest.raises(ConfigError, match="positions: 'demo' needs a task with a trigger"):
         with_window(pairs, "demo", None)
@@ -89,7 +94,7 @@ def test_das_at_several_positions_runs_and_is_keyed_apart():
     torch.manual_seed(0)
     net = SMALL_NETS["rope"]()
     for positions in (2, "all", "demo"):
-        a = Alignment("up_down", "count", "resid.1", 4, positions=positions)
+        a = Alignment("up_down", "count", "resid.1", Interchange(4, positions=positions))
         assert a.key == f"up_down.count/resid.1@{positions}" and a.identity["positions"] == positions
         result, _ = run_alignment(net, TASK, a, TINY)
         assert 0 <= result.iia <= 1 and result.steps == 4 and result.iia_none is not None
@@ -97,8 +102,10 @@ def test_das_at_several_positions_runs_and_is_keyed_apart():
     assert Alignment("up_down", "count", "resid.1").key == "up_down.count/resid.1"
 
 
-@pytest.mark.parametrize("kwargs", [{"positions": 0}, {"positions": "some"}, {"positions": 2, "intervention": "attention_hiding",
-                                                                                "program": "ctx_distr"}])
-def test_bad_positions_are_named(kwargs):
+@pytest.mark.parametrize("intervention", [{"class_path": "Interchange", "init_args": {"positions": 0}},
+                                          {"class_path": "Interchange", "init_args": {"positions": "some"}},
+                                          {"class_path": "attention_hiding", "init_args": {"positions": 2}}])
+def test_bad_positions_are_named(intervention):
+    program = "ctx_distr" if intervention["class_path"] == "attention_hiding" else "up_down"
     with pytest.raises(ConfigError, match="positions"):
-        Alignment(**{"program": "up_down", **kwargs})
+        Alignment(program, intervention=intervention)

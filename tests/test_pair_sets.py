@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings
 from numsym_pl.das.iia import wilson_interval
-from numsym_pl.das.pairs import make_pairs, pair_keys
-from numsym_pl.das.protocol import AlignmentResult
-from numsym_pl.das.search import PairSets
+from numsym_pl.das.pairs.counterfactual import make_pairs, pair_keys
+from numsym_pl.das.record import AlignmentResult
+from numsym_pl.das.pairs.sets import PairSets
 from numsym_pl.errors import ConfigError
 from numsym_pl.programs import PROGRAMS
 from numsym_pl.tasks import NumericEquivalence
@@ -40,8 +41,9 @@ def test_excluded_keys_are_never_drawn_where_independent_draws_repeat_them(varia
 
 def test_the_pair_sets_of_an_alignment_are_disjoint():
     settings = SearchSettings(n_train=2000, n_val=300, n_test=300, progress=False)
-    sets = PairSets(SMALL_NETS["gru"](), NumericEquivalence("single", max_count=10, heldout_counts=(4,), ood_counts=(12,)),
-                    Alignment("up_down", ["count", "phase"], "state", 4), settings, "cpu")
+    sets = PairSets(SMALL_NETS["gru"](),
+                    NumericEquivalence("single", max_count=10, heldout_counts=(4,), ood_counts=(12,)),
+                    Alignment("up_down", ["count", "phase"], "state", Interchange(4)), settings, "cpu")
     keys = {name: set(p.key.tolist()) for name, p in sets.pairs.items()}
     assert not keys["val"] & keys["train"]
     for name in ("test", "test.count", "test.phase"):
@@ -49,7 +51,8 @@ def test_the_pair_sets_of_an_alignment_are_disjoint():
 
 
 def test_a_pair_space_too_small_to_hold_out_is_a_named_error():
-    task, prog = NumericEquivalence("single", min_count=1, max_count=2, heldout_counts=(), ood_counts=()), PROGRAMS["up_down"]
+    task, prog = (NumericEquivalence("single", min_count=1, max_count=2, heldout_counts=(), ood_counts=()),
+                  PROGRAMS["up_down"])
     train = make_pairs(task, prog, ["count"], 500, seed=1, floor=False)
     with pytest.raises(ConfigError, match="fewer than 200 pairs"):
         make_pairs(task, prog, ["count"], 200, seed=2, exclude=train.key)
@@ -65,9 +68,11 @@ def test_wilson_interval():
 
 
 def test_a_score_whose_floor_is_within_its_interval_is_not_discriminating():
-    ident = Alignment("up_down", "phase", "state", 4).identity
-    close = AlignmentResult(ident, iia=0.53, n=1000, per_count={}, seconds=0.0, iia_none=0.51, iia_effective=0.06, n_effective=500)
-    far = AlignmentResult(ident, iia=0.93, n=1000, per_count={}, seconds=0.0, iia_none=0.51, iia_effective=0.86, n_effective=500)
+    ident = Alignment("up_down", "phase", "state", Interchange(4)).identity
+    close = AlignmentResult(ident, iia=0.53, n=1000, per_count={}, seconds=0.0, iia_none=0.51, iia_effective=0.06,
+                            n_effective=500)
+    far = AlignmentResult(ident, iia=0.93, n=1000, per_count={}, seconds=0.0, iia_none=0.51, iia_effective=0.86,
+                          n_effective=500)
     assert close.discriminating is False and far.discriminating is True
     record = far.as_dict()
     assert record["discriminating"] is True and record["intervals"]["iia"][0] < 0.93 < record["intervals"]["iia"][1]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.models import SequenceModel, Site
 from numsym_pl.tasks import VOCAB, NumericEquivalence
@@ -35,7 +36,8 @@ class PlantedCounter(SequenceModel):
 
     @property
     def sites(self):
-        return {"state": Site(self.Q.shape[0], "h = Q z: z[0] count, z[1] phase, z[2:] filler", "[B, d] at each step t")}
+        return {"state": Site(self.Q.shape[0], "h = Q z: z[0] count, z[1] phase, z[2:] filler",
+                              "[B, d] at each step t")}
 
     def forward(self, tokens, out_mask=None):
         B, L = tokens.shape
@@ -70,7 +72,7 @@ TASK = NumericEquivalence("multi", max_count=10, heldout_counts=(4,), ood_counts
 def _align(planted: bool):
     torch.manual_seed(0)
     net = PlantedCounter(VOCAB.size, planted=planted)
-    result, _ = run_alignment(net, TASK, Alignment("up_down", "count", "state", 1), SETTINGS)
+    result, _ = run_alignment(net, TASK, Alignment("up_down", "count", "state", Interchange(1)), SETTINGS)
     return result
 
 

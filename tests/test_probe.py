@@ -17,7 +17,8 @@ class CountingNet(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
 
     def states(self, tokens, site):
-        state, _ = get_program("up_down").trace(tokens.numpy(), TokenKinds.of(self.task), {"count": np.zeros(len(tokens), int)})
+        state, _ = get_program("up_down").trace(tokens.numpy(), TokenKinds.of(self.task),
+                                                {"count": np.zeros(len(tokens), int)})
         gen = torch.Generator().manual_seed(0)
         noise = torch.randn(*tokens.shape, 6, generator=gen) * 0.01
         if not self.informative:

@@ -12,7 +12,7 @@ import torch
 from tests.conftest import numsym_pl_side_by_side
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = """
+BASE = ("""
 seed_everything: {seed}
 trainer:
   max_epochs: {epochs}
@@ -20,13 +20,15 @@ trainer:
   deterministic: true
   enable_progress_bar: false
   log_every_n_steps: 1
-  logger: {{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {save_dir}, name: run, version: 0}}}}
+  logger: {{class_path: lightning.pytorch.loggers.CSVLogger, init_args: {{save_dir: {save_dir}, """
+        """name: run, version: 0}}}}
   callbacks:
     - class_path: callbacks.das.DASCallback
       init_args:
         every_n_epochs: 1
         warm_start: true
-        alignments: [{{program: up_down, variables: [count], site: state, subspace: 4}}]
+        alignments: [{{program: up_down, variables: [count], site: state, intervention: {{class_path: Interchange, """
+        """init_args: {{subspace: 4}}}}}}]
         settings: {{n_train: 128, n_val: 64, n_test: 64, max_steps: 4, batch_size: 32, eval_every: 2, progress: false}}
 {extra_callbacks}
 checkpoint: {{every_n_epochs: 1, save_top_k: -1, save_last: true}}
@@ -34,8 +36,9 @@ model:
   lr: 0.003
   warmup_steps: 1
   net: {{class_path: numsym_pl.models.GRULM, init_args: {{hidden_size: 16}}}}
-data: {{task: {{class_path: numsym_pl.tasks.NumericEquivalence, init_args: {{variant: single, max_count: 8, heldout_counts: [3], ood_counts: [9]}}}}, train_size: 256, val_size: 32, batch_size: 32, seed: {seed}}}
-"""
+data: {{task: {{class_path: numsym_pl.tasks.NumericEquivalence, init_args: {{variant: single, max_count: 8, """
+        """heldout_counts: [3], ood_counts: [9]}}}}, train_size: 256, val_size: 32, batch_size: 32, seed: {seed}}}
+""")
 
 
 def _config(tmp_path, name="cfg.yaml", seed=0, epochs=4, save_dir="runs", extra=()):
@@ -78,12 +81,14 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     full, crashed = _fits((tmp_path / "a", "--config", str(_config(tmp_path / "a"))),
-                          (tmp_path / "b", "--config", str(_config(tmp_path / "b", extra=["{class_path: tests.faults.KillAt, init_args: {epoch: 2, batch: 3}}"]))))
+                          (tmp_path / "b", "--config", str(_config(tmp_path / "b", extra=[
+                              "{class_path: tests.faults.KillAt, init_args: {epoch: 2, batch: 3}}"]))))
     assert full.returncode == 0, full.stderr[-2000:]
     assert crashed.returncode == -9  # SIGKILL
     resumed = _fit(tmp_path / "b", "--config", str(_config(tmp_path / "b", name="resume.yaml")), "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = _metrics(tmp_path / "a" / "runs" / "run" / "version_0"), _metrics(tmp_path / "b" / "runs" / "run" / "version_0")
+    a, b = (_metrics(tmp_path / "a" / "runs" / "run" / "version_0"),
+            _metrics(tmp_path / "b" / "runs" / "run" / "version_0"))
     assert _final(b) == _final(a) and len(_final(a)) == 4
     # DAS history: every epoch once, none lost or repeated, in the resumed checkpoint too
     state = torch.load(tmp_path / "b" / "runs" / "run" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -96,7 +101,8 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
     seeds = {"s0": 0, "s0_again": 0, "s1": 1}
     for name in seeds:
         (tmp_path / name).mkdir()
-    results = _fits(*((tmp_path / n, "--config", str(_config(tmp_path / n, seed=s, epochs=2))) for n, s in seeds.items()))
+    results = _fits(*((tmp_path / n, "--config", str(_config(tmp_path / n, seed=s, epochs=2)))
+                      for n, s in seeds.items()))
     runs = {}
     for name, res in zip(seeds, results):
         assert res.returncode == 0, res.stderr[-2000:]
@@ -106,7 +112,8 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
 
 
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    res = _fit(tmp_path, "--config", str(_config(tmp_path, epochs=4, extra=["{class_path: tests.faults.NaNAt, init_args: {epoch: 2}}"])))
+    res = _fit(tmp_path, "--config", str(_config(tmp_path, epochs=4,
+                                                 extra=["{class_path: tests.faults.NaNAt, init_args: {epoch: 2}}"])))
     assert res.returncode != 0
     assert "epoch 2" in res.stderr and "step 16" in res.stderr and "Traceback" not in res.stderr
     ckpts = tmp_path / "runs" / "run" / "version_0" / "checkpoints"
@@ -146,7 +153,8 @@ def test_unwritable_output_directory_is_named(tmp_path):
 def test_output_path_blocked_by_a_file_is_named(tmp_path, cli):
     (tmp_path / "blocker").write_text("a file where a directory should go")
     res = cli("fit", "--config", _config(tmp_path, save_dir=str(tmp_path / "blocker" / "runs")), cwd=tmp_path)
-    assert res.returncode != 0 and "save_dir" in res.stderr and "blocker" in res.stderr and "Traceback" not in res.stderr
+    assert (res.returncode != 0 and "save_dir" in res.stderr and "blocker" in res.stderr
+            and "Traceback" not in res.stderr)
 
 
 def test_misconfigured_wandb_falls_back_to_csv(tmp_path):

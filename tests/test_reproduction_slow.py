@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from numsym_pl.cli import main
-from numsym_pl.das.command import main as das_main
+from numsym_pl.commands.das import main as das_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_recurrent_net_trains_and_aligns_with_up_down(arch, tmp_path, monkeypatc
     rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r.get("val/acc_trial")]
     assert float(rows[-1]["val/acc_trial"]) >= 0.999
     ckpt = str(run / "checkpoints" / "last.ckpt")
-    common = ["--ckpt_path", ckpt, "--site", "state", "--subspace", "16", "--settings.progress", "false"]
+    common = ["--ckpt_path", ckpt, "--site", "state", "--intervention.subspace", "16", "--settings.progress", "false"]
     up_down = das_main(common + ["--program", "up_down", "--variables", "count", "--out", str(tmp_path / "ud")])
     up_up = das_main(common + ["--program", "up_up", "--variables", "demo_count", "--out", str(tmp_path / "uu")])
     assert up_down["iia"] >= 0.90

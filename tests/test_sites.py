@@ -2,11 +2,13 @@
 the activation its docs name (checked against torch forward hooks on the modules), patches there
 steer the net, and DAS runs on them."""
 
+import numpy as np
 import pytest
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
-from numsym_pl.tasks import NumericEquivalence
+from numsym_pl.tasks import VOCAB, NumericEquivalence
 from tests.conftest import SMALL_NETS
 
 TOKENS = torch.tensor([[1, 6, 7, 6, 3, 4, 4, 4, 2], [1, 8, 5, 7, 3, 4, 4, 2, 0]])
@@ -42,7 +44,8 @@ def _module_output(net, module, tokens, fn=None):
 
 
 @pytest.mark.parametrize("site, module", [("attn.1", lambda n: n.blocks[0].out), ("attn.2", lambda n: n.blocks[1].out),
-                                          ("mlp.1", lambda n: n.blocks[0].ffn[1]), ("mlp.2", lambda n: n.blocks[1].ffn[1])])
+                                          ("mlp.1", lambda n: n.blocks[0].ffn[1]),
+                                          ("mlp.2", lambda n: n.blocks[1].ffn[1])])
 def test_attn_and_mlp_sites_are_those_modules_outputs(site, module):
     net = _rope()
     expected, _ = _module_output(net, module(net), TOKENS)
@@ -127,13 +130,95 @@ def test_lstm_h_and_c_are_the_halves_of_its_state_on_the_fast_and_the_hook_path(
         torch.testing.assert_close(fast, net.forward_patched(TOKENS, "state", POS, whole), atol=1e-6, rtol=1e-6)
 
 
+SIGN = {VOCAB.D0: 1.0, VOCAB.D1: 1.0, VOCAB.D2: 1.0, VOCAB.RESP: -1.0}  # what each token adds to the count
+COUNTS = {"max_count": 10, "heldout_counts": (4,), "ood_counts": (12,)}  # short trials
+
+
+@torch.no_grad()
+def _planted_context_counter(arch: str):
+    """A small transformer (``SMALL_NETS[arch]``) set by hand to do Ctx-Distr exactly. Block 1's attention, its
+    queries and keys zero, averages each token's sign (+1 demo, -1 response) over the prefix into coordinate 2 of
+    attn.1, (#D - #R) / (t + 1) (head 0's first channel before the projection); its MLP's first unit fires when that
+    is a count of one or more and writes coordinate 3; the head answers R from it, E without it; block 2 adds
+    nothing. Coordinates 4.. hold a fixed +-1 pattern (a steady spread for the LayerNorms), coordinate 1 nothing
+    (what the MLP and the head read against, so that the LayerNorms' means cancel). A position's answer is its own
+    attn.1, mlp.1 and head.1.0, which nothing later reads: a swap there changes that answer alone, as Ctx-Distr's
+    ``balance`` does."""
+    net = SMALL_NETS[arch]().eval()
+    for p in net.parameters():
+        p.zero_()
+    for m in net.modules():
+        if isinstance(m, torch.nn.LayerNorm):
+            m.weight.fill_(1.0)
+    d = net.d_model
+    net.embed.weight[:, 4:] = torch.tensor([1.0, -1.0]).repeat((d - 4) // 2)
+    for token, sign in SIGN.items():
+        net.embed.weight[token, 0] = sign
+    block = net.blocks[0]
+    block.qkv.weight[2 * d, 0] = 1.0  # the value's channel 0: the token's sign
+    block.out.weight[2, 0] = 30.0
+    up, _, down, _ = block.ffn
+    up.weight[0, 2], up.weight[0, 1], up.bias[0] = 20.0, -20.0, -10.0
+    down.weight[3, 0] = 1.0
+    net.head.bias.fill_(-100.0)
+    net.head.bias[VOCAB.EOS] = 0.0
+    net.head.weight[VOCAB.RESP, 3], net.head.weight[VOCAB.RESP, 1], net.head.bias[VOCAB.RESP] = 10.0, -10.0, -5.0
+    return net
+
+
+@torch.no_grad()
+def _planted_lstm_counter():
+    """A small LSTM (``SMALL_NETS["lstm"]``) set by hand to do Up-Down exactly: its input, forget and output gates
+    open, ``c[0]`` adds each token's sign (the count), and the decoder answers R while ``h[0] = tanh(count)`` says
+    one or more, E after. Everything after a step reads the count from ``c``."""
+    net = SMALL_NETS["lstm"]().eval()
+    for p in net.parameters():
+        p.zero_()
+    H = net.hidden_size
+    for token, sign in SIGN.items():
+        net.embed.weight[token, 0] = sign
+    gates = net.rnn.bias_ih_l0  # PyTorch's order: input, forget, cell (g), output
+    gates[:2 * H], gates[3 * H:] = 30.0, 30.0
+    net.rnn.weight_ih_l0[2 * H, 0] = 30.0  # g[0] = tanh(30 * sign) = sign
+    first, last = net.decoder[1], net.decoder[3]
+    first.weight[0, 0], first.bias[0] = 20.0, -7.0
+    last.bias.fill_(-100.0)
+    last.bias[VOCAB.EOS] = 0.0
+    last.weight[VOCAB.RESP, 0], last.bias[VOCAB.RESP] = 2.0, -5.0
+    return net
+
+
+class _DemoPhaseTargets(NumericEquivalence):
+    """Multi-Object whose interchanges target demo-phase inputs only, where no answer is scored. A swap of the
+    LSTM's ``c`` at i_t reaches the answers from step i_t + 1 on, not its ``h`` at i_t: at a response input i_t the
+    answer there would still read the unswapped count."""
+
+    def trials(self, *args, **kwargs):
+        trials = super().trials(*args, **kwargs)
+        trials.intervenable &= np.arange(trials.tokens.shape[1])[None, :] < trials.trigger[:, None]
+        return trials
+
+
 @pytest.mark.parametrize("arch, site", [("rope", "attn.1"), ("rope", "mlp.1"), ("nope", "head.1.0"), ("lstm", "c")])
 def test_das_runs_at_the_new_sites(arch, site):
-    torch.manual_seed(0)
-    settings = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=2, batch_size=32, eval_every=2, progress=False,
-                              random_seeds=2)
-    result, swap = run_alignment(SMALL_NETS[arch](), NumericEquivalence("multi"), Alignment("up_down", "count", site, 4), settings)
-    assert 0 <= result.iia <= 1 and result.alignment["site"] == site and swap.width == SMALL_NETS[arch]().site_width(site)
+    """On a net planted with the program's variable at the site (a transformer: Ctx-Distr's ``balance`` at each
+    position's attn.1 / mlp.1 / head.1.0; the LSTM: Up-Down's ``count`` in c), DAS swapping the site's whole state
+    at i_t gets every test pair right, the effective ones included; the net not intervened on gets exactly the
+    no-op pairs right. A swap at another site or position, or from another source position, misses effective pairs."""
+    if arch == "lstm":  # the count carries on in c
+        net, task = _planted_lstm_counter(), _DemoPhaseTargets("multi", **COUNTS)
+        program, variable = "up_down", "count"
+    else:  # the balance is each position's own
+        net, task = _planted_context_counter(arch), NumericEquivalence("multi", **COUNTS)
+        program, variable = "ctx_distr", "balance"
+    width = net.site_width(site)
+    settings = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=2, batch_size=32, eval_every=2,
+                              progress=False, random_seeds=2)
+    result, swap = run_alignment(net, task, Alignment(program, variable, site, Interchange(width)), settings)
+    assert result.alignment["site"] == site and swap.width == width
+    assert result.iia == 1.0 and result.iia_full_swap == 1.0
+    assert result.n_effective >= 5 and result.iia_effective == 1.0
+    assert result.iia_none == pytest.approx(1 - result.n_effective / result.n)
 
 
 @pytest.mark.parametrize("arch", ["rope", "nope"])

@@ -1,6 +1,7 @@
 """Studies: grid expansion, the shipped study configs, a tiny study end to end (resume, failures,
 the submitit executor) and its report."""
 
+import itertools
 import json
 import os
 import shutil
@@ -18,8 +19,9 @@ from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.das.controls import untrained_control
 from numsym_pl.cli import main
 from numsym_pl.errors import ConfigError, NumSymError
-from numsym_pl.study.command import deep_merge, load_study
-from numsym_pl.study.command import main as study_main
+from numsym_pl.study.loading import deep_merge, load_study
+from numsym_pl.commands.study import main as study_main
+from tests.test_cli_configs import check_fast_dev_run, check_overlay_reached_the_run, listed_das, spy_on_fits
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted(p.name for p in (ROOT / "configs" / "studies").glob("*.yaml"))
@@ -32,8 +34,41 @@ def test_deep_merge_merges_dicts_replaces_the_rest_and_drops_nulls():
     assert deep_merge(base, {"a": {"y": 5, "x": None}, "b": [9], "c": None}) == {"a": {"y": 5}, "b": [9]}
 
 
-def test_shipped_studies_are_the_issue_s_four():
+def _check_the_grid_is_the_declared_one(study, spec: dict):
+    """``study`` (as loaded) is the grid ``spec`` (its YAML, quick block merged or not) declares: one cell per
+    architecture x task x seed x size, each fitting the architecture's config, then the task's overlays, the study's
+    and the architecture's fit arguments and its seed (and its size, scaled by the architecture's ``size_args``),
+    aligning the architecture's and the task's alignments, with the study's DAS settings and analyses."""
+    tasks, sizes = spec.get("tasks") or {"multi": []}, spec.get("sizes") or [None]
+    cells = study.cells()
+    assert sorted(((c.arch, c.task, c.seed, c.size) for c in cells), key=str) == \
+        sorted(itertools.product(spec["architectures"], tasks, spec["seeds"], sizes), key=str)
+    for c in cells:
+        arch = spec["architectures"][c.arch]
+        head = ["--config", arch["config"], *(a for o in tasks[c.task] for a in ("--config", o)),
+                *spec.get("fit_args", []), *arch.get("fit_args", []), "--seed_everything", str(c.seed)]
+        assert c.fit_args[:len(head)] == head, c.id
+        for key, mult in (arch.get("size_args") or {}).items() if c.size is not None else ():
+            assert c.fit_args[c.fit_args.index(f"--{key}") + 1] == str(round(c.size * mult)), c.id
+        declared = [*arch.get("alignments", []), *(spec.get("task_alignments") or {}).get(c.task, [])]
+        assert len(c.alignments) == len(declared), c.id
+        for a, d in zip(c.alignments, declared):
+            got = {"program": a.program, "variables": list(a.variables), "site": a.site}
+            assert {k: got[k] for k in got if k in d} == {k: d[k] for k in got if k in d}, c.id
+        assert all(getattr(c.das, k) == v for k, v in spec.get("das", {}).items()), c.id
+        assert c.analyses == spec.get("analyses", []), c.id
+
+
+def test_each_shipped_study_expands_into_the_grid_it_declares(monkeypatch):
+    """The four paper studies ship, and every shipped study, full and --quick, loads into the grid it declares."""
     assert {"paper_main.yaml", "model_size.yaml", "learning_dynamics.yaml", "gradience.yaml"} <= set(STUDIES)
+    monkeypatch.chdir(ROOT)
+    for name in STUDIES:
+        spec = yaml.safe_load((ROOT / "configs" / "studies" / name).read_text())
+        quick = spec.pop("quick", {})
+        for argv, declared in (([], spec), (["--quick"], deep_merge(spec, quick))):
+            study, *_ = load_study(["--config", f"configs/studies/{name}", *argv])
+            _check_the_grid_is_the_declared_one(study, declared)
 
 
 def _configs_of(cell):
@@ -65,16 +100,34 @@ def test_arguments_after_a_double_dash_go_last_on_every_cell_and_into_study_json
 
 
 def test_every_distinct_cell_config_of_the_studies_survives_a_fast_dev_run(tmp_path, monkeypatch):
+    """Each distinct list of config files a quick study's cell fits with trains a step, validates, logs, has the
+    overlays' settings (merged in order) and runs the DAS callback the last list of callbacks names (or none)."""
     combos = {}
     for name in STUDIES:
         monkeypatch.chdir(ROOT)
         study, *_ = load_study(["--config", f"configs/studies/{name}", "--quick"])
         for cell in study.cells():
             combos.setdefault(_configs_of(cell), cell)
-    for configs, cell in combos.items():
-        monkeypatch.chdir(tmp_path)
+    assert len(combos) >= len(STUDIES)
+    fast_run = spy_on_fits(monkeypatch)
+    for i, (configs, cell) in enumerate(combos.items()):
+        (tmp_path / str(i)).mkdir()
+        monkeypatch.chdir(tmp_path / str(i))  # each run's files (the DAS figure) in a directory of its own
+        fast_run.trainers.clear()
+        fast_run.logged.clear()
         args = [a if not a.startswith("configs/") else str(ROOT / a) for a in cell.fit_args]
         main(["fit", *args, *FAST])
+        arch, *overlays = (yaml.safe_load((ROOT / c).read_text()) for c in configs)
+        trainer = fast_run.trainers[0]
+        assert type(trainer.lightning_module.net).__name__ == arch["model"]["net"]["class_path"].rsplit(".", 1)[1]
+        merged = {}
+        for overlay in overlays:  # a later file's list replaces an earlier one's (the callbacks)
+            merged = deep_merge(merged, overlay)
+        check_overlay_reached_the_run(trainer, merged)
+        callbacks = merged.get("trainer", {}).get("callbacks")
+        if callbacks is None:
+            callbacks = yaml.safe_load((ROOT / "configs" / "base" / "trainer.yaml").read_text())["callbacks"]
+        check_fast_dev_run(fast_run, listed_das(callbacks))
 
 
 def test_grid_sizes_seeds_and_scaled_subspace(tmp_path, monkeypatch):
@@ -83,7 +136,8 @@ def test_grid_sizes_seeds_and_scaled_subspace(tmp_path, monkeypatch):
     cells = {c.id: c for c in study.cells()}
     lstm = cells["lstm-multi-d32-s1"]
     assert lstm.fit_args[lstm.fit_args.index("--model.net.init_args.hidden_size") + 1] == "16"  # [h; c] = 32
-    assert lstm.alignments[0].subspace == 4 and cells["gru-multi-d256-s0"].alignments[0].subspace == 16
+    assert (lstm.alignments[0].intervention.subspace == 4
+            and cells["gru-multi-d256-s0"].alignments[0].intervention.subspace == 16)
     assert lstm.dir == tmp_path / "cells" / "lstm-multi-d32-s1"
 
 
@@ -108,8 +162,10 @@ def _tiny_study(tmp_path, **over):
     study = {
         "name": "tiny", "out_dir": str(tmp_path / "study"),
         "architectures": {"gru": {"config": str(ROOT / "configs/gru.yaml"), "alignments": [
-            {"program": "up_down", "variables": ["count", "phase"], "site": "state", "subspace": 2},
-            {"program": "up_up", "variables": ["demo_count"], "site": "state", "subspace": 2}]}},
+            {"program": "up_down", "variables": ["count", "phase"], "site": "state",
+             "intervention": {"class_path": "Interchange", "init_args": {"subspace": 2}}},
+            {"program": "up_up", "variables": ["demo_count"], "site": "state",
+             "intervention": {"class_path": "Interchange", "init_args": {"subspace": 2}}}]}},
         "seeds": [0, 1],
         "fit_args": ["--config", str(ROOT / "configs/callbacks/checkpoint_only.yaml"), "--trainer.max_epochs", "1",
                      "--data.train_size", "64", "--data.val_size", "32", "--model.net.init_args.hidden_size", "16",
@@ -130,7 +186,8 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     rows = (out / "results.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 and "up_down.count+phase/state" in rows[1]
     r0 = json.loads((out / "cells/gru-multi-s0/result.json").read_text())
-    assert 0 <= r0["fit"]["val/acc_trial"] <= 1 and set(r0["analyses"]) == {"gradience", "ood_interventions", "phase_flips"}
+    assert (0 <= r0["fit"]["val/acc_trial"] <= 1
+            and set(r0["analyses"]) == {"gradience", "ood_interventions", "phase_flips"})
     assert "up_down.count+phase/state" in r0["analyses"]["phase_flips"]
     assert {a["device"] for a in r0["alignments"]} == {"cpu"}  # the study's default device
 
@@ -166,7 +223,8 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     assert resumed[0] == again[0] and not (moved / "cells/gru-multi-s0/fit.log").exists()  # taken, not rerun
     assert (moved / "cells/gru-multi-s1/fit.log").is_file() and resumed[1]["cell"] == "gru-multi-s1"
     # its controls come from the taken cell's result: none computed here
-    assert [a["controls"]["untrained"] for a in resumed[1]["alignments"]] == [a["controls"]["untrained"] for a in again[1]["alignments"]]
+    assert ([a["controls"]["untrained"] for a in resumed[1]["alignments"]]
+            == [a["controls"]["untrained"] for a in again[1]["alignments"]])
     assert not (moved / "controls").exists()
     with pytest.raises(ConfigError, match=r"differs from this study in \['seeds'\]"):
         study_main(["--config", tiny(out_dir=str(tmp_path / "other"), seeds=[0]),
@@ -174,7 +232,8 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
 
     main(["report", str(out)])
     report = (out / "report.md").read_text()
-    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "### Against the paper", "## Gradience", "### 1. Interventions with counts outside",
+    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "### Against the paper",
+                    "## Gradience", "### 1. Interventions with counts outside",
                     "### 2. Count and phase", "### 3. Repeated phase flips", "### 4. Does IIA predict"):
         assert heading in report, heading
     assert "| gru | multi | 2 |" in report
@@ -242,8 +301,11 @@ def test_a_study_with_wandb_logs_each_cell_as_a_named_grouped_tagged_run(tmp_pat
 def test_a_study_of_a_harder_family_aligns_its_programs_and_reports_a_verdict(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     over = {"tasks": {"two_type": [str(ROOT / "configs/tasks/two_type_counting.yaml")]},
-            "task_alignments": {"two_type": [{"program": "two_counters", "variables": ["count_a"], "subspace": 2},
-                                             {"program": "total_and_first", "variables": ["count_a"], "subspace": 2}]},
+            "task_alignments": {"two_type": [
+                {"program": "two_counters", "variables": ["count_a"],
+                 "intervention": {"class_path": "Interchange", "init_args": {"subspace": 2}}},
+                {"program": "total_and_first", "variables": ["count_a"],
+                 "intervention": {"class_path": "Interchange", "init_args": {"subspace": 2}}}]},
             "seeds": [0], "analyses": [], "max_parallel": 1}
     path = _tiny_study(tmp_path, **over)
     spec = yaml.safe_load(path.read_text())

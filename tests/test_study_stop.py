@@ -43,9 +43,10 @@ def alive(pid: int) -> bool:
 def test_a_stopped_or_killed_study_takes_its_workers_and_their_fits_along(tmp_path, sig):
     study = {"name": "long", "out_dir": str(tmp_path / "study"), "seeds": [0, 1], "max_parallel": 2, "analyses": [],
              "architectures": {"gru": {"config": str(ROOT / "configs/gru.yaml"), "alignments": [
-                 {"program": "up_down", "variables": ["count"], "site": "state", "subspace": 2}]}},
-             "fit_args": ["--config", str(ROOT / "configs/callbacks/checkpoint_only.yaml"), "--trainer.max_epochs", "500",
-                          "--model.net.init_args.hidden_size", "16"]}
+                 {"program": "up_down", "variables": ["count"], "site": "state",
+                  "intervention": {"class_path": "Interchange", "init_args": {"subspace": 2}}}]}},
+             "fit_args": ["--config", str(ROOT / "configs/callbacks/checkpoint_only.yaml"),
+                          "--trainer.max_epochs", "500", "--model.net.init_args.hidden_size", "16"]}
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(study))
     env = dict(os.environ, WANDB_MODE="offline")

@@ -45,7 +45,8 @@ def test_two_sites_of_one_program_are_two_rows(tmp_path):
     rec = lambda site, iia: {"key": f"up_down.count/{site}", "iia": iia, "iia_identity": 0.1, "iia_full_swap": 0.5,
                              "iia_random": 0.1, "steps": 10, "intervention": "das",
                              **_alignment("up_down", ["count"])}
-    cell = {"cell": "rope-multi-s0", "arch": "rope", "task": "multi", "seed": 0, "size": None, **_cell("transformer", "multi"),
+    cell = {"cell": "rope-multi-s0", "arch": "rope", "task": "multi", "seed": 0, "size": None,
+            **_cell("transformer", "multi"),
             "fit": {"val/acc_trial": 1.0}, "dynamics": {"accuracy": [], "das": []}, "analyses": {},
             "alignments": [rec("resid.1", 0.31), rec("resid.2", 0.77)]}
     import json
@@ -57,9 +58,11 @@ def test_two_sites_of_one_program_are_two_rows(tmp_path):
 def test_the_report_shows_iia_by_site_where_one_variable_is_aligned_at_several(tmp_path):
     from numsym_pl.analysis.report import write_report
 
-    rec = lambda site, eff: {"key": f"up_down.count/{site}", "site": site, "iia": eff, "iia_effective": eff, "iia_none": 0.1,
-                             "n": 1000, "n_effective": 900, "steps": 10, "intervention": "das", **_alignment("up_down", ["count"])}
-    cell = {"cell": "rope-multi-s0", "arch": "rope", "task": "multi", "seed": 0, "size": None, **_cell("transformer", "multi"),
+    rec = lambda site, eff: {"key": f"up_down.count/{site}", "site": site, "iia": eff, "iia_effective": eff,
+                             "iia_none": 0.1, "n": 1000, "n_effective": 900, "steps": 10, "intervention": "das",
+                             **_alignment("up_down", ["count"])}
+    cell = {"cell": "rope-multi-s0", "arch": "rope", "task": "multi", "seed": 0, "size": None,
+            **_cell("transformer", "multi"),
             "fit": {"val/acc_trial": 1.0}, "dynamics": {"accuracy": [], "das": []}, "analyses": {},
             "alignments": [rec("resid.1", 0.9), rec("attn.1", 0.2), rec("mlp.1", 0.6),
                            {**rec("resid.1", 0.5), "key": "up_up.demo_count/resid.1"}]}
@@ -68,17 +71,20 @@ def test_the_report_shows_iia_by_site_where_one_variable_is_aligned_at_several(t
     report = write_report(tmp_path).read_text()
     section = report.split("### IIA by site")[1].split("##")[0]
     assert "| arch | task | alignment | resid.1 | attn.1 | mlp.1 |" in section
-    assert "| rope | multi | up_down.count | 0.900 [0.879, 0.918] | 0.200 [0.175, 0.227] | 0.600 [0.568, 0.632] |" in section
+    assert ("| rope | multi | up_down.count | 0.900 [0.879, 0.918] | 0.200 [0.175, 0.227] | 0.600 [0.568, 0.632] |"
+            in section)
     assert "up_up" not in section  # aligned at one site only
 
 
 def test_the_report_leads_with_effective_iia_and_its_interval_and_flags_a_floor_inside_it(tmp_path):
     from numsym_pl.analysis.report import write_report
 
-    rec = lambda var, iia, eff, none: {"key": f"up_down.{var}/state", "iia": iia, "iia_effective": eff, "iia_none": none,
-                                       "n": 1000, "n_effective": 500, "iia_identity": 0.1, "iia_full_swap": 0.5,
-                                       "iia_random": 0.1, "steps": 10, "intervention": "das", **_alignment("up_down", [var])}
-    cell = {"cell": "gru-multi-s0", "arch": "gru", "task": "multi", "seed": 0, "size": None, **_cell("recurrent", "multi"),
+    rec = lambda var, iia, eff, none: {"key": f"up_down.{var}/state", "iia": iia, "iia_effective": eff,
+                                       "iia_none": none, "n": 1000, "n_effective": 500, "iia_identity": 0.1,
+                                       "iia_full_swap": 0.5, "iia_random": 0.1, "steps": 10, "intervention": "das",
+                                       **_alignment("up_down", [var])}
+    cell = {"cell": "gru-multi-s0", "arch": "gru", "task": "multi", "seed": 0, "size": None,
+            **_cell("recurrent", "multi"),
             "fit": {"val/acc_trial": 1.0}, "dynamics": {"accuracy": [], "das": []}, "analyses": {},
             "alignments": [rec("count", 0.99, 0.985, 0.08), rec("phase", 0.52, 0.04, 0.51)]}
     import json
@@ -103,7 +109,8 @@ def test_the_grid_table_has_one_row_per_architecture_and_task_with_the_alignment
     rope = [cell("rope", "transformer", s, [rec("up_down.count/resid.1", c, "up_down", ["count"]),
                                             rec("up_up.demo_count/resid.1", 0.01, "up_up", ["demo_count"]),
                                             rec("ctx_distr.balance/resid.1", 0.7, "ctx_distr", ["balance"]),  # no claim
-                                            rec("attention_hiding.ctx_distr/attn", h, "ctx_distr", [], "attention_hiding")])
+                                            rec("attention_hiding.ctx_distr/attn", h, "ctx_distr", [],
+                                                "attention_hiding")])
             for s, (c, h) in enumerate([(0.02, 0.95), (0.03, 0.97)])]
     gru = [cell("gru", "recurrent", 0, [rec("up_down.count/state", 0.98, "up_down", ["count"]),
                                         rec("ctx_distr.balance/state", 0.6, "ctx_distr", ["balance"])])]
@@ -112,14 +119,17 @@ def test_the_grid_table_has_one_row_per_architecture_and_task_with_the_alignment
     row = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
     assert row["rope"][2:4] == ["2", "1.000 ± 0.000"]
     assert row["rope"][4].startswith("0.025 ± 0.007 [") and row["rope"][4].endswith("`up_down.count/resid.1`: agrees")
-    assert row["rope"][6].startswith("0.960 ± 0.014 [") and "`attention_hiding.ctx_distr/attn`: agrees" in row["rope"][6]
-    assert row["gru"][5] == "–" and row["gru"][6].endswith("`ctx_distr.balance/state`: no claim")  # nothing claimed: the first
+    assert (row["rope"][6].startswith("0.960 ± 0.014 [")
+            and "`attention_hiding.ctx_distr/attn`: agrees" in row["rope"][6])
+    assert (row["gru"][5] == "–"
+            and row["gru"][6].endswith("`ctx_distr.balance/state`: no claim"))  # nothing claimed: the first
 
 
 def test_a_report_of_a_study_in_progress_names_the_cells_still_to_run():
     from numsym_pl.analysis.report import still_to_run
 
-    study = {"architectures": {"gru": {}, "rope": {}}, "tasks": {"multi": [], "same": []}, "seeds": [0, 1, 2], "sizes": [None]}
+    study = {"architectures": {"gru": {}, "rope": {}}, "tasks": {"multi": [], "same": []}, "seeds": [0, 1, 2],
+             "sizes": [None]}
     done = [_result("gru-multi", s, 0.9) for s in range(3)] + [_result("gru-same", 0, 0.3, task="same")]
     done.append({"cell": "gru-same-s1", "arch": "gru", "task": "same", "error": "CellFailed: ..."})  # to run again
     assert still_to_run(done, study) == (" (of the study's 12 cells; still to run: gru same 2, rope multi 3, "
@@ -168,7 +178,8 @@ def test_run_correlation_resamples_whole_runs_and_says_when_it_cannot():
     same = run_correlation([runs[0]] * 4)  # identical runs: resampling runs cannot move r
     assert same["ci"] == pytest.approx([same["r"], same["r"]])
     one = run_correlation([runs[0], runs[1][:2]])  # a run with fewer than 3 checks is left out
-    assert one["n_runs"] == 1 and one["ci_by"] == "checks (one run)" and one["r"] == pytest.approx(np.corrcoef(*np.array(runs[0]).T)[0, 1])
+    assert (one["n_runs"] == 1 and one["ci_by"] == "checks (one run)"
+            and one["r"] == pytest.approx(np.corrcoef(*np.array(runs[0]).T)[0, 1]))
     assert run_correlation([])["n_runs"] == 0
 
 
@@ -176,7 +187,8 @@ def _result(cell, seed, iia_eff, acc=1.0, task="multi", key="up_down.count/state
     return {**_cell("recurrent", task), "cell": f"{cell}-s{seed}", "arch": "gru", "task": task, "seed": seed,
             "fit": {"val/acc_trial": acc},
             "alignments": [{**_alignment("up_down", ["count"]), "key": key, "iia": iia_eff, "iia_effective": iia_eff,
-                            "n": 1000, "n_effective": 900, "intervals": {"iia_effective": [iia_eff - 0.02, iia_eff + 0.01]}}]}
+                            "n": 1000, "n_effective": 900,
+                            "intervals": {"iia_effective": [iia_eff - 0.02, iia_eff + 0.01]}}]}
 
 
 def test_against_sets_two_studies_side_by_side_with_seeds_spread_and_verdicts():
@@ -224,9 +236,10 @@ def test_the_dynamics_section_sets_the_baselines_correlations_beside_the_das_one
         das = [{"epoch": 10 * i + 9, "key": "up_down.count/state", "iia": float(a * 0.8), "iia_identity": 0.0,
                 "iia_full_swap": float(a * 0.5 + rng.normal(0, 0.01)), "iia_random": float(rng.random() * 0.1)}
                for i, a in enumerate(acc)]
-        results.append({"cell": f"gru-multi-s{seed}", "arch": "gru", "task": "multi", "seed": seed, "size": None, "fit": {},
-                        "alignments": [], "dynamics": {"accuracy": [{"epoch": 10 * i + 9, "val/acc_trial": float(a)}
-                                                                    for i, a in enumerate(acc)], "das": das}})
+        results.append({"cell": f"gru-multi-s{seed}", "arch": "gru", "task": "multi", "seed": seed, "size": None,
+                        "fit": {}, "alignments": [],
+                        "dynamics": {"accuracy": [{"epoch": 10 * i + 9, "val/acc_trial": float(a)}
+                                                  for i, a in enumerate(acc)], "das": das}})
     section = dynamics_section(results, tmp_path)
     row = next(line for line in section.splitlines() if line.startswith("| gru | up_down.count/state | 3 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from numsym_pl.das.interventions import Interchange
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.das.sweep import check_sweep, run_sweep, sizes_at
 from numsym_pl.errors import ConfigError
@@ -16,18 +17,22 @@ from tests.test_planted import TASK, PlantedCounter
 
 SETTINGS = SearchSettings(n_train=1000, n_val=200, n_test=300, max_steps=40, batch_size=64, eval_every=20, lr=0.01,
                           patience=2, progress=False, random_seeds=2)
-TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=32, eval_every=2, progress=False, random_seeds=2)
+TINY = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=4, batch_size=32, eval_every=2, progress=False,
+                      random_seeds=2)
 
 
 def test_each_cell_of_a_batched_sweep_is_what_it_is_fitted_alone():
     net = PlantedCounter(VOCAB.size, hidden_size=8)
     records = run_sweep(net, TASK, "up_down", "count", ["state"], [1, 4], ["rotation", "low_rank"], SETTINGS)
-    assert [(r["featurizer"], r["subspace"]) for r in records] == [(f, k) for f in ("rotation", "low_rank") for k in (1, 4)]
+    assert [(r["featurizer"], r["subspace"]) for r in records] == [(f, k) for f in ("rotation", "low_rank")
+                                                                   for k in (1, 4)]
     for r in records:
-        alone, _ = run_alignment(net, TASK, Alignment("up_down", "count", "state", r["subspace"], featurizer=r["featurizer"]),
+        alone, _ = run_alignment(net, TASK, Alignment("up_down", "count", "state",
+                                                      Interchange(r["subspace"], featurizer=r["featurizer"])),
                                  SETTINGS)
         assert abs(r["iia"] - alone.iia) <= 0.02, (r["featurizer"], r["subspace"], r["iia"], alone.iia)
-        assert r["iia_none"] == alone.iia_none and r["iia_identity"] == alone.iia_identity  # the same pairs and baselines
+        assert (r["iia_none"] == alone.iia_none
+                and r["iia_identity"] == alone.iia_identity)  # the same pairs and baselines
         assert abs(r["steps"] - alone.steps) <= SETTINGS.eval_every
     assert {r["net"] for r in records} == {"trained"}
 
@@ -36,7 +41,8 @@ def test_sizes_are_capped_at_each_sites_width_and_bad_sweeps_are_named():
     torch.manual_seed(0)
     net = SMALL_NETS["rope"]()  # d = 16, mlp 64
     cells = check_sweep(net, "up_down", "count", ["resid.1", "mlp.1"], [8, 32, 64], ["rotation"])
-    assert [(c.site, c.subspace) for c in cells] == [("resid.1", 8), ("mlp.1", 8), ("mlp.1", 32), ("mlp.1", 64)]
+    assert [(c.site, c.intervention.subspace) for c in cells] == [("resid.1", 8), ("mlp.1", 8), ("mlp.1", 32),
+                                                                  ("mlp.1", 64)]
     assert sizes_at(16, [1, 8, 16], n_blocks=2) == [1, 8]
     with pytest.raises(ConfigError, match="site"):
         check_sweep(net, "up_down", "count", ["state"], [1], ["rotation"])
@@ -69,7 +75,8 @@ def test_the_sweep_command_writes_json_csv_heatmap_and_a_wandb_run(tiny_ckpt, tm
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     out = tmp_path / "sweep"
-    main(["sweep", "--ckpt_path", str(tiny_ckpt), "--sites", "state", "--sizes", "1,2,4,64", "--featurizers", "rotation,low_rank",
+    main(["sweep", "--ckpt_path", str(tiny_ckpt), "--sites", "state", "--sizes", "1,2,4,64",
+          "--featurizers", "rotation,low_rank",
           "--settings.n_train", "128", "--settings.n_val", "64", "--settings.n_test", "64", "--settings.max_steps", "3",
           "--settings.eval_every", "3", "--settings.progress", "false", "--settings.random_seeds", "2",
           "--out", str(out), "--wandb_project", "numsym_pl-test"])

@@ -46,7 +46,8 @@ class Scripted(pl.LightningModule):
 
 
 def _fit(tmp_path, script, callback, max_epochs=10, ckpt_path=None):
-    trainer = pl.Trainer(max_epochs=max_epochs, callbacks=[callback], logger=pl.loggers.CSVLogger(tmp_path, name="r", version=0),
+    trainer = pl.Trainer(max_epochs=max_epochs, callbacks=[callback],
+                         logger=pl.loggers.CSVLogger(tmp_path, name="r", version=0),
                          enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                          num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(Scripted(script), ckpt_path=ckpt_path)
@@ -58,7 +59,8 @@ ID, HELD = "val/acc_trial", "val/acc_trial_heldout"
 
 
 def test_a_single_spike_does_not_count_and_the_fit_stops_after_patience_checks(tmp_path):
-    script = [{ID: 0.5, HELD: 0.5}, {ID: 1.0, HELD: 1.0}, {ID: 0.9, HELD: 1.0}, {ID: 1.0, HELD: 1.0}, {ID: 1.0, HELD: 1.0}]
+    script = [{ID: 0.5, HELD: 0.5}, {ID: 1.0, HELD: 1.0}, {ID: 0.9, HELD: 1.0}, {ID: 1.0, HELD: 1.0},
+              {ID: 1.0, HELD: 1.0}]
     trainer, trained = _fit(tmp_path, script, TrainedAt(patience=2))
     assert trained["trained/epoch"] == 4 and trained["trained/stopped"] == 1.0
     assert trainer.current_epoch == 5  # epochs 0..4 ran, then it stopped (max_epochs 10)
@@ -76,7 +78,8 @@ def test_a_monitor_the_run_never_logs_is_left_out_with_a_warning(tmp_path):
 
 
 def test_without_stop_it_records_the_epoch_and_trains_on(tmp_path):
-    trainer, trained = _fit(tmp_path, [{ID: 0.5, HELD: 1}, {ID: 1.0, HELD: 1.0}], TrainedAt(patience=2, stop=False), max_epochs=5)
+    trainer, trained = _fit(tmp_path, [{ID: 0.5, HELD: 1}, {ID: 1.0, HELD: 1.0}], TrainedAt(patience=2, stop=False),
+                            max_epochs=5)
     assert trained["trained/epoch"] == 2 and trained["trained/stopped"] == 0.0 and trainer.current_epoch == 5
 
 
@@ -94,7 +97,8 @@ def test_patience_below_one_is_refused_by_name():
 
 
 def _config(*configs) -> Namespace:
-    cli = NumSymCLI(NextTokenLM, TrialDataModule, run=False, args=[a for c in configs for a in ("--config", str(ROOT / "configs" / c))])
+    cli = NumSymCLI(NextTokenLM, TrialDataModule, run=False,
+                    args=[a for c in configs for a in ("--config", str(ROOT / "configs" / c))])
     return cli.config
 
 
@@ -105,6 +109,22 @@ def test_overlays_change_the_checkpoint_and_the_stop_without_repeating_a_callbac
     base, dynamics, only = _config("gru.yaml"), _config("gru.yaml", "callbacks/dynamics.yaml"), \
         _config("gru.yaml", "callbacks/checkpoint_only.yaml")
     assert (base.checkpoint.every_n_epochs, base.checkpoint.save_top_k, base.trained_at.stop) == (25, -1, True)
-    assert (dynamics.checkpoint.every_n_epochs, dynamics.checkpoint.save_top_k, dynamics.trained_at.stop) == (10, -1, False)
+    assert ((dynamics.checkpoint.every_n_epochs, dynamics.checkpoint.save_top_k, dynamics.trained_at.stop)
+            == (10, -1, False))
     assert (only.checkpoint.save_top_k, only.checkpoint.save_last, only.trained_at.stop) == (0, True, True)
     assert only.trainer.callbacks == [] and len(dynamics.trainer.callbacks) == 1
+
+
+def test_last_ckpt_is_the_net_a_fit_ends_with_between_periodic_checkpoints(tmp_path, cli):
+    """Checkpoints every 5 epochs and a fit of 7 (one step each): ``last.ckpt`` holds the net after
+    step 7 (Lightning's own ModelCheckpoint leaves it at epoch 4, step 5)."""
+    res = cli("fit", "--config", ROOT / "configs" / "gru.yaml", "--trainer.max_epochs", "7",
+              "--trainer.callbacks", "[]", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false",
+              "--trainer.default_root_dir", tmp_path, "--checkpoint.dirpath", tmp_path / "ckpts",
+              "--checkpoint.every_n_epochs", "5", "--data.val_size", "16", "--data.train_size", "64",
+              "--model.net.init_args.hidden_size", "16", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = torch.load(tmp_path / "ckpts" / "last.ckpt", map_location="cpu", weights_only=False)
+    periodic = torch.load(tmp_path / "ckpts" / "epoch004.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 7 and periodic["global_step"] == 5
+    assert any(not torch.equal(v, periodic["state_dict"][k]) for k, v in last["state_dict"].items())

@@ -2,7 +2,7 @@
 
 For a full study against its quick version (or two seeds' worth against five), cell group by cell
 group: trial accuracy and each alignment's IIA (on effective pairs where measured) as mean ± sd
-over seeds with the 95 % interval, in both, and how each compares with the paper (SPEC §5). Only
+over seeds with the 95 % interval, in both, and how each compares with the paper (docs/method.md#paper-claims). Only
 (architecture, task, alignment) rows present in both studies are shown; what only one has is
 counted below the table.
 """
@@ -44,8 +44,9 @@ def against_section(results: list[dict], other: list[dict], this_name: str, othe
             "against the paper.")
     if not rows:
         return text + "\n\nNo cell group and alignment in common."
-    table = markdown_table(["arch", "task", "alignment", "seeds (this / other)", "trial acc (this)", "trial acc (other)",
-                            "pairs", "IIA (this)", "IIA (other)", "paper (this)", "paper (other)"], rows)
+    table = markdown_table(["arch", "task", "alignment", "seeds (this / other)", "trial acc (this)",
+                            "trial acc (other)", "pairs", "IIA (this)", "IIA (other)", "paper (this)",
+                            "paper (other)"], rows)
     tail = f"\n\n{only} (arch, task) group(s) are in one study only." if only else ""
     return f"{text}\n\n{table}{tail}"
 

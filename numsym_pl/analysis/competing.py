@@ -8,7 +8,7 @@ from __future__ import annotations
 from numsym_pl.analysis.summary import FAILS, TRAINED, fmt, fmt_interval, mean_sd, ok_cells
 from numsym_pl.analysis.summary import markdown_table as _table
 from numsym_pl.analysis.summary import verdict as level
-from numsym_pl.das.distinguish import INDISTINGUISHABLE
+from numsym_pl.das.pairs.distinguish import INDISTINGUISHABLE
 
 
 def _lead(a: dict) -> tuple[str, float | None, tuple | None]:
@@ -107,8 +107,10 @@ def competing_section(results: list[dict]) -> str:
         "*identity* / *random* / *full*: raw neurons, random rotations (mean), the whole state; *cause* / "
         "*isolation* (RAVEL): the targets the intervention should change, and those it should leave alone, "
         "all right; *alone*: each variable of a joint alignment intervened on by itself.",
-        _table(["cell", "alignment", "lead", "floor", "identity", "random", "full", "cause", "isolation", "alone"], iia_rows),
+        _table(["cell", "alignment", "lead", "floor", "identity", "random", "full", "cause", "isolation", "alone"],
+               iia_rows),
         "### Distinguishability\n\nThe fraction of counterfactual pairs (same trials and positions) on which two "
         "hypotheses' labels differ, with its 95 % interval.",
-        _table(["cell", "hypothesis", "against", "labels differ", "distinguishable"], dist_rows) if dist_rows else "None measured.",
+        _table(["cell", "hypothesis", "against", "labels differ", "distinguishable"], dist_rows)
+            if dist_rows else "None measured.",
     ])

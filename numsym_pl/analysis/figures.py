@@ -81,7 +81,8 @@ def sweep_heatmap(records: list[dict], path: str | Path, title: str = "") -> Pat
     sites = list(dict.fromkeys(r["site"] for r in records))
     sizes = sorted({r["subspace"] for r in records})
     cols = [str(k) for k in sizes] + ["full", "none"]
-    fig, axes = subplots(1, len(panels), figsize=(1.0 + 0.75 * len(cols) * len(panels), 0.9 + 0.5 * len(sites)), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(1.0 + 0.75 * len(cols) * len(panels), 0.9 + 0.5 * len(sites)),
+                         squeeze=False)
     for ax, (net, featurizer) in zip(axes[0], panels):
         grid = np.full((len(sites), len(cols)), np.nan)
         note = {}

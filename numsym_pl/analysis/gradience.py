@@ -1,4 +1,4 @@
-"""Gradience (SPEC §5): how graded is the aligned count, and how does precision fall with number?
+"""Gradience (docs/method.md#analyses): how graded is the aligned count, and how does precision fall with number?
 
 - **IIA per source value and per target count** of the learned rotation (held-out pairs).
 - **Intervention magnitude**: the count direction is the least-squares slope of the aligned
@@ -17,9 +17,10 @@ import torch
 
 from numsym_pl.analysis.ood_interventions import by_group
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import pair_correct, source_states
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
+from numsym_pl.das.interventions.patched import pair_correct
+from numsym_pl.das.pairs.sets import source_states
 from numsym_pl.lit_module import greedy_decode
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.programs import TokenKinds, get_program
@@ -30,8 +31,8 @@ ALPHAS = tuple(np.round(np.arange(-3.0, 3.01, 0.5), 2))
 
 
 @torch.no_grad()
-def count_direction(net: SequenceModel, task: NumericEquivalence, site: str, swap: SubspaceSwap, block: int = 0, n: int = 1000,
-                    seed: int = 0, program: str = "up_down", variable: str = "count") -> torch.Tensor:
+def count_direction(net: SequenceModel, task: NumericEquivalence, site: str, swap: SubspaceSwap, block: int = 0,
+                    n: int = 1000, seed: int = 0, program: str = "up_down", variable: str = "count") -> torch.Tensor:
     """[d]: the state change that raises the aligned count by one: the least-squares coefficient
     of the program's ``variable`` when the block's coordinates are regressed on all the program's
     variables, over the positions DAS trains on (the task's intervenable positions), mapped back
@@ -71,8 +72,8 @@ def is_exact(error: torch.Tensor) -> torch.Tensor:
     return error.abs() <= 0.5 + 1e-6
 
 
-def intervention_magnitude(net: SequenceModel, task: NumericEquivalence, site: str, direction: torch.Tensor, alphas=ALPHAS,
-                           per_count: int = 8, seed: int = 0) -> dict:
+def intervention_magnitude(net: SequenceModel, task: NumericEquivalence, site: str, direction: torch.Tensor,
+                           alphas=ALPHAS, per_count: int = 8, seed: int = 0) -> dict:
     """Response length after moving the state at the last demo token (a position DAS trains on;
     the net reads T next) by ``alpha`` count units, for training counts and (at ``alpha = 0``) OOD
     counts: {"alphas", "shift_mean", "shift_sd", "exact", "by_count": {count: {"sd", "exact"}} over
@@ -112,7 +113,7 @@ def intervention_magnitude(net: SequenceModel, task: NumericEquivalence, site: s
 def gradience(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap, n: int = 1000,
               seed: int = 0) -> dict:
     """Everything in the module docstring for an alignment whose first block is a count."""
-    pairs = make_pairs(task, get_program(alignment.program), alignment.variables, n, seed=derive(seed, "gradience"))
+    pairs = make_pairs(task, alignment.program_object(), alignment.variables, n, seed=derive(seed, "gradience"))
     correct = pair_correct(net, swap, alignment.site, pairs, source_states(net, pairs, alignment.site))
     direction = count_direction(net, task, alignment.site, swap, block=0, seed=seed, program=alignment.program,
                                 variable=alignment.variables[0])

@@ -10,11 +10,11 @@ from __future__ import annotations
 import torch
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.intervention import SubspaceSwap
-from numsym_pl.das.pairs import make_pairs
-from numsym_pl.das.search import pair_correct, source_states
+from numsym_pl.das.interventions.swap import SubspaceSwap
+from numsym_pl.das.pairs.counterfactual import make_pairs
+from numsym_pl.das.interventions.patched import pair_correct
+from numsym_pl.das.pairs.sets import source_states
 from numsym_pl.models.interface import SequenceModel
-from numsym_pl.programs import get_program
 from numsym_pl.seeding import derive
 from numsym_pl.tasks import NumericEquivalence
 
@@ -25,12 +25,12 @@ def by_group(correct: torch.Tensor, groups: torch.Tensor) -> dict[int, float]:
     return {int(g): float(correct[groups == g].float().mean()) for g in torch.unique(groups)}
 
 
-def ood_interventions(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap, n: int = 1000,
-                      seed: int = 0) -> dict:
+def ood_interventions(net: SequenceModel, task: NumericEquivalence, alignment: Alignment, swap: SubspaceSwap,
+                      n: int = 1000, seed: int = 0) -> dict:
     """{"iia": {source set: IIA}, "iia_by_value": {"trained" | "heldout" | "above_range": IIA over the
     pairs whose carried value is such}, "per_value": {value: IIA}, "n": pairs per set}. The carried
     value is the source's variable at ``i_s`` (a count of 25 trials carries 0..25)."""
-    program = get_program(alignment.program)
+    program = alignment.program_object()
     iia, correct_all, values_all = {}, [], []
     for which in SOURCE_SETS:
         if which != "train" and not getattr(task, f"{which}_counts"):

@@ -20,7 +20,7 @@ import torch
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.iia import exact_rows
-from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.interventions.swap import SubspaceSwap
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.tasks import VOCAB, NumericEquivalence
 
@@ -55,7 +55,8 @@ def flip_sequences(task: NumericEquivalence, n: int, rng: np.random.Generator, f
 
 
 @torch.no_grad()
-def phase_sources(net: SequenceModel, task: NumericEquivalence, site: str, n: int, rng: np.random.Generator) -> dict[int, torch.Tensor]:
+def phase_sources(net: SequenceModel, task: NumericEquivalence, site: str, n: int,
+                  rng: np.random.Generator) -> dict[int, torch.Tensor]:
     """{phase: [n, d] states of training trials in that phase}, taken where DAS takes its sources:
     after a demo token (demo phase) or after a response token (response phase), never at T."""
     trials = task.sample("train", n, rng)

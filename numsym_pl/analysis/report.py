@@ -1,4 +1,5 @@
-"""``numsym_pl report RUN_DIR [--against OTHER_DIR]``: a study's ``results.json`` -> ``report.md`` with tables and PNG figures.
+"""``numsym_pl report RUN_DIR [--against OTHER_DIR]``: a study's ``results.json`` -> ``report.md`` with tables and
+PNG figures.
 
 Every number in the report is read from the cells' results; the paragraphs only describe them.
 Sections whose data the study did not produce say which study config does.
@@ -10,17 +11,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-from jsonargparse import ArgumentParser
 
 from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
-from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, alignment_of, correlation, discriminates, dynamics_points,
-                                        fmt, fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
-                                        markdown_table as _table, mean_sd, ok_cells, paper_verdict, run_correlation,
-                                        on_seeds, trained_cells)
+from numsym_pl.analysis.fits import fits_section
+from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, alignment_of, correlation, discriminates,
+                                        dynamics_points, fmt, fmt_interval, grouped, iia_of, interval_of, labels_in,
+                                        lead_field, markdown_table as _table, mean_sd, ok_cells, paper_verdict,
+                                        run_correlation, on_seeds, trained_cells)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
+from numsym_pl.das.record import BASELINE_FIELDS
 
 
 def _img(path: Path | None, out_dir: Path, alt: str) -> str:
@@ -55,7 +57,8 @@ def main_section(results, out_dir) -> str:
     labels = labels_in(results)
     rows = []  # one row per (architecture, task, alignment): an alignment key names its site and intervention
     for (arch, task), cells in grouped(results).items():
-        acc = [fmt(mean_sd(r["fit"].get(k) for r in cells)) for k in ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood")]
+        acc = [fmt(mean_sd(r["fit"].get(k) for r in cells))
+               for k in ("val/acc_trial", "val/acc_trial_heldout", "val/acc_trial_ood")]
         present = [lab for lab in labels if any(alignment_of(r, lab) for r in cells)]
         for lab in present:
             shown = [fmt_interval(mean_sd(iia_of(r, lab, f) for r in cells), interval_of(cells, lab, f))
@@ -74,7 +77,7 @@ def main_section(results, out_dir) -> str:
                 continue
             lead, stat, interval, acc, expected, measured = (v[k] for k in ("lead", "stat", "interval", "acc",
                                                                           "expected", "measured"))
-            fields = ("iia_identity", "iia_full_swap", "iia_random")
+            fields = tuple(BASELINE_FIELDS.values())
             base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in fields]
             compared, untrained_fields = v["cells"], ("iia_identity", "iia_random")  # the seeds the verdict read
             untrained = [b for f in untrained_fields if (b := interval_of(compared, lab, f)) is not None]
@@ -89,9 +92,10 @@ def main_section(results, out_dir) -> str:
             controls = [(alignment_of(r, lab) or {}).get("controls") or {} for r in cells]
             untrained_net = fmt(mean_sd((c.get("untrained") or {}).get("iia") for c in controls))
             if base[0][2]:
-                base_rows.append([arch, task, lab, fmt(mean_sd(iia_of(r, lab) for r in cells)), *map(fmt, base), untrained_net])
-    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "undecided", "disagrees", "not trained",
-                                                             "not discriminating")}
+                base_rows.append([arch, task, lab, fmt(mean_sd(iia_of(r, lab) for r in cells)), *map(fmt, base),
+                                  untrained_net])
+    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "undecided", "disagrees",
+                                                             "not trained", "not discriminating")}
     head = ("## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and "
             "OOD counts, and IIA (held-out test pairs, disjoint from the pairs DAS was fitted on) of each alignment, "
             "one row per alignment (program.variables/site); mean ± sd over seeds, with a 95 % interval in brackets "
@@ -104,28 +108,28 @@ def main_section(results, out_dir) -> str:
     if not labels:  # a study without post-hoc alignments (e.g. learning dynamics)
         main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc"], [row[:6] for row in rows])
         return "\n\n".join([head, main])
-    weak = ("Ctx-Distr's `balance` by DAS is a weak test: its counterfactual differs from the target's own continuation "
-            "only at the first prediction after the intervention (the next step recomputes the balance from the context), "
-            "so untrained baselines score high as well. For transformers, attention hiding is Ctx-Distr's "
-            "discriminating test.") if any(lab.startswith("ctx_distr.") for lab in labels) else ""
-    glance = ("### The grid at a glance\n\nOne row per architecture and task, the seeds' mean ± sd [95 % interval] "
-              "of the leading IIA figure (effective pairs where measured) and its verdict against the paper, for "
-              "each program the alignment the paper makes a claim about (the first such; else the program's first), "
-              f"over the seeds whose net learned the task (trial accuracy >= {TRAINED}; `(k of n seeds)` where some did "
+    weak = ("Ctx-Distr's `balance` by DAS is a weak test: its counterfactual differs from the target's own "
+            "continuation only at the first prediction after the intervention (the next step recomputes the balance "
+            "from the context), so untrained baselines score high as well. For transformers, attention hiding is "
+            "Ctx-Distr's discriminating test.") if any(lab.startswith("ctx_distr.") for lab in labels) else ""
+    glance = ("### The grid at a glance\n\nOne row per architecture and task, the seeds' mean ± sd [95 % interval] of "
+              "the leading IIA figure (effective pairs where measured) and its verdict against the paper, for each "
+              "program the alignment the paper makes a claim about (the first such; else the program's first), over "
+              f"the seeds whose net learned the task (trial accuracy >= {TRAINED}; `(k of n seeds)` where some did "
               "not); every alignment, over all seeds, is in the table below.")
     return "\n\n".join(part for part in [
         head, glance, grid_table(results), "### Every alignment", main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
-        f"### Against the paper (SPEC §5)\n\nThe verdict reads the interval of the leading figure (effective pairs "
-        f"where measured): `high` when all of it is >= {ALIGNS}, `low` when all of it is < {FAILS}, `partial` when "
-        f"all of it lies between, `uncertain` when it straddles a threshold (the paper's claim is then `undecided`). "
-        f"`≈ baseline` marks an IIA (all pairs) whose interval reaches the interval of the best untrained baseline "
-        f"(raw neurons or a random rotation; its IIA shown). The paper's claims are about trained nets: a seed "
-        f"with trial accuracy below {TRAINED} is not compared (`seeds`: compared of all; the figure, its interval "
-        f"and the trial accuracy are over the compared seeds), and a group with no trained seed is `not trained`. "
-        f"Of the compared cells the paper makes a claim about, {counts['agrees']} agree, {counts['partly']} partly, "
-        f"{counts['undecided']} are undecided, {counts['disagrees']} disagree, {counts['not discriminating']} are not "
-        f"discriminating ({counts['not trained']} not trained).",
+        f"### Against the paper (the claims: docs/method.md#paper-claims)\n\nThe verdict reads the interval of the "
+        f"leading figure (effective pairs where measured): `high` when all of it is >= {ALIGNS}, `low` when all of it "
+        f"is < {FAILS}, `partial` when all of it lies between, `uncertain` when it straddles a threshold (the paper's "
+        f"claim is then `undecided`). `≈ baseline` marks an IIA (all pairs) whose interval reaches the interval of the "
+        f"best untrained baseline (raw neurons or a random rotation; its IIA shown). The paper's claims are about "
+        f"trained nets: a seed with trial accuracy below {TRAINED} is not compared (`seeds`: compared of all; the "
+        f"figure, its interval and the trial accuracy are over the compared seeds), and a group with no trained seed "
+        f"is `not trained`. Of the compared cells the paper makes a claim about, {counts['agrees']} agree, "
+        f"{counts['partly']} partly, {counts['undecided']} are undecided, {counts['disagrees']} disagree, "
+        f"{counts['not discriminating']} are not discriminating ({counts['not trained']} not trained).",
         _table(["arch", "task", "seeds", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
                 "measured", "paper", "verdict"], cmp_rows), weak,
         "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "
@@ -133,7 +137,8 @@ def main_section(results, out_dir) -> str:
         "*untrained net*: the same alignment fitted on a freshly initialised net of the same architecture "
         "(`das: {controls: true}`; – where not run). That net and its pairs are seeded from the DAS seed, not the "
         "training seed, so a row's seeds share one control (its ± is 0; a study computes it once per row).",
-        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "untrained net"], base_rows)] if part)
+        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "untrained net"],
+               base_rows)] if part)
 
 
 def sites_section(results) -> str:
@@ -171,7 +176,8 @@ DYNAMICS_CONTROLS = ("iia_random", "iia_full_swap")  # the baselines whose r ove
 def dynamics_section(results, out_dir) -> str:
     path = figs.dynamics(results, out_dir / "figures" / "learning_dynamics.png")
     if path is None:
-        return "## Learning dynamics\n\nNot in this study (`configs/studies/learning_dynamics.yaml` records IIA during training)."
+        return ("## Learning dynamics\n\nNot in this study (`configs/studies/learning_dynamics.yaml` records IIA "
+                "during training).")
     rows = []
     for r in ok_cells(results):
         acc = r["dynamics"]["accuracy"]
@@ -179,7 +185,8 @@ def dynamics_section(results, out_dir) -> str:
         for key in sorted({d["key"] for d in r["dynamics"]["das"]}):
             das = sorted((d for d in r["dynamics"]["das"] if d["key"] == key), key=lambda d: d["epoch"])
             first_iia = next((d["epoch"] for d in das if d["iia"] >= 0.9), "–")
-            rows.append([r["cell"], key, first_acc, first_iia, f"{das[-1]['iia']:.3f}", " ".join(f"{d['iia']:.2f}" for d in das)])
+            rows.append([r["cell"], key, first_acc, first_iia, f"{das[-1]['iia']:.3f}",
+                         " ".join(f"{d['iia']:.2f}" for d in das)])
     corr = []
     for (arch,), cells in sorted(grouped(results, ("arch",)).items()):
         for key in sorted({d["key"] for r in cells for d in r["dynamics"]["das"]}):
@@ -187,8 +194,9 @@ def dynamics_section(results, out_dir) -> str:
                             for field in ("iia", *DYNAMICS_CONTROLS))
             spread = fmt(mean_sd(c["per_run"])) if c["per_run"] else "–"
             corr.append([arch, key, c["n_runs"], c["n_checks"], f"{c['r']:.3f} [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]",
-                         c["ci_by"], spread, *(f"{b['r']:.3f} [{b['ci'][0]:.3f}, {b['ci'][1]:.3f}]" if b["n_runs"] else "–"
-                                               for b in controls)])
+                         c["ci_by"], spread,
+                         *(f"{b['r']:.3f} [{b['ci'][0]:.3f}, {b['ci'][1]:.3f}]" if b["n_runs"] else "–"
+                           for b in controls)])
     return "\n\n".join(["## Learning dynamics\n\nIIA fitted on checkpoints during training (a DAS callback), beside "
                         "task accuracy. The paper: IIA rises and plateaus together with accuracy.",
                         _table(["cell", "alignment", "first epoch acc >= 0.99", "first epoch IIA >= 0.9", "final IIA",
@@ -200,8 +208,9 @@ def dynamics_section(results, out_dir) -> str:
                         "for the baselines scored at each check (a random rotation of the same size, the whole state "
                         "swapped). A baseline's r as high as the DAS one means that r measures that the net works, "
                         "not that it carries the variable.",
-                        _table(["arch", "alignment", "runs", "checks", "r [95 % CI]", "interval by", "r per run (mean ± sd)",
-                                "control: r, random rotation", "control: r, full-state swap"], corr),
+                        _table(["arch", "alignment", "runs", "checks", "r [95 % CI]", "interval by",
+                                "r per run (mean ± sd)", "control: r, random rotation", "control: r, full-state swap"],
+                               corr),
                         _img(path, out_dir, "learning dynamics")])
 
 
@@ -210,11 +219,13 @@ def size_section(results, out_dir, label) -> str:
     if path is None:
         return "## Model size\n\nNot in this study (`configs/studies/model_size.yaml` sweeps d in {16, ..., 256})."
     rows = [[arch, size, len(cells), fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells)),
-             fmt(mean_sd(r["fit"].get("val/acc_trial_ood") for r in cells)), fmt(mean_sd(iia_of(r, label) for r in cells))]
+             fmt(mean_sd(r["fit"].get("val/acc_trial_ood") for r in cells)),
+             fmt(mean_sd(iia_of(r, label) for r in cells))]
             for (arch, size), cells in sorted(grouped(results, ("arch", "size")).items())]
     return "\n\n".join([f"## Model size\n\nTrial accuracy and IIA of `{label}` against the state width d (the "
                         "subspace is d/8, the reference's 16 of 128).",
-                        _table(["arch", "d", "seeds", "trial acc", "OOD acc", f"IIA {label}"], rows), _img(path, out_dir, "size sweep")])
+                        _table(["arch", "d", "seeds", "trial acc", "OOD acc", f"IIA {label}"], rows),
+                        _img(path, out_dir, "size sweep")])
 
 
 def gradience_section(results, out_dir) -> str:
@@ -243,8 +254,8 @@ def gradience_section(results, out_dir) -> str:
         "mean shift on alpha, how often the response length is within 0.5 of count + alpha (the one rule: "
         "round(alpha) for whole alphas, either neighbour for half alphas), IIA for carried counts <= 10 and > 10, "
         "and exactness on OOD counts.",
-        _table(["cell", "alignment", "shift/alpha slope", "exact (whole alpha)", "exact (half alpha)", "IIA count <= 10",
-                "IIA count > 10", "own exact, OOD counts"], rows), _img(path, out_dir, "gradience")])
+        _table(["cell", "alignment", "shift/alpha slope", "exact (whole alpha)", "exact (half alpha)",
+                "IIA count <= 10", "IIA count > 10", "own exact, OOD counts"], rows), _img(path, out_dir, "gradience")])
 
 
 def reviewers_section(results, out_dir, label) -> str:
@@ -253,11 +264,13 @@ def reviewers_section(results, out_dir, label) -> str:
     for r in ok_cells(results):
         for key, o in r.get("analyses", {}).get("ood_interventions", {}).items():
             v = o["iia_by_value"]
-            ood_rows.append([r["cell"], key, *[f"{o['iia'].get(s, float('nan')):.3f}" for s in ("train", "heldout", "ood")],
+            ood_rows.append([r["cell"], key,
+                             *[f"{o['iia'].get(s, float('nan')):.3f}" for s in ("train", "heldout", "ood")],
                              *[f"{v[k]:.3f}" if k in v else "–" for k in ("trained", "heldout", "above_range")]])
     max_count = max((r.get("task_max_count") or 20 for r in ok_cells(results)), default=20)
     ood_path = figs.ood_interventions(results, max_count, out_dir / "figures" / "ood_interventions.png")
-    by_value = [o["iia_by_value"] for r in ok_cells(results) for o in r.get("analyses", {}).get("ood_interventions", {}).values()]
+    by_value = [o["iia_by_value"] for r in ok_cells(results)
+                for o in r.get("analyses", {}).get("ood_interventions", {}).values()]
     means = {k: mean_sd(v.get(k) for v in by_value)[0] for k in ("trained", "heldout", "above_range")}
     parts.append("### 1. Interventions with counts outside the training range\n\n" + (
         "The learned rotation, unchanged, on pairs whose source trial has a training, held-out or OOD count (targets: "
@@ -268,14 +281,16 @@ def reviewers_section(results, out_dir, label) -> str:
         _table(["cell", "alignment", "IIA src train", "src held-out", "src OOD", "carried: trained", "held-out",
                 "above range"], ood_rows) + "\n\n" + _img(ood_path, out_dir, "OOD interventions")
         if ood_rows else "Not in this study (analyses: [ood_interventions])."))
-    both = [(r, a) for r in ok_cells(results) for a in r["alignments"] if len(a.get("variables", [])) > 1 and a["intervention"] == "das"]
+    both = [(r, a) for r in ok_cells(results) for a in r["alignments"]
+            if len(a.get("variables", [])) > 1 and a["intervention"] == "das"]
     num = lambda v: "–" if v is None else f"{v:.3f}"
     rows = [[r["cell"], a["key"], num(a["iia"]), num(a["iia_full_swap"]),
              *[num((a.get("iia_alone") or {}).get(v)) for v in a["variables"][:2]]] for r, a in both]
     path2 = figs.grouped_bars([(f"{r['cell']}\n{a['key'].split('/')[0]}", [a["iia"] or 0, a["iia_full_swap"] or 0,
-                                *[(a.get("iia_alone") or {}).get(v) or 0 for v in a["variables"][:2]]]) for r, a in both],
-                              ["both blocks", "full-state swap", "first alone", "second alone"],
-                              "Several variables at once", out_dir / "figures" / "count_and_phase.png") if rows else None
+                                *[(a.get("iia_alone") or {}).get(v) or 0 for v in a["variables"][:2]]])
+                               for r, a in both], ["both blocks", "full-state swap", "first alone", "second alone"],
+                              "Several variables at once",
+                              out_dir / "figures" / "count_and_phase.png") if rows else None
     parts.append("### 2. Count and phase intervened together (two blocks)\n\n" + (
         "One block of the rotation per variable; the rotation is trained on pairs that intervene on a random non-empty "
         "subset of the variables, so each block has to carry its own variable. For a Markovian state, swapping both "
@@ -283,8 +298,10 @@ def reviewers_section(results, out_dir, label) -> str:
         "only.\n\n" + _table(["cell", "alignment", "IIA (both blocks)", "full-state swap", "first variable alone",
                               "second variable alone"], rows) + "\n\n" + _img(path2, out_dir, "count and phase")
         if rows else "Not in this study (an alignment with `variables: [count, phase]`)."))
-    flips = [[r["cell"], key, *[f"{f.get(k, float('nan')):.3f}" for k in ("one_flip", "two_flips", "two_flips_unpatched")]]
-             for r in ok_cells(results) for key, f in r.get("analyses", {}).get("phase_flips", {}).items() if "skipped" not in f]
+    flips = [[r["cell"], key,
+              *[f"{f.get(k, float('nan')):.3f}" for k in ("one_flip", "two_flips", "two_flips_unpatched")]]
+             for r in ok_cells(results) for key, f in r.get("analyses", {}).get("phase_flips", {}).items()
+             if "skipped" not in f]
     flip_values = [[float(x) for x in row[2:]] for row in flips]
     path3 = figs.grouped_bars([(f"{row[0]}\n{row[1].split('/')[0]}", v) for row, v in zip(flips, flip_values)],
                               ["one flip", "two flips", "two flips, unpatched"], "Repeated phase flips",
@@ -295,7 +312,8 @@ def reviewers_section(results, out_dir, label) -> str:
         "Up-Down predicts a R's and E with no T. Two flips: then, after r R's, back to the demo phase; d more demo "
         "tokens and T; Up-Down predicts a - r + d R's. The unpatched control reads the same tokens with no "
         f"intervention. Mean over the rows: one flip {flip_means[0]:.2f}, two flips {flip_means[1]:.2f}, unpatched "
-        f"{flip_means[2]:.2f}.\n\n" + _table(["cell", "alignment", "one flip", "two flips", "two flips, unpatched"], flips)
+        f"{flip_means[2]:.2f}.\n\n" + _table(["cell", "alignment", "one flip", "two flips", "two flips, unpatched"],
+                                             flips)
         + "\n\n" + _img(path3, out_dir, "phase flips")
         if flips else "Not in this study (analyses: [phase_flips] with an Up-Down alignment holding `phase`)."))
     points = [(r["arch"], iia_of(r, label), r["fit"].get("val/acc_trial_ood"), r["fit"].get("val/acc_trial"))
@@ -316,9 +334,10 @@ def reviewers_section(results, out_dir, label) -> str:
         parts.append(f"### 4. Does IIA predict OOD task accuracy?\n\nPearson r between the IIA of `{label}` and "
                      "`val/acc_trial_ood` over cells (seeds, sizes, tasks), with 95 % bootstrap and Fisher-z intervals "
                      "(NaN: fewer than 3 cells or no spread). Untrained nets score 0 on both and make any correlation "
-                     "look strong, so the rows over trained cells, per architecture, are the test; the figure shows the "
-                     "trained cells (all cells if fewer than 3 are trained).\n\n" + _table(["cells", "group", "n", "r", "95 % CI (bootstrap)", "95 % CI (Fisher z)"],
-                                                     rows) + "\n\n" + _img(path, out_dir, "IIA vs OOD accuracy"))
+                     "look strong, so the rows over trained cells, per architecture, are the test; the figure shows "
+                     "the trained cells (all cells if fewer than 3 are trained).\n\n"
+                     + _table(["cells", "group", "n", "r", "95 % CI (bootstrap)", "95 % CI (Fisher z)"], rows)
+                     + "\n\n" + _img(path, out_dir, "IIA vs OOD accuracy"))
     else:
         parts.append("### 4. Does IIA predict OOD task accuracy?\n\nNeeds at least 3 cells with the same alignment "
                      "(`configs/studies/model_size.yaml` varies seeds and sizes).")
@@ -357,32 +376,22 @@ def write_report(run_dir: str | Path, against: str | Path | None = None) -> Path
     labels = labels_in(results)
     label = next((lab for lab in labels if lab.startswith("up_down.count")), labels[0] if labels else None)
     head = [f"# Study report: {study.get('name', out_dir.name)}",
-            f"{len(results) - len(failed)} of {len(results)} cells finished{still_to_run(results, study)}; written {time.strftime('%Y-%m-%d %H:%M')} "
-            f"by `numsym_pl report {run_dir}` from `results.json` (one row per cell and alignment in `results.csv`; "
-            "the study's settings in `study.json`)."]
+            f"{len(results) - len(failed)} of {len(results)} cells finished{still_to_run(results, study)}; written "
+            f"{time.strftime('%Y-%m-%d %H:%M')} by `numsym_pl report {run_dir}` from `results.json` (one row per cell "
+            "and alignment in `results.csv`; the study's settings in `study.json`)."]
     if failed:
-        head.append("Failed cells (see their `fit.log`): " + ", ".join(f"`{r['cell']}` ({r['error'].splitlines()[0]})" for r in failed))
+        head.append("Failed cells (see their `fit.log`): "
+                    + ", ".join(f"`{r['cell']}` ({r['error'].splitlines()[0]})" for r in failed))
     body = [main_section(results, out_dir) if ok_cells(results) else "## Main table\n\nNo finished cells.",
             *([sites] if (sites := sites_section(results)) else []),
             *([rivals] if (rivals := competing_section(results)) else []),
-            dynamics_section(results, out_dir), size_section(results, out_dir, label), gradience_section(results, out_dir),
-            reviewers_section(results, out_dir, label)]
+            *([fits] if (fits := fits_section(results, out_dir)) else []),
+            dynamics_section(results, out_dir), size_section(results, out_dir, label),
+            gradience_section(results, out_dir), reviewers_section(results, out_dir, label)]
     if against is not None:
         other, other_study = read_study(Path(against), "against")
-        body.insert(1, against_section(results, other, study_name(out_dir, study), study_name(Path(against), other_study)))
+        body.insert(1, against_section(results, other, study_name(out_dir, study),
+                                       study_name(Path(against), other_study)))
     path = out_dir / "report.md"
     path.write_text("\n\n".join(head + body) + "\n")
     return path
-
-
-def main(argv: list[str] | None = None) -> Path:
-    parser = ArgumentParser(prog="numsym_pl report", description="Write report.md (tables + PNG figures) for a study.")
-    parser.add_argument("run_dir", type=str, help="A study's out_dir (holds results.json).")
-    parser.add_argument("--against", type=str, default=None,
-                        help="Another study's out_dir (e.g. the quick run of the same study): a section sets its "
-                             "numbers beside this one's, row by row.")
-    cfg = parser.parse_args(argv)
-    path = write_report(cfg.run_dir, cfg.against)
-    print(f"wrote {path}")
-    return path
-

@@ -99,7 +99,8 @@ def _per_key_lines(ax, results, analysis: str, field: str, sub: str | None = Non
         for j, (key, res) in enumerate(r.get("analyses", {}).get(analysis, {}).items()):
             data = res[field] if sub is None else res[field][sub]
             xs, ys = _int_keys(data)
-            ax.plot(xs, ys, marker="o", ls=STYLES[j % 3], ms=3, color=f"C{i % 10}", label=f"{r['cell']} {key.split('/')[0]}")
+            ax.plot(xs, ys, marker="o", ls=STYLES[j % 3], ms=3, color=f"C{i % 10}",
+                    label=f"{r['cell']} {key.split('/')[0]}")
 
 
 def gradience(results: list[dict], path: Path) -> Path | None:

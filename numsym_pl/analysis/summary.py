@@ -20,7 +20,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def paper_expectation(cell: dict, alignment: dict) -> str | None:
-    """What the paper reports (SPEC §5) for an alignment of a cell: the IIA level expected,
+    """What the paper reports (docs/method.md#paper-claims) for an alignment of a cell: the IIA level expected,
     ``high`` / ``low``, or None where it makes no claim. Reads structured fields only: the cell's
     ``arch_family`` (``recurrent`` / ``transformer``), ``task_family`` and task variant, and the
     alignment's program, variables and intervention."""
@@ -83,8 +83,8 @@ def trained_cells(cells: list[dict]) -> list[dict]:
 
 def paper_verdict(cells: list[dict], label: str) -> dict | None:
     """One alignment over a group of cells (an architecture and task) against the paper, read on
-    its trained seeds (``cells``, the ones it read; ``seeds``: (compared, of all); a seed whose net did not learn the task says
-    nothing about the paper's claims; with none trained, all seeds and the verdict ``not trained``):
+    its trained seeds (``cells``, the ones it read; ``seeds``: (compared, of all); a seed whose net did not learn the
+    task says nothing about the paper's claims; with none trained, all seeds and the verdict ``not trained``):
     the leading figure (``lead``: IIA on effective pairs where measured) as mean ± sd over those
     seeds (``stat``) and its 95 % ``interval``, their mean trial accuracy, the level ``measured``
     (``not discriminating`` when the floor reaches into the interval and the level is not low), what

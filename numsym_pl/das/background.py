@@ -18,11 +18,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import torch
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.protocol import AlignmentResult
+from numsym_pl.das.record import AlignmentResult
 from numsym_pl.das.run import run_alignment
-from numsym_pl.das.search import SearchSettings
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.processes import end_pool, worker_pool
-from numsym_pl.tasks import TaskFamily
+from numsym_pl.tasks.base import TaskFamily
 from numsym_pl.threads import cpu_threads
 
 #: CPU threads of a background fit (and of a fit ``in_one_thread``)
@@ -42,7 +42,8 @@ def fit_alignments(net, task: TaskFamily, alignments: list[Alignment], settings:
     out = []
     for a in alignments:
         result, swap = run_alignment(net, task, a, settings, init_rotation=inits.get(a.key))
-        out.append((result, None if swap is None else {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}))
+        out.append((result, None if swap is None
+                    else {k: v.detach().cpu().clone() for k, v in swap.state_dict().items()}))
     return out
 
 
@@ -69,7 +70,8 @@ class BackgroundFits:
 
     def submit(self, tag, net, task: TaskFamily, alignments: list[Alignment], settings: SearchSettings,
                inits: dict[str, dict]) -> None:
-        """Fit ``alignments`` on ``net`` as it is now (a CPU copy is taken here); ``tag`` comes back with the results."""
+        """Fit ``alignments`` on ``net`` as it is now (a CPU copy is taken here); ``tag`` comes back with the
+        results."""
         self.start()
         snapshot = copy.deepcopy(net).cpu().eval()
         self._pending.append((tag, self._pool.submit(fit_alignments, snapshot, task, alignments, settings, inits)))

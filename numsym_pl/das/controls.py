@@ -13,19 +13,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.protocol import AlignmentResult
+from numsym_pl.das.record import BASELINE_FIELDS, AlignmentResult
 from numsym_pl.das.run import run_alignment
-from numsym_pl.das.search import SearchSettings
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel, build_net
 from numsym_pl.seeding import derive
-from numsym_pl.tasks import TaskFamily
+from numsym_pl.tasks.base import TaskFamily
 
 #: the fields of a result that a control reports
-CONTROL_FIELDS = ("iia", "iia_effective", "iia_none", "n", "n_effective", "iia_identity", "iia_full_swap", "iia_random")
+CONTROL_FIELDS = ("iia", "iia_effective", "iia_none", "n", "n_effective", *BASELINE_FIELDS.values())
 
 
 def untrained_like(net: SequenceModel, seed: int) -> SequenceModel:
@@ -43,10 +45,10 @@ def untrained_like(net: SequenceModel, seed: int) -> SequenceModel:
 def untrained_control(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings) -> dict:
     """The alignment fitted and scored on an untrained net of the same architecture and width."""
     fresh = untrained_like(net, derive(settings.seed, "untrained"))
-    result, _ = run_alignment(fresh, task, alignment, settings)
+    result, _ = run_alignment(fresh, task, alignment, replace(settings, seeds=1))  # one DAS seed: a control
     record = result.as_dict()
     return {**{k: record.get(k) for k in CONTROL_FIELDS}, "intervals": record["intervals"], "steps": record["steps"],
-            "seconds": record["seconds"]}
+            "seconds": record["seconds"], "seed": settings.seed}
 
 
 def run_controls(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings,

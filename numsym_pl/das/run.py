@@ -3,31 +3,46 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.context import AttentionHiding, ContextSubstitution
-from numsym_pl.das.protocol import AlignmentResult, intervention
-from numsym_pl.das.search import Interchange, SearchSettings
+from numsym_pl.das.record import AlignmentResult
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.models.interface import SequenceModel
-from numsym_pl.tasks import TaskFamily
-
-
-#: the interventions numsym_pl defines (each registers itself by name; a subclass of
-#: ``protocol.Intervention`` defined elsewhere registers the same way once imported)
-BUILT_IN = (Interchange, ContextSubstitution, AttentionHiding)
+from numsym_pl.seeding import derive
+from numsym_pl.tasks.base import TaskFamily
 
 
 def check_alignment(net: SequenceModel, alignment: Alignment) -> None:
     """Fail now, by name, if ``alignment`` cannot run on ``net`` (before any training or fitting)."""
-    intervention(alignment.intervention).check(net, alignment.for_net(net))
+    alignment = alignment.for_net(net)
+    alignment.intervention.check(net, alignment)
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed of DAS seed number ``replicate`` of an alignment fitted from ``seed`` (the first is
+    ``seed`` itself)."""
+    return seed if replicate == 0 else derive(seed, "das_seed", replicate)
 
 
 def run_alignment(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings | None = None,
                   init_rotation: dict | None = None) -> tuple[AlignmentResult, object]:
     """Score ``alignment`` on a frozen copy of ``net`` through its intervention: (the result, the
     learned module, e.g. the DAS rotation, or None). ``init_rotation`` (a state_dict of that
-    module) warm-starts a learned intervention."""
-    how, alignment = intervention(alignment.intervention), alignment.for_net(net)
+    module) warm-starts a learned intervention. With ``settings.seeds`` > 1 the alignment is fitted
+    once per DAS seed (``replicate_seed``): the result and module are the first seed's, and
+    ``result.replicates`` holds every seed's figures."""
+    settings = settings or SearchSettings()
+    alignment = alignment.for_net(net)
     frozen = copy.deepcopy(net).eval().requires_grad_(False)
-    how.check(frozen, alignment)
-    return how.run(frozen, task, alignment, settings or SearchSettings(), init_rotation)
+    alignment.intervention.check(frozen, alignment)
+    result, learned = alignment.intervention.run(frozen, task, alignment, replace(settings, seeds=1), init_rotation)
+    if settings.seeds > 1:
+        replicates = [result.replicate(settings.seed)]
+        for i in range(1, settings.seeds):
+            seed = replicate_seed(settings.seed, i)
+            again, _ = alignment.intervention.run(frozen, task, alignment, replace(settings, seed=seed, seeds=1),
+                                                  init_rotation)
+            replicates.append(again.replicate(seed))
+        result.replicates = replicates
+    return result, learned

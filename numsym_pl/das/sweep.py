@@ -29,11 +29,15 @@ from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.controls import untrained_like
 from numsym_pl.das.featurizers import featurizer_class
 from numsym_pl.das.run import check_alignment
-from numsym_pl.das.search import PairSets, SearchSettings, fit_rotations, new_swap, no_intervention, score_swap
+from numsym_pl.das.interventions.interchange import Interchange, new_swap, score_swap
+from numsym_pl.das.interventions.patched import no_intervention
+from numsym_pl.das.pairs.sets import PairSets
+from numsym_pl.das.search import fit_rotations
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.errors import ConfigError
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.seeding import derive
-from numsym_pl.tasks import TaskFamily
+from numsym_pl.tasks.base import TaskFamily
 
 DEFAULT_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -60,7 +64,7 @@ def check_sweep(net: SequenceModel, program: str, variables, sites: Sequence[str
                               f"({n_blocks} variable(s))")
         for name in featurizers:
             featurizer_class(name)
-            cells += [Alignment(program, variables, site, k, featurizer=name) for k in fitting]
+            cells += [Alignment(program, variables, site, Interchange(k, name)) for k in fitting]
     for cell in cells:
         check_alignment(net, cell)
     return cells
@@ -81,15 +85,14 @@ def sweep_net(net: SequenceModel, task: TaskFamily, cells: list[Alignment], sett
         swaps = [new_swap(frozen, c, settings, sets).to(device) for c in here]
         fitted = fit_rotations(frozen, swaps, site, sets, settings, bar=bar)
         if bar is not None:
-            bar.update(settings.max_steps - max(steps for steps, _ in fitted))
+            bar.update(settings.max_steps - max(f.steps for f in fitted))
         fit_seconds = time.perf_counter() - t0
         site_records = []
-        for cell, swap, (steps, history) in zip(here, swaps, fitted):
+        for cell, swap, fit in zip(here, swaps, fitted):
             t1 = time.perf_counter()
-            result = score_swap(frozen, cell, settings, sets, swap, steps, history, 0.0, floor=floor)
+            result = score_swap(frozen, cell, settings, sets, swap, fit, 0.0, floor=floor)
             result.seconds = fit_seconds + time.perf_counter() - t1
-            site_records.append({**result.as_dict(), "key": cell.key, "alignment": cell.identity, "intervention": "das",
-                                 "featurizer": cell.featurizer, "net": label})
+            site_records.append(result.record(cell, featurizer=cell.intervention.featurizer, net=label))
         for r in site_records:
             r["seconds_site"] = time.perf_counter() - t0
         records += site_records
@@ -104,7 +107,7 @@ def run_sweep(net: SequenceModel, task: TaskFamily, program: str, variables, sit
     architecture (``net: untrained``). One progress bar runs over the whole sweep."""
     settings = settings or SearchSettings()
     cells = check_sweep(net, program, variables, sites, sizes, featurizers)
-    controlled = [c for c in cells if settings.controls or featurizer_class(c.featurizer).control]
+    controlled = [c for c in cells if settings.controls or featurizer_class(c.intervention.featurizer_path).control]
     n_sites = len({c.site for c in cells}) + len({c.site for c in controlled})
     bar = tqdm(total=n_sites * settings.max_steps, desc="sweep", unit="step", disable=not settings.progress)
     try:

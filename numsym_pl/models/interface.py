@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import inspect
 from typing import Callable, NamedTuple
 
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.registry import import_class
 
 PatchFn = Callable[[torch.Tensor], torch.Tensor]  # state [B, d] -> patched state [B, d]
 #: a hook point's function: (activation, step) -> activation; the activation is the whole sequence
@@ -77,7 +77,8 @@ class SequenceModel(nn.Module):
                 bound = inspect.signature(init).bind(self, *args, **kw)
                 bound.apply_defaults()
                 args_ = {k: v for k, v in bound.arguments.items() if k != "self"}
-                self.__dict__["init_config"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args_}
+                self.__dict__["init_config"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}",
+                                                "init_args": args_}
             init(self, *args, **kw)
 
         cls.__init__ = recording_init
@@ -138,7 +139,8 @@ class SequenceModel(nn.Module):
             self.forward(tokens)
         return got[0] if len(got) == 1 and got[0].dim() == 3 else torch.stack(got, 1)  # [B, L, d]
 
-    def forward_patched_many_by_hooks(self, tokens: torch.Tensor, site: str, patches: list[tuple[torch.Tensor, PatchFn]],
+    def forward_patched_many_by_hooks(self, tokens: torch.Tensor, site: str,
+                                      patches: list[tuple[torch.Tensor, PatchFn]],
                                       out_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, L, V] with several patches in one sequence, applied in order: each
         ``(positions[B], patch_fn)`` replaces the site's state at ``(b, positions[b])`` (-1: no patch
@@ -163,7 +165,8 @@ class SequenceModel(nn.Module):
         return logits if out_mask is None else logits * out_mask[..., None]
 
     def forward_patched_by_hooks(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
-                                 out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
+                                 out_mask: torch.Tensor | None = None,
+                                 cache: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_patched_many_by_hooks(tokens, site, [(positions, patch_fn)], out_mask)
 
     def forward_spliced_by_hooks(self, tokens: torch.Tensor, site: str, mask: torch.Tensor,
@@ -186,13 +189,15 @@ class SequenceModel(nn.Module):
                         out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_patched_by_hooks(tokens, site, positions, patch_fn, out_mask)
 
-    def forward_patched_many(self, tokens: torch.Tensor, site: str, patches: list[tuple[torch.Tensor, PatchFn]]) -> torch.Tensor:
+    def forward_patched_many(self, tokens: torch.Tensor, site: str,
+                             patches: list[tuple[torch.Tensor, PatchFn]]) -> torch.Tensor:
         return self.forward_patched_many_by_hooks(tokens, site, patches)
 
     def patch_cache(self, tokens: torch.Tensor, site: str, positions: torch.Tensor) -> torch.Tensor | None:
         return None
 
-    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
+    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor,
+                        replacement: torch.Tensor) -> torch.Tensor:
         """Run the net with the site's states at ``mask`` ([B, L] bool, at least one per row)
         replaced by ``replacement`` ([B, L, d]) and continue; logits [B, L, V]."""
         return self.forward_spliced_by_hooks(tokens, site, mask, replacement)
@@ -200,9 +205,7 @@ class SequenceModel(nn.Module):
 
 def build_net(config: dict) -> SequenceModel:
     """Instantiate a net from ``{"class_path": ..., "init_args": {...}}`` (its ``init_config``)."""
-    module, _, name = config["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**config.get("init_args", {}))
+    return import_class(config["class_path"], SequenceModel, "net")(**config.get("init_args", {}))
 
 
 def net_mismatch(theirs: dict | None, ours: dict | None) -> str | None:

@@ -1,4 +1,4 @@
-"""GRU and LSTM next-token models (SPEC §2); both recurrences run ``models.scan``."""
+"""GRU and LSTM next-token models (docs/method.md#architectures); both recurrences run ``models.scan``."""
 
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ class RecurrentLM(SequenceModel):
         lengths = last_masked(out_mask) + 1  # each row runs up to its last needed step
         return self.decoder(scan(self.rnn, x, lengths, at=out_mask.nonzero(as_tuple=True))[0][:, :H])  # [M, V]
 
-    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
+    def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor,
+                        replacement: torch.Tensor) -> torch.Tensor:
         """The fast path of the splice: the future of a recurrent net depends on its last state
         only, so patching each row's last masked position is exact after it (logits at earlier
         masked positions are the clean run's)."""
@@ -153,7 +154,8 @@ class RecurrentLM(SequenceModel):
         if out_mask is None:
             seq = h_patched[:, None]  # [B, 1 + S, H]; index j <-> position p + j
             if S > 0:
-                seq = torch.cat([seq, scan(self.rnn, x_suffix, None, state)[0][..., : self.hidden_size].to(seq.dtype)], 1)
+                seq = torch.cat([seq, scan(self.rnn, x_suffix, None, state)[0][..., : self.hidden_size].to(seq.dtype)],
+                                1)
             rel = (t[None, :] - positions[:, None]).clamp(0, S)  # [B, L]
             h = torch.where((t[None, :] >= positions[:, None])[..., None],
                             seq.gather(1, rel[..., None].expand(-1, -1, seq.shape[-1])), prefix_h.to(seq.dtype))

@@ -1,4 +1,4 @@
-"""Pre-LayerNorm causal transformer with RoPE or NoPE (SPEC §2)."""
+"""Pre-LayerNorm causal transformer with RoPE or NoPE (docs/method.md#architectures)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ class Block(nn.Module):
         which of the three to project (``slice(1, 3)``: keys and values only)."""
         d = x.shape[-1]
         w, b = self.qkv.weight[parts.start * d: parts.stop * d], self.qkv.bias[parts.start * d: parts.stop * d]
-        out = list(rearrange(F.linear(self.ln1(x), w, b), "b l (n h e) -> n b h l e", n=parts.stop - parts.start, h=self.n_heads))
+        out = list(rearrange(F.linear(self.ln1(x), w, b), "b l (n h e) -> n b h l e", n=parts.stop - parts.start,
+                             h=self.n_heads))
         if self.rope:
             if pos is None:
                 length = x.shape[1]
@@ -193,7 +194,8 @@ class TransformerLM(SequenceModel):
             s[f"resid.{k}"] = Site(d, f"residual stream after block {k}", seq)
             s[f"attn.{k}"] = Site(d, f"attention output of block {k}, before the residual add", seq)
             s[f"mlp.{k}"] = Site(block.ffn[0].out_features, f"MLP hidden of block {k}, after the GELU", seq)
-            s.update({f"head.{k}.{h}": Site(d // block.n_heads, f"head {h}'s output in block {k}, before the output projection", seq)
+            s.update({f"head.{k}.{h}": Site(d // block.n_heads,
+                                            f"head {h}'s output in block {k}, before the output projection", seq)
                       for h in range(block.n_heads)})
         return s
 
@@ -252,7 +254,8 @@ class TransformerLM(SequenceModel):
         return self._run(self.embed(tokens), 0, self._layer(site), None, None)  # [B, L, d]
 
     def forward_spliced(self, tokens: torch.Tensor, site: str, mask: torch.Tensor, replacement: torch.Tensor,
-                        attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+                        attn_mask: torch.Tensor | None = None,
+                        mask_layers: Sequence[int] | None = None) -> torch.Tensor:
         """Residual stream at ``site`` replaced by ``replacement`` [B, L, d] where ``mask`` [B, L]
         is True (context substitution); the blocks above see the spliced stream."""
         if not self._on_residual(site, attn_mask):
@@ -274,7 +277,8 @@ class TransformerLM(SequenceModel):
 
     def forward_patched(self, tokens: torch.Tensor, site: str, positions: torch.Tensor, patch_fn: PatchFn,
                         out_mask: torch.Tensor | None = None, cache: torch.Tensor | None = None,
-                        attn_mask: torch.Tensor | None = None, mask_layers: Sequence[int] | None = None) -> torch.Tensor:
+                        attn_mask: torch.Tensor | None = None,
+                        mask_layers: Sequence[int] | None = None) -> torch.Tensor:
         """Blocks up to the site run once without grad (or come from ``cache``); only the blocks
         above it are rerun. With ``out_mask`` ([B, L] bool) the sequence is cut after the last
         masked position (attention is causal) and only the masked logits are computed (others are 0)."""
@@ -321,7 +325,8 @@ class TransformerLM(SequenceModel):
             n = mask.sum(1)  # [B]; each row's asked positions first, in order, then its last one repeated
             t = torch.arange(x.shape[1], device=x.device)
             order = torch.sort(torch.where(mask, t, x.shape[1] + t), 1).values[:, : int(n.max())]
-            last = torch.where(n > 0, order.gather(1, (n - 1).clamp(min=0)[:, None])[:, 0], 0)  # a row asking for none: 0
+            last = torch.where(n > 0, order.gather(1, (n - 1).clamp(min=0)[:, None])[:, 0],
+                               0)  # a row asking for none: 0
             qpos = torch.where(order < x.shape[1], order, last[:, None])
             valid = torch.arange(qpos.shape[1], device=x.device)[None, :] < n[:, None]
             y = self.blocks[-1].forward_at(x, qpos, valid, *((clean, positions) if below else ()))  # [M, d]

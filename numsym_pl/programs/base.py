@@ -153,7 +153,8 @@ class PhasedProgram(Program):
 
     def finish_trace(self, state: State, tokens: np.ndarray, kinds: TokenKinds) -> tuple[State, np.ndarray]:
         """``trace``'s return value from its state: the predictions, given the trial's own next inputs."""
-        return state, self._finish(self.predict(state, {"next_input": next_inputs(tokens, kinds.pad)}, kinds), tokens, kinds)
+        return state, self._finish(self.predict(state, {"next_input": next_inputs(tokens, kinds.pad)}, kinds),
+                                   tokens, kinds)
 
 
 def get_program(name: str) -> Program:
@@ -161,7 +162,8 @@ def get_program(name: str) -> Program:
     return lookup(name, PROGRAMS, Program, "program")
 
 
-def reference_trace(program: Program, tokens: np.ndarray, kinds: TokenKinds, quantities: dict) -> tuple[list[State], list[int]]:
+def reference_trace(program: Program, tokens: np.ndarray, kinds: TokenKinds,
+                    quantities: dict) -> tuple[list[State], list[int]]:
     """Step one trial token by token with the reference ``step``: states and predictions
     (``quantities`` holds that trial's values as scalars)."""
     state, states, preds, ended = program.init(), [], [], False
@@ -176,7 +178,8 @@ def reference_trace(program: Program, tokens: np.ndarray, kinds: TokenKinds, qua
 
 
 def rollout(program: Program, state: State, quantities: dict, kinds: TokenKinds, rng: np.random.Generator,
-            max_steps: int, inputs: np.ndarray | None = None, pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            max_steps: int, inputs: np.ndarray | None = None,
+            pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Roll the program forward from ``state`` ([N] per component), feeding each prediction back
     as the next token, until it emits the end token. Demo tokens are drawn at random from
     ``kinds.demo``. ``inputs`` [N, L] and ``pos`` [N]: the trial the state was taken from and the

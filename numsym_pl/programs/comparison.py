@@ -28,7 +28,8 @@ class ComparisonProgram(PhasedProgram):
         inp = state["phase"] == 0
         d = (token == kinds.demo) & inp
         answer = np.isin(token, (kinds.gt, kinds.lt, kinds.eq)) & (state["phase"] == 1)
-        return d & (state["group"] == 0), d & (state["group"] == 1), (token == kinds.sep) & inp, answer, token == kinds.trigger
+        return (d & (state["group"] == 0), d & (state["group"] == 1), (token == kinds.sep) & inp, answer,
+                token == kinds.trigger)
 
     def bookkeeping(self, state, sep, answer, trig):
         return {"group": np.where(sep, 1, state["group"]), "phase": np.where(trig, 1, state["phase"]),

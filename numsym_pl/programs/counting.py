@@ -1,4 +1,4 @@
-"""Counting programs (SPEC §3) for tasks with a demo phase, a trigger and a response phase.
+"""Counting programs (docs/method.md#programs) for tasks with a demo phase, a trigger and a response phase.
 
 They read the token roles ``demo``, ``resp``, ``trigger``, ``eos`` and ``pad`` and the trial
 quantity ``count`` (how many objects the demo phase shows: in the demo phase the program

@@ -8,7 +8,7 @@ from numsym_pl.analysis.gradience import gradience
 from numsym_pl.analysis.ood_interventions import ood_interventions
 from numsym_pl.analysis.phase_flips import phase_flips
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.intervention import SubspaceSwap
+from numsym_pl.das.interventions.swap import SubspaceSwap
 from numsym_pl.jsonfile import write_json
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.tasks import NumericEquivalence, TaskFamily
@@ -30,7 +30,8 @@ def applies(name: str, alignment: Alignment, task: TaskFamily) -> bool:
 ANALYSIS_FUNCTIONS = {"gradience": gradience, "ood_interventions": ood_interventions, "phase_flips": phase_flips}
 
 
-def run_analyses(cell, alignments: list[Alignment], net: SequenceModel, task: TaskFamily, swaps: dict[str, SubspaceSwap | None]) -> dict:
+def run_analyses(cell, alignments: list[Alignment], net: SequenceModel, task: TaskFamily,
+                 swaps: dict[str, SubspaceSwap | None]) -> dict:
     """{analysis: {alignment key: result}}; each result is cached in the cell directory."""
     out = {}
     for name in cell.analyses:

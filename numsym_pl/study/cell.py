@@ -19,8 +19,9 @@ import torch
 from numsym_pl.checkpoints import load_checkpoint, pick_device
 from numsym_pl.das.alignment import check_distinct
 from numsym_pl.das.controls import untrained_control
-from numsym_pl.das.distinguish import competing_pairs
-from numsym_pl.das.results import align, load_rotation, save_result
+from numsym_pl.das.pairs.distinguish import competing_pairs
+from numsym_pl.das.posthoc import align, load_rotation, save_result
+from numsym_pl.das.record import BASELINE_FIELDS, ROWS_FILE, read_rows
 from numsym_pl.errors import NumSymError
 from numsym_pl.jsonfile import write_json
 from numsym_pl.study.analyses import run_analyses
@@ -68,8 +69,9 @@ def as_number(value) -> float | None:
 
 
 def read_metrics(metrics_csv: Path) -> tuple[dict, dict]:
-    """(the last value of each fit metric, the learning-dynamics rows) from a CSVLogger file."""
-    last, accuracy, das = {}, {}, []
+    """(the last value of each fit metric, the learning-dynamics rows) of a fit: the accuracy from
+    its CSVLogger file, the DAS callback's rows from ``das_history.json`` beside it."""
+    last, accuracy = {}, {}
     with open(metrics_csv) as fh:
         for row in csv.DictReader(fh):
             values = {k: as_number(v) for k, v in row.items() if v not in ("", None)}
@@ -78,12 +80,8 @@ def read_metrics(metrics_csv: Path) -> tuple[dict, dict]:
             epoch = int(values.get("epoch", -1))
             if "val/acc_trial" in values:
                 accuracy[epoch] = {"epoch": epoch, **{k: v for k, v in values.items() if k.startswith("val/acc_trial")}}
-            for k, v in values.items():
-                if k.startswith("das/") and k.endswith("/iia"):
-                    key = k[len("das/"): -len("/iia")]
-                    base = {b: values.get(f"das/{key}/{b}") for b in ("iia_identity", "iia_full_swap", "iia_random")}
-                    das.append({"epoch": epoch, "key": key, "iia": v, **base})
-    # a background DAS fit's row is written when it is back, after rows of later epochs
+    das = [{"epoch": r["epoch"], "key": r["key"], "iia": r["iia"], **{b: r.get(b) for b in BASELINE_FIELDS.values()}}
+           for r in read_rows(metrics_csv.parent / ROWS_FILE)]
     return last, {"accuracy": sorted(accuracy.values(), key=lambda r: r["epoch"]),
                   "das": sorted(das, key=lambda r: (r["epoch"], r["key"]))}
 
@@ -102,14 +100,16 @@ def run_cell(cell: Cell) -> dict:
     lm, task = load_checkpoint(ckpt, device)
     records, swaps = {}, {}
     alignments = check_distinct([a.for_net(lm.net) for a in cell.alignments], f"cell {cell.id}: alignments")
-    settings = replace(cell.das, progress=False)  # no progress bar: cells run in parallel, their bars would interleave
+    # no progress bar: cells run in parallel, their bars would interleave
+    settings = replace(cell.das, seed=cell.das_seed, progress=False)
     out = {a.key: cell.dir / "das" / a.key.replace("/", "@") for a in alignments}
     for alignment in alignments:
         if (out[alignment.key] / "das_result.json").is_file():
             record = json.loads((out[alignment.key] / "das_result.json").read_text())
-            swap = load_rotation(out[alignment.key] / "rotation.pt") if (out[alignment.key] / "rotation.pt").is_file() else None
+            swap = (load_rotation(out[alignment.key] / "rotation.pt") if (out[alignment.key] / "rotation.pt").is_file()
+                    else None)
         else:  # the untrained-net controls come after the fits, shared by the cells of this architecture and task
-            record, swap = align(lm, task, alignment, settings, ckpt, with_control=False)
+            record, swap = align(lm.net, task, alignment, settings, ckpt, with_control=False)
             record["device"] = str(device)
             out[alignment.key].mkdir(parents=True, exist_ok=True)
             save_result(record, out[alignment.key], swap)
@@ -117,12 +117,14 @@ def run_cell(cell: Cell) -> dict:
         swaps[alignment.key] = None if swap is None else swap.cpu()
     if settings.controls:
         def add_control(alignment, control):
-            records[alignment.key]["controls"] = {**(records[alignment.key].get("controls") or {}), "untrained": control}
+            records[alignment.key]["controls"] = {**(records[alignment.key].get("controls") or {}),
+                                                  "untrained": control}
             save_result(records[alignment.key], out[alignment.key])
 
-        wanted = [(a, provenance(getattr(lm.net, "init_config", None), task.config(), a, settings, str(device)))
+        shared = replace(cell.das, progress=False)  # the controls of an architecture and task share one seed
+        wanted = [(a, provenance(getattr(lm.net, "init_config", None), task.config(), a, shared, str(device)))
                   for a in alignments if "untrained" not in (records[a.key].get("controls") or {})]
-        take_controls(cell, wanted, lambda a: untrained_control(lm.net, task, a, settings), add_control)
+        take_controls(cell, wanted, lambda a: untrained_control(lm.net, task, a, shared), add_control)
     records = [records[a.key] for a in alignments]
     analyses = run_analyses(cell, alignments, lm.net.cpu().eval(), task, swaps)  # they make their trials on the CPU
     # how often each two competing hypotheses' labels differ (no net: a property of the task and programs)
@@ -130,6 +132,7 @@ def run_cell(cell: Cell) -> dict:
     result = {**cell.labels, "fit": fit_metrics, "dynamics": dynamics, "ckpt_path": str(ckpt),
               "arch_family": lm.net.family, "task_family": task.family, "task_config": task.config(),
               "task_max_count": getattr(task, "max_count", None),
-              "alignments": records, "analyses": analyses, "distinguishability": distinct, "seconds": time.perf_counter() - t0}
+              "alignments": records, "analyses": analyses, "distinguishability": distinct,
+              "seconds": time.perf_counter() - t0}
     write_json(result_path, result)
     return result

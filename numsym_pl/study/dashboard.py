@@ -18,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from numsym_pl.das.results import flat_record
+from numsym_pl.das.record import flat_record
 from numsym_pl.jsonfile import write_json
 from numsym_pl.study.cell import as_number
 
@@ -51,9 +51,10 @@ def log_cell(result: dict, cell_dir: Path, study: str, settings: dict) -> Path |
     tags = [f"arch:{result['arch']}", f"task:{result['task']}", f"seed:{result['seed']}", f"size:{result['size']}",
             *settings.get("tags", [])]
     alignments = {a["key"]: flat_record(a) for a in result.get("alignments", [])}
-    config = {"study": study, "cell": result["cell"], "arch": result["arch"], "task": result["task"], "seed": result["seed"],
-              "size": result["size"], "arch_family": result.get("arch_family"), "task_family": result.get("task_family"),
-              "task_config": result.get("task_config"), "alignments": alignments}
+    config = {"study": study, "cell": result["cell"], "arch": result["arch"], "task": result["task"],
+              "seed": result["seed"], "size": result["size"], "arch_family": result.get("arch_family"),
+              "task_family": result.get("task_family"), "task_config": result.get("task_config"),
+              "alignments": alignments}
     run = wandb.init(project=settings.get("project", "numsym_pl"), entity=settings.get("entity"), group=study,
                      name=result["cell"], id=run_id(study, result["cell"]), job_type="cell", tags=tags, config=config,
                      dir=str(cell_dir), mode="offline" if offline else "online", resume="allow", reinit=True)

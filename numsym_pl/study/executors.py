@@ -92,7 +92,8 @@ def threads_per_cell(executor: str, max_parallel: int, executor_args: dict) -> i
     return max(1, (os.cpu_count() or 1) // max_parallel)
 
 
-def executor_for(name: str, max_parallel: int, folder: Path, executor_args: dict) -> Callable[[list[Cell]], Iterator[dict]]:
+def executor_for(name: str, max_parallel: int, folder: Path,
+                 executor_args: dict) -> Callable[[list[Cell]], Iterator[dict]]:
     if name == "local":
         return lambda cells: local(cells, max_parallel)
     if name == "submitit":

@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.search import SearchSettings
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.jsonfile import as_json, write_json
 from numsym_pl.study.spec import Cell
 
 IGNORED_SETTINGS = ("progress", "controls")  # neither changes a control's numbers
 
 
-def provenance(net_config: dict, task_config: dict, alignment: Alignment, settings: SearchSettings, device: str) -> dict:
+def provenance(net_config: dict, task_config: dict, alignment: Alignment, settings: SearchSettings,
+               device: str) -> dict:
     """What a control was made for: a stored one stands in only where all of it is the same."""
     kept = {k: v for k, v in asdict(settings).items() if k not in IGNORED_SETTINGS}
     return as_json({"net": net_config, "task": task_config, "alignment": alignment.identity, "settings": kept,
@@ -64,6 +65,8 @@ def _from_siblings(cell: Cell, alignment: Alignment, made_for: dict) -> dict | N
         for a in r.get("alignments", []):
             untrained = (a.get("controls") or {}).get("untrained")
             settings = {k: v for k, v in (a.get("settings") or {}).items() if k not in IGNORED_SETTINGS}
+            # a cell fits from its own DAS seed; its control, from the study's (which the control records)
+            settings["seed"] = (untrained or {}).get("seed", settings.get("seed"))
             if (untrained and a.get("key") == alignment.key and as_json(a.get("alignment")) == made_for["alignment"]
                     and as_json(settings) == made_for["settings"] and r.get("task_config") == made_for["task"]
                     and a.get("device", "cpu") == made_for["device"]):

@@ -9,7 +9,7 @@ is its schema).
     seeds: [0, 1, 2, 3, 4]
     sizes: [null]                  # d values; null keeps each config's own size
     fit_args: [--config, configs/callbacks/checkpoint_only.yaml]
-    das: {n_train: 10000, ...}     # numsym_pl.das.search.SearchSettings
+    das: {n_train: 10000, ...}     # numsym_pl.das.SearchSettings
     analyses: [gradience, ood_interventions, phase_flips]
     quick: {seeds: [0], das: {max_steps: 300}}   # merged over the rest by --quick
 
@@ -19,15 +19,15 @@ A cell is one (architecture, task, seed, size); its directory is ``<out_dir>/cel
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
 from numsym_pl.checkpoints import device_name
 from numsym_pl.das.alignment import Alignment, check_distinct
-from numsym_pl.das.protocol import intervention
-from numsym_pl.das.search import SearchSettings
+from numsym_pl.das.settings import SearchSettings
 from numsym_pl.errors import ConfigError
+from numsym_pl.seeding import derive
 
 ANALYSES = ("gradience", "ood_interventions", "phase_flips")
 
@@ -68,6 +68,13 @@ class Cell:
     device: str = "cpu"
 
     @property
+    def das_seed(self) -> int:
+        """The seed this cell's alignments are fitted from: a stream of the study's DAS seed and the
+        cell's training seed, so that no two training seeds share pairs, starts or batch orders (the
+        untrained-net controls, shared by the cells of an architecture and task, keep ``das.seed``)."""
+        return derive(self.das.seed, "training_seed", self.seed)
+
+    @property
     def labels(self) -> dict:
         return {"cell": self.id, "arch": self.arch, "task": self.task, "seed": self.seed, "size": self.size}
 
@@ -75,9 +82,10 @@ class Cell:
 def scaled_subspace(alignment: Alignment, size: Optional[int]) -> Alignment:
     """The reference subspace is 16 of d = 128 (d / 8); the size sweep keeps that ratio, so
     small nets are not aligned with a subspace as wide as their whole state."""
-    if size is None or not intervention(alignment.intervention).learned:
+    how = alignment.intervention
+    if size is None or not how.learned:
         return alignment
-    return Alignment(**{**alignment.__dict__, "subspace": max(1, min(alignment.subspace, size // 8))})
+    return replace(alignment, intervention=how.with_subspace(max(1, min(how.subspace, size // 8))))
 
 
 class Study:
@@ -93,7 +101,8 @@ class Study:
         last_fit_args: ``numsym_pl fit`` arguments put last on every cell's command, after the
             architecture's own (``numsym_pl study ... -- --trainer.accelerator gpu`` sets them):
             what a run on another machine changes for all cells alike.
-        das: DAS settings for every alignment.
+        das: DAS settings for every alignment (default: three DAS seeds); each cell fits from its own
+            seed (``Cell.das_seed``).
         analyses: post-hoc analyses run on each cell (``gradience``, ``ood_interventions``,
             ``phase_flips``).
         out_dir: where cells and results go (default ``runs/studies/<name>``).
@@ -139,18 +148,20 @@ class Study:
         self.tasks = {"multi": []} if tasks is None else tasks
         self.seeds, self.sizes, self.fit_args = list(seeds), list(sizes), list(fit_args)
         self.last_fit_args, self.device = list(last_fit_args), device_name(device)
-        self.das = das or SearchSettings(progress=False)
+        self.das = das or SearchSettings(progress=False, seeds=3)
         self.analyses, self.max_parallel = list(analyses), max_parallel
         self.out_dir = Path(out_dir or Path("runs/studies") / name)
         self.executor, self.executor_args = executor, dict(executor_args or {})
         unknown = sorted(set(wandb or {}) - {"project", "entity", "offline", "tags"})
         if unknown:
-            raise ConfigError(f"wandb: unknown settings {unknown}; a study's wandb takes project, entity, offline, tags")
+            raise ConfigError(f"wandb: unknown settings {unknown}; "
+                              "a study's wandb takes project, entity, offline, tags")
         self.wandb = None if wandb is None else dict(wandb)
         self.task_alignments = dict(task_alignments or {})
         unknown = sorted(set(self.task_alignments) - set(self.tasks))
         if unknown:
-            raise ConfigError(f"task_alignments: {unknown} are not tasks of this study (its tasks are {sorted(self.tasks)})")
+            raise ConfigError(f"task_alignments: {unknown} are not tasks of this study "
+                              f"(its tasks are {sorted(self.tasks)})")
 
     def cells(self, threads: int = 1) -> list[Cell]:
         """Every cell of the grid, in a fixed order."""
@@ -164,7 +175,8 @@ class Study:
             if size is not None:
                 args += [a for key, mult in arch.size_args.items() for a in (f"--{key}", str(int(round(size * mult))))]
             cell_id = f"{arch_name}-{task_name}" + ("" if size is None else f"-d{size}") + f"-s{seed}"
-            alignments = check_distinct([scaled_subspace(a, size) for a in [*arch.alignments, *self.task_alignments.get(task_name, [])]],
+            alignments = check_distinct([scaled_subspace(a, size)
+                                         for a in [*arch.alignments, *self.task_alignments.get(task_name, [])]],
                                         f"architectures.{arch_name}.alignments")
             out.append(Cell(cell_id, arch_name, task_name, seed, size, args, alignments, self.das, self.analyses,
                             self.out_dir / "cells" / cell_id, threads, self.device))

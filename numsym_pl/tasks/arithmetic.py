@@ -1,4 +1,4 @@
-"""Addition and subtraction (SPEC §6): ``B D×a OP D×b T R×(a op b) E`` with ``OP`` ``PLUS`` or
+"""Addition and subtraction (docs/method.md#harder-families): ``B D×a OP D×b T R×(a op b) E`` with ``OP`` ``PLUS`` or
 ``MINUS`` (``a >= b`` for ``MINUS``; a zero answer is ``T E``), voids ``U`` in the input phase with
 ``p_void``. Without voids the position of ``T`` gives a + b away, so the transformer configs train
 with them. The quantities are ``a``, ``b`` and ``op`` (1 PLUS, 2 MINUS) and the ``result``; a fixed

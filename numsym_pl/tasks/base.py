@@ -17,7 +17,6 @@ A family is a class whose ``__init__`` signature is its config schema (``class_p
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
@@ -25,6 +24,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from numsym_pl.errors import ConfigError
+from numsym_pl.registry import import_class
 
 Split = Literal["train", "heldout", "ood"]
 
@@ -123,11 +123,18 @@ class TaskFamily:
 def build_task(config: dict) -> TaskFamily:
     """Instantiate a task from ``{"class_path": ..., "init_args": {...}}`` (its ``config()``)."""
     path = config.get("class_path", "") if isinstance(config, dict) else ""
-    module, _, name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"task: cannot import the task class {path!r} ({type(err).__name__})") from err
-    if not (isinstance(cls, type) and issubclass(cls, TaskFamily)):
-        raise ConfigError(f"task: {path!r} is not a TaskFamily")
+    cls = import_class(path, TaskFamily, "task")
     return cls(**config.get("init_args", {}))
+
+
+def response_target_mask(trigger, count, length: int):
+    """[N, length-1] bool mask over next-token *targets* (target t is token t+1) that belong to the
+    response phase: the ``count`` responses and the E. Works on numpy arrays and torch tensors."""
+    import torch  # the tasks themselves are numpy: torch only for a tensor argument
+
+    if isinstance(trigger, torch.Tensor):
+        t = torch.arange(length - 1, device=trigger.device)[None, :]
+    else:
+        t = np.arange(length - 1)[None, :]
+    lo = trigger[:, None]  # target index of the first R is trigger (input T predicts R)
+    return (t >= lo) & (t <= lo + count[:, None])

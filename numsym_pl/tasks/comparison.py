@@ -1,5 +1,5 @@
-"""Comparison (SPEC §6): ``B D×a S D×b T X E`` with ``X`` ``GT``, ``LT`` or ``EQ`` as a > b, a < b
-or a = b, voids ``U`` in the input phase with ``p_void``. The three answers are drawn equally often
+"""Comparison (docs/method.md#harder-families): ``B D×a S D×b T X E`` with ``X`` ``GT``, ``LT`` or ``EQ`` as a > b,
+a < b or a = b, voids ``U`` in the input phase with ``p_void``. The three answers are drawn equally often
 (uniform (a, b) would make ``EQ`` one trial in fifteen). The quantities are ``relation`` (0 LT, 1 EQ,
 2 GT), ``a`` and ``b``; a fixed tenth of the (a, b) grid is held out of training; OOD trials have
 a count above the training range (evaluation only). An interchange may target an input-phase
@@ -47,7 +47,8 @@ class Comparison(ComboFamily):
         if self.min_count < 0:
             raise TaskConfigError(f"min_count: must be >= 0, got {self.min_count}")
         if self.max_count <= self.min_count:
-            raise TaskConfigError(f"max_count: the range [{self.min_count}, {self.max_count}] needs two values to compare")
+            raise TaskConfigError(f"max_count: the range [{self.min_count}, {self.max_count}] "
+                                  "needs two values to compare")
         if self.ood_max < self.max_count:
             raise TaskConfigError(f"ood_max: must be >= max_count ({self.max_count}), got {self.ood_max}")
         self._check_common()

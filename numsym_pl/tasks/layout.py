@@ -3,7 +3,7 @@
 A family draws each trial's input tokens (``inputs`` [N, K], ``n_inputs`` [N] of them) and its
 answer (``answer`` [N, A], ``n_answer`` [N]); ``assemble`` adds voids to the input phase, the
 begin, trigger and end tokens and the padding, vectorised. It is what the two-type counting,
-arithmetic and comparison families share; numeric equivalence keeps its own layout (SPEC §1).
+arithmetic and comparison families share; numeric equivalence keeps its own layout (docs/method.md#tasks).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numsym_pl.tasks.base import Split, TaskConfigError, TaskFamily, Trials
-from numsym_pl.tasks.numeric_equivalence import response_target_mask
+from numsym_pl.tasks.base import Split, TaskConfigError, TaskFamily, Trials, response_target_mask
 
 
 @dataclass
@@ -28,7 +27,8 @@ class PhasedTrials(Trials):
         return self.trigger
 
 
-def random_runs(n_first: np.ndarray, n_second: np.ndarray, first: int, second: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def random_runs(n_first: np.ndarray, n_second: np.ndarray, first: int, second: int,
+                rng) -> tuple[np.ndarray, np.ndarray]:
     """``n_first`` tokens ``first`` and ``n_second`` tokens ``second`` per row, interleaved in a
     uniformly random order: (tokens [N, K], lengths [N]), pad 0 after the end."""
     n = n_first + n_second
@@ -110,7 +110,8 @@ def combo_pools(grid: np.ndarray, heldout: np.ndarray, ood: np.ndarray) -> dict[
     held = (grid[:, None, :] == heldout[None, :, :]).all(-1).any(1) if len(heldout) else np.zeros(len(grid), bool)
     pools = {"train": grid[~held], "heldout": grid[held], "ood": ood}
     if not len(pools["train"]):
-        raise TaskConfigError("heldout: every combination of the training range is held out; nothing is left to train on")
+        raise TaskConfigError("heldout: every combination of the training range is held out; "
+                              "nothing is left to train on")
     return pools
 
 

@@ -1,4 +1,4 @@
-"""The numeric-equivalence family (SPEC §1): ``B D×n T R×n E``, right-padded with ``P``.
+"""The numeric-equivalence family (docs/method.md#tasks): ``B D×n T R×n E``, right-padded with ``P``.
 
 Three variants (Multi-, Single-, Same-Object). The void variant inserts ``U`` tokens into the demo
 phase; each demo-phase step is a ``U`` with probability ``p_void`` and does not change the count,
@@ -12,7 +12,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from numsym_pl.tasks.base import Split, TaskConfigError, TaskFamily, Trials, Vocab
+from numsym_pl.tasks.base import Split, TaskConfigError, TaskFamily, Trials, Vocab, response_target_mask
 
 Variant = Literal["multi", "single", "same"]
 VARIANTS: tuple[str, ...] = ("multi", "single", "same")
@@ -47,7 +47,7 @@ class CountTrials(Trials):
 
 @dataclass
 class NumericEquivalence(TaskFamily):
-    """A numeric-equivalence task variant (SPEC §1).
+    """A numeric-equivalence task variant (docs/method.md#tasks).
 
     Args:
         variant: ``multi`` (demo tokens D0/D1/D2 uniformly, response R), ``single`` (demo D0,
@@ -89,7 +89,8 @@ class NumericEquivalence(TaskFamily):
             raise TaskConfigError("heldout_counts: every count of the training range is held out")
         bad = [c for c in self.ood_counts if self.min_count <= c <= self.max_count or c < 1]
         if bad:
-            raise TaskConfigError(f"ood_counts: {bad} are not outside the training range [{self.min_count}, {self.max_count}]")
+            raise TaskConfigError(f"ood_counts: {bad} are not outside the training range "
+                                  f"[{self.min_count}, {self.max_count}]")
         if not 0.0 <= self.p_void < 1.0:
             raise TaskConfigError(f"p_void: must lie in [0, 1), got {self.p_void}")
 
@@ -179,16 +180,3 @@ class NumericEquivalence(TaskFamily):
         intervenable = ((j >= 1) & (j < trigger[:, None])) | ((j > trigger[:, None]) & (j <= (trigger + n)[:, None]))
         return CountTrials(tokens=tokens, scored=response_target_mask(trigger, n, L), intervenable=intervenable,
                            quantities={"count": n}, trigger=trigger)
-
-
-def response_target_mask(trigger, count, length: int):
-    """[N, length-1] bool mask over next-token *targets* (target t is token t+1) that belong to the
-    response phase: the ``count`` responses and the E. Works on numpy arrays and torch tensors."""
-    import torch
-
-    if isinstance(trigger, torch.Tensor):
-        t = torch.arange(length - 1, device=trigger.device)[None, :]
-    else:
-        t = np.arange(length - 1)[None, :]
-    lo = trigger[:, None]  # target index of the first R is trigger (input T predicts R)
-    return (t >= lo) & (t <= lo + count[:, None])

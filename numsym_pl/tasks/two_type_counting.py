@@ -1,5 +1,5 @@
-"""Two-type counting, numbers bound to types (SPEC §6): ``B``, ``n_a`` × ``DA`` and ``n_b`` × ``DB``
-interleaved at random (voids ``U`` among them with ``p_void``), ``T``, then ``n_a`` × ``RA``,
+"""Two-type counting, numbers bound to types (docs/method.md#harder-families): ``B``, ``n_a`` × ``DA`` and
+``n_b`` × ``DB`` interleaved at random (voids ``U`` among them with ``p_void``), ``T``, then ``n_a`` × ``RA``,
 ``n_b`` × ``RB``, ``E``. The quantities are ``n_a`` and ``n_b``; the answer is every token after
 ``T``. A fixed tenth of the (n_a, n_b) grid is held out of training; OOD trials have a count above
 the training range (evaluation only). Programs: ``numsym_pl.programs.two_type``.

@@ -36,4 +36,5 @@ class CountPlusOne(TaskFamily):
         tokens = np.select([j == 0, j <= c, j == c + 1, j <= 2 * c + 2, j == 2 * c + 3], [1, 5, 3, 4, 2], 0)
         t = j[:, :-1]
         intervenable = (j >= 1) & (j <= 2 * c + 2) & (j != c + 1)  # demo and response inputs
-        return Trials(tokens, scored=(t >= c + 1) & (t <= 2 * c + 2), intervenable=intervenable, quantities={"count": count})
+        return Trials(tokens, scored=(t >= c + 1) & (t <= 2 * c + 2), intervenable=intervenable,
+                      quantities={"count": count})
