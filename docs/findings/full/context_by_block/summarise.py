@@ -30,7 +30,8 @@ def row(cell: dict) -> str:
     a, fit = figures(cell), cell["fit"]
     shown = [f"{a[k]['iia_effective']:.3f} [{a[k]['intervals']['iia_effective'][0]:.2f}, "
              f"{a[k]['intervals']['iia_effective'][1]:.2f}]" for k in KEYS]
-    moved = [name for name, k in (("block 1", "attn0"), ("block 2", "attn1")) if a[k]["intervals"]["iia_effective"][0] >= 0.5]
+    moved = [name for name, k in (("block 1", "attn0"), ("block 2", "attn1"))
+             if a[k]["intervals"]["iia_effective"][0] >= 0.5]
     where = "not trained" if fit["val/acc_trial"] < TRAINED else " and ".join(moved) or "neither alone"
     stopped = int(fit["trained/epoch"]) if fit.get("trained/epoch") else f"{int(fit['epoch'])} (ceiling)"
     return f"| {cell['cell']} | {stopped} | {fit['val/acc_trial']:.3f} | " + " | ".join(shown) + f" | {where} |"
@@ -47,7 +48,8 @@ def bootstrap_r(x: np.ndarray, y: np.ndarray, n: int = 10_000, seed: int = 0) ->
 
 def main(run_dir: str = "docs/findings/full/context_by_block/study") -> None:
     cells = json.loads((Path(run_dir) / "results.json").read_text())
-    cells = sorted((c for c in cells if "error" not in c), key=lambda c: (ORDER[c["arch"]], ORDER[c["task"]], c["seed"]))
+    cells = sorted((c for c in cells if "error" not in c),
+                   key=lambda c: (ORDER[c["arch"]], ORDER[c["task"]], c["seed"]))
     print("| cell | stopped at | trial acc | " + " | ".join(KEYS.values()) + " | hiding in one block alone moves it |")
     print("|---|---|---|" + "---|" * len(KEYS) + "---|")
     for c in cells:
@@ -56,7 +58,8 @@ def main(run_dir: str = "docs/findings/full/context_by_block/study") -> None:
     y = np.array([a["resid.1"]["iia_effective"] for a in trained])
     for k, name in (("attn1", "block 2 alone"), ("attn0", "block 1 alone")):
         r, lo, hi = bootstrap_r(np.array([a[k]["iia_effective"] for a in trained]), y)
-        print(f"\n{len(trained)} trained nets: r(hiding in {name}, resid.1 substitution) = {r:.3f} [{lo:.3f}, {hi:.3f}]")
+        print(f"\n{len(trained)} trained nets: r(hiding in {name}, resid.1 substitution) = "
+              f"{r:.3f} [{lo:.3f}, {hi:.3f}]")
 
 
 if __name__ == "__main__":
