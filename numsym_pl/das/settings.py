@@ -41,6 +41,9 @@ class SearchSettings:
             relative) or ``iia`` (validation IIA must rise by more than ``plateau_delta``, absolute).
         plateau_delta: the least progress that counts (see ``plateau_metric``).
         keep: ``best`` (the featurizer of the check with the best validation IIA) or ``last``.
+        start: where a learned featurizer starts: ``principal_axes`` (its columns the principal axes of
+            the site's states on the training sources, largest variance first; the untrained-net
+            control starts the same way on its own states) or ``random`` (a rotation drawn from ``seed``).
         seed: seed of the pairs, the featurizer's start and the batch order (a stream of its own:
             ``numsym_pl.seeding.derive``, never the training's).
         seeds: DAS seeds: the alignment is fitted ``seeds`` times, each with its own pairs, start and
@@ -74,6 +77,7 @@ class SearchSettings:
     plateau_metric: Literal["loss", "iia"] = "loss"
     plateau_delta: float = 0.01
     keep: Literal["best", "last"] = "best"
+    start: Literal["principal_axes", "random"] = "principal_axes"
     seed: int = 0
     seeds: int = 1
     baselines: bool = True
@@ -102,10 +106,10 @@ class SearchSettings:
         span = max(self.max_steps - self.warmup_steps, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(step - self.warmup_steps, span) / span))
 
-    #: the settings of the fit before the schedule: Adam at a constant 1e-3, up to 2,000 steps, stopped
-    #: after five checks without a validation IIA gain of 0.002, the last featurizer kept
+    #: the settings of the fit before the schedule: Adam at a constant 1e-3 from a random rotation, up to
+    #: 2,000 steps, stopped after five checks without a validation IIA gain of 0.002, the last featurizer kept
     CONSTANT_RATE = dict(lr=1e-3, schedule="constant", warmup_steps=0, max_steps=2000, eval_every=100, patience=5,
-                         plateau_metric="iia", plateau_delta=0.002, keep="last")
+                         plateau_metric="iia", plateau_delta=0.002, keep="last", start="random")
 
 
 def autocast(device: torch.device, precision: str):

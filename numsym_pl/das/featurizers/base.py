@@ -71,6 +71,12 @@ class Featurizer(nn.Module):
     def prepare(self, states: torch.Tensor) -> None:
         """Called once with the site's states of the training sources [N, d] before fitting."""
 
+    def start_at(self, axes: torch.Tensor) -> bool:
+        """Start the fit from the orthonormal ``axes`` [d, d] (columns; the first the direction of
+        largest variance of the site's states): True if this featurizer can, False to keep its own
+        start (``SearchSettings.start``)."""
+        return False
+
     def mask(self, swapped: int) -> torch.Tensor | None:
         """The coordinates to swap, a float [r] in [0, 1]; None: the first ``swapped``."""
         return None
@@ -93,6 +99,15 @@ class Featurizer(nn.Module):
         """A linear featurizer's first r columns, ``weight[:, :r]``: all a swap of r coordinates
         reads (a featurizer that can compute them for less overrides this)."""
         return self.weight[:, :r]
+
+
+@torch.no_grad()
+def principal_axes(states: torch.Tensor) -> torch.Tensor:
+    """The principal axes of ``states`` [N, d] as the columns of an orthogonal [d, d] matrix, the
+    direction of largest variance first."""
+    x = states.float() - states.float().mean(0)
+    _, vectors = torch.linalg.eigh(x.T @ x / max(len(x) - 1, 1))  # ascending eigenvalues
+    return vectors.flip(1)
 
 
 def random_orthogonal(width: int, seed: int) -> torch.Tensor:

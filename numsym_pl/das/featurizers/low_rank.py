@@ -29,9 +29,17 @@ class LowRank(Featurizer, nn.Linear):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             nn.Linear.__init__(self, subspace, width, bias=False)  # weight [d, k]
+            self.seed = seed
             orthogonal(self, orthogonal_map="householder")
             with torch.no_grad():
                 self.weight = random_orthogonal(width, seed)[:, :subspace]
 
     def encode(self, h):
         return h @ self.weight
+
+    @torch.no_grad()
+    def start_at(self, axes: torch.Tensor) -> bool:
+        with torch.random.fork_rng(devices=[]):  # the completed base, as at construction: from the seed alone
+            torch.manual_seed(self.seed)
+            self.weight = axes[:, : self.weight.shape[1]].to(self.weight.dtype)
+        return True

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import torch
-
+from numsym_pl.das.featurizers.base import principal_axes
 from numsym_pl.das.featurizers.rotation import Rotation
 
 
 class PCARotation(Rotation):
     """``rotation`` started at the principal axes of the site's states on the training sources
     (the first column the direction of largest variance), so that a small subspace starts where
-    the states vary most."""
+    the states vary most: the start every learned featurizer takes under ``SearchSettings.start:
+    principal_axes`` (the default), kept here whatever the settings say."""
 
     name = "pca_rotation"
 
-    @torch.no_grad()
-    def prepare(self, states: torch.Tensor) -> None:
-        x = states.float() - states.float().mean(0)
-        _, vectors = torch.linalg.eigh(x.T @ x / max(len(x) - 1, 1))  # ascending eigenvalues
-        self.weight = vectors.flip(1).to(self.weight.dtype)
+    def prepare(self, states) -> None:
+        self.start_at(principal_axes(states))

@@ -47,6 +47,9 @@ class RevNet(Featurizer):
                 nn.init.zeros_(mlp[2].bias)
                 self.couplings.append(mlp)
 
+    def start_at(self, axes: torch.Tensor) -> bool:
+        return self.turn.start_at(axes)  # the couplings start at zero: the featurizer starts as its rotation
+
     def _halves(self, u):
         return u[..., : self.half], u[..., self.half:]
 

@@ -53,6 +53,11 @@ class Rotation(Featurizer, nn.Linear):
     def encode(self, h):
         return h @ self.weight
 
+    @torch.no_grad()
+    def start_at(self, axes: torch.Tensor) -> bool:
+        self.weight = axes.to(self.weight.dtype)
+        return True
+
     def decode(self, z):
         return z @ self.weight.T
 

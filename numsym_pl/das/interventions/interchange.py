@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from numsym_pl.das.featurizers import featurizer_class
+from numsym_pl.das.featurizers.base import principal_axes
 from numsym_pl.das.interventions.base import Intervention
 from numsym_pl.das.interventions.cause import cause_isolation
 from numsym_pl.das.interventions.patched import no_intervention
@@ -99,7 +100,8 @@ class Interchange(Intervention):
 def new_swap(net, alignment, settings: SearchSettings, sets: PairSets | None = None,
              init_state: dict | None = None) -> SubspaceSwap:
     """The learned swap an alignment starts from: its featurizer at the alignment's site and size,
-    loaded from ``init_state`` (a warm start) or else prepared on ``sets``' training sources (PCA)."""
+    loaded from ``init_state`` (a warm start), or else started at the principal axes of ``sets``'
+    training sources (``settings.start``) and prepared on them (``Featurizer.prepare``)."""
     how = alignment.intervention
     swap = SubspaceSwap(net.site_width(alignment.site), how.subspace, len(alignment.variables), "rotation",
                         seed=derive(settings.seed, "rotation"), orthogonal_map=settings.orthogonal_map,
@@ -107,7 +109,10 @@ def new_swap(net, alignment, settings: SearchSettings, sets: PairSets | None = N
     if init_state is not None:
         swap.load_state_dict(init_state)
     elif sets is not None:
-        swap.prepare(sets.src["train"].flatten(0, -2))
+        states = sets.src["train"].flatten(0, -2)
+        if settings.start == "principal_axes":
+            swap.start_at(principal_axes(states))
+        swap.prepare(states)
     return swap
 
 

@@ -133,6 +133,10 @@ class SubspaceSwap(nn.Module):
         if self.learned is not None:
             self.learned.prepare(states)
 
+    def start_at(self, axes: torch.Tensor) -> bool:
+        """Start the learned featurizer from ``axes`` where it can (``Featurizer.start_at``)."""
+        return self.learned is not None and self.learned.start_at(axes)
+
     def penalty(self):
         return 0.0 if self.learned is None else self.learned.penalty()
 
