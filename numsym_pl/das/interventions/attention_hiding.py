@@ -58,10 +58,6 @@ class AttentionHiding(ContextIntervention):
     def __init__(self, layers: Optional[list[int]] = None):
         self.layers = None if layers is None else [int(k) for k in layers]
 
-    @property
-    def uses_site(self) -> bool:
-        return False
-
     def identity(self, alignment) -> dict:
         return {"intervention": self.name, "site": None, "featurizer": None, "subspace": None,
                 "layers": None if self.layers is None else list(self.layers), "span": None}

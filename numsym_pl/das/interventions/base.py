@@ -24,7 +24,8 @@ INTERVENTIONS: dict[str, type["Intervention"]] = {}
 class Intervention:
     """Base of the interventions. A subclass sets ``name``, keeps each ``__init__`` argument as an
     attribute of the same name (``config`` reads them back), and defines ``run``, ``identity`` and
-    ``key``; ``learned`` says whether it fits a subspace."""
+    ``key``; ``learned`` says whether it fits a subspace, which it then holds as ``subspace`` and
+    changes with ``with_subspace`` (a study's size sweep scales it with the net)."""
 
     name: str = ""
     aliases: tuple[str, ...] = ()
@@ -53,11 +54,6 @@ class Intervention:
     def key(self, alignment) -> str:
         """The result's key (the metric namespace under ``das/``)."""
         raise NotImplementedError
-
-    @property
-    def uses_site(self) -> bool:
-        """Whether the alignment's site enters (attention hiding acts on every block's attention)."""
-        return True
 
     # ---- as a config value --------------------------------------------------------------------
     def config(self) -> dict:
