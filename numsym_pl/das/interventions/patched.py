@@ -62,14 +62,15 @@ def pair_correct(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_siz
 def pair_correct_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, batch_size: int | None = None,
                       precision: str = "32", cache: torch.Tensor | None = None) -> torch.Tensor:
     """[S, N] bool: ``pair_correct`` of every swap, the swaps batched together."""
-    return pair_scores_many(net, swaps, site, pairs, src, batch_size, precision, cache)[0]
+    return pair_scores_many(net, swaps, site, pairs, src, batch_size, precision, cache, loss=False)[0]
 
 
 @torch.no_grad()
 def pair_scores_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, batch_size: int | None = None,
-                     precision: str = "32", cache: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     precision: str = "32", cache: torch.Tensor | None = None,
+                     loss: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """([S, N] bool: ``pair_correct`` of every swap, [S]: each swap's cross-entropy per scored
-    token over the pairs), the swaps batched together."""
+    token over the pairs, or None without ``loss``), the swaps batched together."""
     out, nll, batch_size = [], [], batch_size or eval_batch(src.device, len(swaps))
     for i in range(0, len(pairs), batch_size):
         p = pairs[i: i + batch_size]
@@ -78,11 +79,13 @@ def pair_scores_many(net, swaps, site, pairs: PairBatch, src: torch.Tensor, batc
                                          None if cache is None else cache[i: i + batch_size])
         out.append(exact_rows(logits, p.cf.repeat(len(swaps), 1),
                               p.loss_mask.repeat(len(swaps), 1)).view(len(swaps), -1))
-        scored = logits.view(len(swaps), len(p), *logits.shape[1:])[:, p.loss_mask].float()  # [S, M, V]
-        target = p.cf[:, 1:][p.loss_mask]
-        nll.append(F.cross_entropy(scored.flatten(0, 1), target.repeat(len(swaps)),
-                                   reduction="none").view(len(swaps), -1))
-    return torch.cat(out, 1), torch.cat(nll, 1).mean(1).cpu()  # one sum over every token, whatever the chunks
+        if loss:  # the validation checks' plateau; scoring needs the argmax alone
+            scored = logits.view(len(swaps), len(p), *logits.shape[1:])[:, p.loss_mask].float()  # [S, M, V]
+            target = p.cf[:, 1:][p.loss_mask]
+            nll.append(F.cross_entropy(scored.flatten(0, 1), target.repeat(len(swaps)),
+                                       reduction="none").view(len(swaps), -1))
+    # one mean over every token, whatever the chunks
+    return torch.cat(out, 1), torch.cat(nll, 1).mean(1).cpu() if loss else None
 
 
 def evaluate(net, swap, site, pairs: PairBatch, src: torch.Tensor, batch_size: int | None = None, precision: str = "32",
