@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Optional
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -52,6 +53,9 @@ class DASCallback(pl.Callback):
             starting point, and the IIA a trained net must beat).
         figure: write ``figures/learning_dynamics.png`` into the run directory at the end of fit
             (and log it to wandb with a table of the values when wandb is the logger).
+        dense_between: ``[lo, hi]``: also run after every training epoch whose validation trial
+            accuracy lies in ``[lo, hi)``, so that the checks are dense around the accuracy
+            transition (with validation every epoch, one check per epoch there).
         background: on a CPU, fit in a worker process beside training
             (``numsym_pl.das.background``) when the trainer has more than one thread (a core to
             spare; a study cell given one thread beside others fits here): epoch E's alignments
@@ -66,9 +70,13 @@ class DASCallback(pl.Callback):
 
     def __init__(self, alignments: list[Alignment] | None = None, every_n_epochs: int = 10,
                  settings: SearchSettings | None = None, warm_start: bool = False, at_fit_end: bool = True,
-                 at_fit_start: bool = False, figure: bool = True, background: bool = False):
+                 at_fit_start: bool = False, figure: bool = True, background: bool = False,
+                 dense_between: Optional[tuple[float, float]] = None):
         if every_n_epochs < 1:
             raise ConfigError(f"every_n_epochs: must be >= 1, got {every_n_epochs}")
+        if dense_between is not None and not 0 <= dense_between[0] < dense_between[1] <= 1:
+            raise ConfigError(f"dense_between: must be [lo, hi] with 0 <= lo < hi <= 1, got {list(dense_between)}")
+        self.dense_between = None if dense_between is None else tuple(dense_between)
         self.alignments = [a if isinstance(a, Alignment) else Alignment(**a) for a in (alignments or [Alignment()])]
         self.every_n_epochs, self.warm_start, self.at_fit_end, self.figure = (every_n_epochs, warm_start,
                                                                               at_fit_end, figure)
@@ -106,7 +114,7 @@ class DASCallback(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._last_epoch = trainer.current_epoch
         self._collect(trainer)
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 or self._in_transition(trainer.current_epoch):
             self.run(trainer, pl_module)
 
     def on_fit_end(self, trainer, pl_module) -> None:
@@ -133,6 +141,13 @@ class DASCallback(pl.Callback):
             self._worker.close(cancel=True)
 
     # ---- work -----------------------------------------------------------------------------------
+    def _in_transition(self, epoch: int) -> bool:
+        """Whether this epoch's validation put the trial accuracy inside ``dense_between``."""
+        if self.dense_between is None:
+            return False
+        acc = next((r.get("val/acc_trial") for r in self.accuracy if r["epoch"] == epoch), None)
+        return acc is not None and self.dense_between[0] <= acc < self.dense_between[1]
+
     def _task(self, trainer) -> TaskFamily:
         task = getattr(trainer.datamodule, "task", None)
         if task is None:

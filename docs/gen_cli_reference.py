@@ -20,6 +20,8 @@ COMMANDS = [
     ("fit", "train a net (LightningCLI; `validate`, `test` and `predict` take the same options)"),
     ("das", "fit one alignment on a trained checkpoint and report its IIA, floor, baselines and controls"),
     ("sweep", "align one variable at many sites, subspace sizes and featurizers at once"),
+    ("mas", "model alignment search: one variable aligned across two nets (or every pair of several), with CKA "
+            "and RSA"),
     ("probe", "linear decodability of a program's variables at every site, and a PCA figure per site"),
     ("study", "run a grid of fit + DAS cells and collect the results"),
     ("report", "write a study's report.md and figures"),

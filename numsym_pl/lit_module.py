@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Optional
 
 import lightning.pytorch as pl
 import torch
@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric
 
 from numsym_pl.data import VAL_SETS as VAL_SET_ORDER
 from numsym_pl.errors import ConfigError, TrainingDiverged
+from numsym_pl.iit import InterchangeLoss, InterchangeTraining
 from numsym_pl.models.interface import build_net, net_mismatch
 
 
@@ -75,12 +76,16 @@ class NextTokenLM(pl.LightningModule):
         loss_on: ``all`` non-pad next-token positions (reference, includes the random demo tokens)
             or ``response``: the targets trial accuracy scores only (numeric equivalence: the response phase).
         pad_id: padding token id (linked from the data module).
+        interchange: also train by interchange interventions (``numsym_pl.iit``): a program's
+            variable planted in a subspace of a site, the positive control of DAS; None: next-token
+            prediction alone.
     """
 
     def __init__(self, net: nn.Module, lr: float = 5e-4, optimizer: Literal["adam", "adamw"] = "adam",
                  weight_decay: float = 0.0, warmup_steps: int = 100,
                  lr_decay: Literal["none", "cosine"] = "none", min_lr_ratio: float = 0.1,
-                 loss_on: Literal["all", "response"] = "all", pad_id: int = 0):
+                 loss_on: Literal["all", "response"] = "all", pad_id: int = 0,
+                 interchange: Optional[InterchangeTraining] = None):
         super().__init__()
         if loss_on not in ("all", "response"):
             raise ConfigError(f"loss_on: must be 'all' or 'response', got {loss_on!r}")
@@ -97,8 +102,12 @@ class NextTokenLM(pl.LightningModule):
         if isinstance(net, dict):  # rebuilt from a checkpoint's hyper-parameters
             net = build_net(net)
         # the net goes into the checkpoint as plain data (class path + arguments), never pickled
-        self.save_hyperparameters(ignore=["net"])
+        self.save_hyperparameters(ignore=["net", "interchange"])
         self.hparams["net"] = getattr(net, "init_config", None)  # None: a net outside SequenceModel
+        if isinstance(interchange, dict):  # rebuilt from a checkpoint's hyper-parameters
+            interchange = InterchangeTraining(**interchange)
+        self.hparams["interchange"] = None if interchange is None else interchange.config()
+        self.interchange = None if interchange is None else InterchangeLoss(interchange)
         self.net = net
         self.val_metrics = nn.ModuleDict({
             f"{name}_{kind}": MeanMetric() for name in VAL_SET_ORDER for kind in ("acc_trial", "acc_token", "loss")
@@ -129,11 +138,13 @@ class NextTokenLM(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         # the decoder runs only where the loss is (44 % of a batch is padding)
-        loss = self.loss(self.net(batch["tokens"][:, :-1], out_mask=self.loss_mask(batch)), batch)
+        task_loss = self.loss(self.net(batch["tokens"][:, :-1], out_mask=self.loss_mask(batch)), batch)
+        # train/loss stays the next-token loss; the interchange loss logs train/iit_loss beside it
+        loss = task_loss if self.interchange is None else task_loss + self.interchange.training_loss(self)
         if not torch.isfinite(loss):  # stop before the optimizer writes NaNs into the weights
             raise TrainingDiverged(f"loss: {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
                                    "training stopped, the last checkpoint written before it is kept")
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["tokens"]))
+        self.log("train/loss", task_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["tokens"]))
         return loss
 
     def on_fit_start(self) -> None:  # metrics may hold state from a spawned process (ddp_spawn)
@@ -163,6 +174,10 @@ class NextTokenLM(pl.LightningModule):
             metric.update(value, weight)
             self.log(f"val/{kind}{suffix}", metric, on_epoch=True, add_dataloader_idx=False, batch_size=B,
                      prog_bar=(kind == "acc_trial" and name == "id"))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.interchange is not None and self._trainer is not None:
+            self.interchange.validate(self)
 
     def configure_optimizers(self):
         cls = torch.optim.AdamW if self.hparams.optimizer == "adamw" else torch.optim.Adam

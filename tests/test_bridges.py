@@ -87,7 +87,7 @@ def test_a_das_result_is_reproduced_from_the_exported_files_alone(tmp_path):
 
     ckpt = _checkpoint(tmp_path, _net("gru"))
     settings = SearchSettings(n_train=128, n_val=64, n_test=64, max_steps=6, batch_size=32, eval_every=3,
-                              progress=False)
+                              progress=False, null=False)
     records = []
     for source in (ckpt, export(ckpt, tmp_path / "export")):
         lm, task = load_checkpoint(source)

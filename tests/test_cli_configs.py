@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARCH_CONFIGS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
 STUDY_CONFIGS = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs" / "studies").glob("*.yaml"))
 OVERLAYS = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").glob("*/*.yaml")
-                  if p.parent.name in ("tasks", "loggers", "callbacks"))
+                  if p.parent.name in ("tasks", "loggers", "callbacks", "positive_control"))
 FAST = ["--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
         "--data.val_size", "16", "--data.train_size", "32"]
 
@@ -41,8 +41,10 @@ BASES = sorted(str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs" /
 
 def test_every_config_file_is_smoke_tested():
     every = {str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").rglob("*.yaml")}
-    # studies: tests/test_study.py; the bases through every architecture config
-    assert every == set(ARCH_CONFIGS) | set(OVERLAYS) | set(STUDY_CONFIGS) | set(BASES)
+    # studies: tests/test_study.py; claims files (not fit configs): tests/test_claims.py; the bases
+    # through every architecture config
+    claims = {str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs" / "claims").glob("*.yaml")}
+    assert every == set(ARCH_CONFIGS) | set(OVERLAYS) | set(STUDY_CONFIGS) | set(BASES) | claims
 
 
 def test_architecture_configs_share_one_base_and_differ_only_in_the_net():
@@ -159,7 +161,8 @@ def check_overlay_reached_the_run(trainer, overlay: dict):
 def test_overlay_fast_dev_run(overlay, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fast_run = spy_on_fits(monkeypatch)
-    base = "transformer_rope.yaml" if "transformer" in overlay else "gru.yaml"  # e.g. DAS at a transformer site
+    # e.g. DAS at a transformer site
+    base = "transformer_rope.yaml" if "transformer" in overlay or "rope" in overlay else "gru.yaml"
     _fit(tmp_path, base, overlay)
     settings = _config(overlay)
     check_overlay_reached_the_run(fast_run.trainers[0], settings)

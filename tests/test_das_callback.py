@@ -54,6 +54,18 @@ def test_logs_iia_at_every_nth_epoch_and_writes_the_figure(tmp_path, background)
     assert [r["epoch"] for r in cb.history] == [1, 3, 4] and cb.accuracy
 
 
+def test_checks_are_dense_while_the_accuracy_is_in_transition(tmp_path):
+    """``dense_between``: a check after every epoch whose validation accuracy lies in the window (here
+    the whole of [0, 1): every validated epoch), beside the regular ones; none outside it."""
+    cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=10, settings=SETTINGS,
+                     dense_between=(0.0, 1.0), at_fit_end=False)
+    _fit(tmp_path, [cb], max_epochs=4, enable_checkpointing=False, check_val_every_n_epoch=2)
+    assert [r["epoch"] for r in cb.history] == [1, 3]  # the epochs with a validation
+    assert all(0 <= r["val/acc_trial"] < 1 for r in cb.accuracy)
+    with pytest.raises(ValueError, match="dense_between"):
+        DASCallback(dense_between=(0.5, 0.2))
+
+
 def test_the_untrained_control_comes_first_at_step_0_and_once(tmp_path):
     cb = DASCallback([Alignment("up_down", "count", "state", Interchange(4))], every_n_epochs=2, settings=SETTINGS,
                      at_fit_start=True, warm_start=True)

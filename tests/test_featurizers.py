@@ -182,7 +182,7 @@ def test_revnet_always_brings_its_untrained_net_control(tmp_path):
 
     lm = NextTokenLM(PlantedCounter(VOCAB.size, hidden_size=8))
     settings = SearchSettings(n_train=500, n_val=100, n_test=200, max_steps=40, eval_every=20, progress=False,
-                              random_seeds=2)
+                              random_seeds=2, null=False)
     assert not settings.controls
     record, swap = align(lm.net, TASK, Alignment("up_down", "count", "state", Interchange(1, featurizer="revnet")),
                          settings)

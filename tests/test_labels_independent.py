@@ -40,7 +40,8 @@ def _variables(program, demo, resp, phase):
 
 def _continuation(program, state, n, roles):
     """[(token class, scored)] the program emits from ``state`` until E: ``demo`` for any demo
-    token; a prediction made in the response phase is a scored answer."""
+    token; a prediction made in the response phase is a scored answer, except Up-Up's E once its
+    response count has passed its demo count."""
     state, out = dict(state), []
     while True:
         phase = state["phase"]
@@ -51,7 +52,8 @@ def _continuation(program, state, n, roles):
         else:
             respond, more_demo = state["balance"] < 0, -state["balance"] < n
         tok = ("R" if respond else "E") if phase == 1 else ("demo" if more_demo else "T")
-        out.append((tok, phase == 1))
+        overshot = program == "up_up" and state["resp_count"] > state["demo_count"]
+        out.append((tok, phase == 1 and not overshot))
         if tok == "E":
             return out
         if program == "ctx_distr":
@@ -76,7 +78,7 @@ def test_labels_and_masks_match_an_independent_derivation(program, variables, va
     task = NumericEquivalence(variant, p_void=p_void)
     roles = {k: (tuple(v) if isinstance(v, (tuple, list)) else v) for k, v in task.token_roles.items()}
     symbol = {"R": roles["resp"], "E": roles["eos"], "T": roles["trigger"]}
-    p = make_pairs(task, PROGRAMS[program], variables, 300, seed=5)
+    p = make_pairs(task, PROGRAMS[program], variables, 300, seed=5, keep_unscored=True)
     src, cf, mask = p.source.numpy(), p.cf.numpy(), p.loss_mask.numpy()
     phases = set()
     for b in range(len(p)):

@@ -116,6 +116,10 @@ max_parallel: 2
     here, _ = align(lm.net, task, Alignment(**record["config"]), settings)  # on one CPU thread, as in the cell
     for field in ("iia", "iia_none", "iia_identity", "iia_full_swap", "iia_random", "history", "per_count"):
         assert json.loads(json.dumps(here[field])) == record[field], field
+    # a study cell fits the permuted-value null by default, as the das command does
+    null, again = record["controls"]["null"], json.loads(json.dumps(here["controls"]["null"]))
+    assert {k: v for k, v in null.items() if k != "seconds"} == {k: v for k, v in again.items() if k != "seconds"}
+    assert "iia_null" in (tmp_path / "out" / "results.csv").read_text().splitlines()[0]
 
 
 def test_plugin_program_and_featurizer_fit_alike_in_the_background_worker(tmp_path):

@@ -93,7 +93,9 @@ def test_arguments_after_a_double_dash_go_last_on_every_cell_and_into_study_json
     # after the architecture's own arguments (its --config would otherwise override them)
     assert cell.fit_args[-4:] == ["--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"]
     assert cell.fit_args.index("configs/callbacks/dynamics.yaml") < cell.fit_args.index("--trainer.accelerator")
-    assert study.settings["last_fit_args"] == ["--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed"]
+    # the quick study's own last arguments (validation every 5 epochs) come before them
+    assert study.settings["last_fit_args"] == ["--trainer.check_val_every_n_epoch", "5", "--trainer.accelerator", "gpu",
+                                               "--trainer.precision", "bf16-mixed"]
     assert study.out_dir == tmp_path
     plain, *_ = load_study(["--config", "configs/studies/learning_dynamics.yaml", "--quick"])
     assert "--trainer.accelerator" not in plain.cells()[0].fit_args
@@ -170,7 +172,8 @@ def _tiny_study(tmp_path, **over):
         "fit_args": ["--config", str(ROOT / "configs/callbacks/checkpoint_only.yaml"), "--trainer.max_epochs", "1",
                      "--data.train_size", "64", "--data.val_size", "32", "--model.net.init_args.hidden_size", "16",
                      "--trainer.check_val_every_n_epoch", "1"],
-        "das": {"n_train": 128, "n_val": 32, "n_test": 48, "max_steps": 4, "eval_every": 2, "progress": False},
+        "das": {"n_train": 128, "n_val": 32, "n_test": 48, "max_steps": 4, "eval_every": 2, "progress": False,
+                "null": False},
         "analyses": ["gradience", "ood_interventions", "phase_flips"], "max_parallel": 2}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(deep_merge(study, over)))
@@ -232,7 +235,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
 
     main(["report", str(out)])
     report = (out / "report.md").read_text()
-    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "### Against the paper",
+    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "## Claims",
                     "## Gradience", "### 1. Interventions with counts outside",
                     "### 2. Count and phase", "### 3. Repeated phase flips", "### 4. Does IIA predict"):
         assert heading in report, heading

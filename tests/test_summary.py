@@ -1,4 +1,4 @@
-"""The report's comparison with the paper and its correlation statistics, on made-up numbers."""
+"""The report's tables, its study comparison and its correlation statistics, on made-up numbers."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numsym_pl.analysis.against import against_section
-from numsym_pl.analysis.summary import agreement, correlation, dynamics_points, paper_expectation, run_correlation
+from numsym_pl.analysis.summary import correlation, dynamics_points, run_correlation
 
 
 def _cell(arch_family, variant, family="numeric_equivalence"):
@@ -16,26 +16,6 @@ def _cell(arch_family, variant, family="numeric_equivalence"):
 
 def _alignment(program, variables=(), intervention="das", **where):
     return {"alignment": {"program": program, "variables": list(variables), "intervention": intervention, **where}}
-
-
-@pytest.mark.parametrize("cell, alignment, expected", [
-    (_cell("recurrent", "multi"), _alignment("up_down", ["count"]), "high"),
-    (_cell("recurrent", "single"), _alignment("up_up", ["demo_count"]), "low"),
-    (_cell("recurrent", "same"), _alignment("up_down", ["count"]), "low"),
-    (_cell("transformer", "multi"), _alignment("up_down", ["count"]), "low"),
-    (_cell("transformer", "multi"), _alignment("ctx_distr", ["balance"], "attention_hiding"), "high"),
-    (_cell("transformer", "same"), _alignment("ctx_distr", ["balance"], "attention_hiding"), "low"),
-    (_cell("recurrent", "multi"), _alignment("ctx_distr", ["balance"]), None),
-    # the paper hid tokens in every block and substituted inside the net: no claim about one block, or the input
-    (_cell("transformer", "multi"), _alignment("ctx_distr", [], "attention_hiding", layers=[0]), None),
-    (_cell("transformer", "multi"), _alignment("ctx_distr", [], "context_substitution", site="resid.0"), None),
-    (_cell("transformer", "multi"), _alignment("ctx_distr", [], "context_substitution", site="resid.1"), "high"),
-    (_cell("other", "multi"), _alignment("up_down", ["count"]), None),  # an architecture the paper did not study
-    (_cell("recurrent", "multi", "CountPlusOne"), _alignment("up_down", ["count"]), None),  # another task family
-    ({"arch": "gru", "task": "multi"}, _alignment("up_down", ["count"]), None),  # names alone say nothing
-])
-def test_paper_expectations_follow_spec_section_5(cell, alignment, expected):
-    assert paper_expectation(cell, alignment) == expected
 
 
 def test_two_sites_of_one_program_are_two_rows(tmp_path):
@@ -92,10 +72,10 @@ def test_the_report_leads_with_effective_iia_and_its_interval_and_flags_a_floor_
     report = write_report(tmp_path).read_text()
     assert "up_down.count/state | 0.985 [0.969, 0.992] | 0.990 [0.982, 0.995] | 0.080 [0.065, 0.098] | yes" in report
     assert "up_down.phase/state | 0.040 [0.026, 0.061] | 0.520 [0.489, 0.551] | 0.510 [0.479, 0.541] | **no**" in report
-    assert "| effective | 0.985 [0.969, 0.992] | 0.100 | high | high | agrees |" in report
+    assert "This study declares no claims" in report and "agrees" not in report  # measured, no verdict
 
 
-def test_the_grid_table_has_one_row_per_architecture_and_task_with_the_alignment_the_paper_claims_about():
+def test_the_grid_table_has_one_row_per_architecture_and_task_with_each_programs_first_alignment():
     from numsym_pl.analysis.report import grid_table
 
     def rec(key, eff, program, variables, intervention="das"):
@@ -118,11 +98,9 @@ def test_the_grid_table_has_one_row_per_architecture_and_task_with_the_alignment
     assert lines[0] == "| arch | task | seeds | trial acc | up_down | up_up | ctx_distr |" and len(lines) == 4
     row = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
     assert row["rope"][2:4] == ["2", "1.000 ± 0.000"]
-    assert row["rope"][4].startswith("0.025 ± 0.007 [") and row["rope"][4].endswith("`up_down.count/resid.1`: agrees")
-    assert (row["rope"][6].startswith("0.960 ± 0.014 [")
-            and "`attention_hiding.ctx_distr/attn`: agrees" in row["rope"][6])
-    assert (row["gru"][5] == "–"
-            and row["gru"][6].endswith("`ctx_distr.balance/state`: no claim"))  # nothing claimed: the first
+    assert row["rope"][4].startswith("0.025 ± 0.007 [") and row["rope"][4].endswith("`up_down.count/resid.1`")
+    assert row["rope"][6].startswith("0.700 ± 0.000") and row["rope"][6].endswith("`ctx_distr.balance/resid.1`")
+    assert row["gru"][5] == "–" and row["gru"][6].endswith("`ctx_distr.balance/state`")  # each group's first
 
 
 def test_a_report_of_a_study_in_progress_names_the_cells_still_to_run():
@@ -136,14 +114,6 @@ def test_a_report_of_a_study_in_progress_names_the_cells_still_to_run():
                                          "rope same 3)")
     full = done[:3] + [_result("gru-same", s, 0.3, task="same") for s in range(3)]
     assert still_to_run(full, {**study, "architectures": {"gru": {}}}) == "" and still_to_run(full, {}) == ""
-
-
-def test_agreement_levels_and_untrained_nets():
-    """Verdicts read intervals: a point above a threshold whose interval straddles it is undecided."""
-    assert agreement("high", (0.93, 0.97)) == "agrees" and agreement("low", (0.1, 0.3)) == "agrees"
-    assert agreement("high", (0.6, 0.8)) == "partly" and agreement("high", (0.2, 0.4)) == "disagrees"
-    assert agreement("high", (0.88, 0.94)) == "undecided" and agreement("low", (0.45, 0.55)) == "undecided"
-    assert agreement("high", (0.93, 0.97), acc=0.5) == "not trained" and agreement(None, (0.9, 1)) == "no claim"
 
 
 def test_correlation_and_its_intervals():
@@ -191,37 +161,30 @@ def _result(cell, seed, iia_eff, acc=1.0, task="multi", key="up_down.count/state
                             "intervals": {"iia_effective": [iia_eff - 0.02, iia_eff + 0.01]}}]}
 
 
-def test_against_sets_two_studies_side_by_side_with_seeds_spread_and_verdicts():
+def test_against_sets_two_studies_side_by_side_with_a_t_interval_over_seeds():
     full = [_result("gru-multi", s, v) for s, v in enumerate([0.95, 0.97, 0.99])]
     quick = [_result("gru-multi", 0, 0.60), _result("gru-same", 0, 0.3, task="same")]
     text = against_section(full, quick, "full", "quick")
     row = next(line for line in text.splitlines() if line.startswith("| gru | multi"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:4] == ["up_down.count/state", "3 / 1"] and cells[6] == "effective"
-    assert cells[7] == "0.970 ± 0.020 [0.930, 1.000]" and cells[8] == "0.600 [0.580, 0.610]"
-    assert cells[9:] == ["agrees", "partly"]  # the paper: recurrent nets align Up-Down count (0.58-0.61 is partial)
+    # three seeds: Student's t over them (0.97 ± 0.02 -> ± 4.303 * 0.02 / sqrt 3, within [0, 1]); one seed: Wilson
+    assert cells[7] == "0.970 ± 0.020 [0.920, 1.000]" and cells[8] == "0.600 [0.580, 0.610]"
+    assert len(cells) == 9  # figures only: verdicts belong to declared claims
     assert "1 (arch, task) group(s) are in one study only" in text
     assert "No cell group" in against_section(full, [_result("gru-same", 0, 0.3, task="same")], "full", "other")
 
 
-def test_a_seed_whose_net_did_not_learn_the_task_is_left_out_of_the_verdict_and_said_so():
-    """Four trained seeds align, a fifth never learned the task (its IIA near 0): the verdict reads the
-    four (agrees, not `not trained` from a mean accuracy dragged below 0.95); with no seed trained, all of
-    them and `not trained`."""
+def test_a_seed_whose_net_did_not_learn_the_task_is_left_out_of_the_grid_and_said_so():
+    """Four trained seeds align, a fifth never learned the task (its IIA near 0): the grid reads the four."""
     from numsym_pl.analysis.report import grid_table
-    from numsym_pl.analysis.summary import paper_verdict
 
     cells = [_result("gru-multi", s, v) for s, v in enumerate([0.95, 0.96, 0.97, 0.98])] + [
         _result("gru-multi", 4, 0.05, acc=0.07)]
-    v = paper_verdict(cells, "up_down.count/state")
-    assert v["seeds"] == (4, 5) and v["verdict"] == "agrees" and v["acc"] == 1.0
-    assert v["stat"][:2] == pytest.approx((0.965, 0.0129099), abs=1e-6) and v["interval"] == pytest.approx((0.93, 0.99))
     row = [c.strip() for c in grid_table(cells).splitlines()[2].strip("|").split("|")]
-    assert row[2] == "5 (4 trained)" and row[4].endswith("`up_down.count/state`: agrees (4 of 5 seeds)")
+    assert row[2] == "5 (4 trained)" and row[4].startswith("0.965 ± 0.013 [")
+    assert row[4].endswith("`up_down.count/state`")
     assert "(4 of 5 seeds)" in against_section(cells, cells, "full", "other")
-    untrained = [_result("gru-multi", s, 0.9, acc=0.5) for s in range(2)]
-    v = paper_verdict(untrained, "up_down.count/state")
-    assert v["seeds"] == (2, 2) and v["verdict"] == "not trained"
 
 
 def test_the_dynamics_section_sets_the_baselines_correlations_beside_the_das_one(tmp_path):

@@ -2,7 +2,7 @@
 
 For a full study against its quick version (or two seeds' worth against five), cell group by cell
 group: trial accuracy and each alignment's IIA (on effective pairs where measured) as mean ± sd
-over seeds with the 95 % interval, in both, and how each compares with the paper (docs/method.md#paper-claims). Only
+over seeds with the 95 % interval, in both. Only
 (architecture, task, alignment) rows present in both studies are shown; what only one has is
 counted below the table.
 """
@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from numsym_pl.analysis.summary import (alignment_of, fmt, fmt_interval, grouped, labels_in, markdown_table, mean_sd,
-                                        on_seeds, paper_verdict)
+from numsym_pl.analysis.summary import (alignment_of, fmt, fmt_interval, grouped, iia_of, interval_of, labels_in,
+                                        lead_field, markdown_table, mean_sd, trained_cells)
 
 
-def _figure(cells: list[dict], label: str) -> tuple[str, str, str]:
-    """(IIA shown, which pairs it is on, the paper verdict) of an alignment over a group of cells."""
-    v = paper_verdict(cells, label)
-    if v is None:
-        return "–", "–", "–"
-    pairs = "effective" if v["lead"] == "iia_effective" else "all"
-    return fmt_interval(v["stat"], v["interval"]) + on_seeds(v), pairs, v["verdict"]
+def _figure(cells: list[dict], label: str) -> tuple[str, str]:
+    """(IIA shown, which pairs it is on) of an alignment over a group's trained seeds (all seeds where
+    none trained)."""
+    read = trained_cells(cells) or cells
+    lead = lead_field(read, label)
+    stat = mean_sd(iia_of(r, label, lead) for r in read)
+    if not stat[2]:
+        return "–", "–"
+    shown = fmt_interval(stat, interval_of(read, label, lead))
+    return shown + (f" ({len(read)} of {len(cells)} seeds)" if len(read) < len(cells) else ""), \
+        "effective" if lead == "iia_effective" else "all"
 
 
 def against_section(results: list[dict], other: list[dict], this_name: str, other_name: str) -> str:
@@ -35,18 +39,16 @@ def against_section(results: list[dict], other: list[dict], this_name: str, othe
         for lab in labels:
             if not any(alignment_of(r, lab) for r in a) or not any(alignment_of(r, lab) for r in b):
                 continue
-            (iia_a, on_a, verdict_a), (iia_b, _, verdict_b) = _figure(a, lab), _figure(b, lab)
-            rows.append([*key, lab, f"{len(a)} / {len(b)}", *acc, on_a, iia_a, iia_b, verdict_a, verdict_b])
+            (iia_a, on_a), (iia_b, _) = _figure(a, lab), _figure(b, lab)
+            rows.append([*key, lab, f"{len(a)} / {len(b)}", *acc, on_a, iia_a, iia_b])
     only = len(set(mine) ^ set(theirs))
     text = (f"## Against {other_name}\n\nThis study ({this_name}) beside `{other_name}`, for the cell groups "
             "and alignments both have: mean ± sd over seeds with the 95 % interval (one seed: Wilson over its test "
-            "pairs; several: the lowest seed's lower to the highest seed's upper bound), and each one's verdict "
-            "against the paper.")
+            "pairs; several: Student's t over the seeds), over the seeds whose net learned the task.")
     if not rows:
         return text + "\n\nNo cell group and alignment in common."
     table = markdown_table(["arch", "task", "alignment", "seeds (this / other)", "trial acc (this)",
-                            "trial acc (other)", "pairs", "IIA (this)", "IIA (other)", "paper (this)",
-                            "paper (other)"], rows)
+                            "trial acc (other)", "pairs", "IIA (this)", "IIA (other)"], rows)
     tail = f"\n\n{only} (arch, task) group(s) are in one study only." if only else ""
     return f"{text}\n\n{table}{tail}"
 

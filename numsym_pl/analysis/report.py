@@ -15,14 +15,17 @@ import numpy as np
 from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
+from numsym_pl.analysis.drift import drift_section
+from numsym_pl.analysis.mas_section import load_mas, mas_section
 from numsym_pl.analysis.fits import fits_section
-from numsym_pl.analysis.summary import (ALIGNS, FAILS, TRAINED, alignment_of, correlation, discriminates,
-                                        dynamics_points, fmt, fmt_interval, grouped, iia_of, interval_of, labels_in,
-                                        lead_field, markdown_table as _table, mean_sd, ok_cells, paper_verdict,
-                                        run_correlation, on_seeds, trained_cells)
+from numsym_pl.analysis.claims import claims_file, read_claims
+from numsym_pl.analysis.claims_section import claims_section
+from numsym_pl.analysis.summary import (TRAINED, alignment_of, correlation, discriminates, dynamics_points, fmt,
+                                        fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
+                                        markdown_table as _table, mean_sd, ok_cells, run_correlation, trained_cells)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
-from numsym_pl.das.record import BASELINE_FIELDS
+from numsym_pl.das.record import BASELINE_FIELDS, flat_record
 
 
 def _img(path: Path | None, out_dir: Path, alt: str) -> str:
@@ -31,8 +34,8 @@ def _img(path: Path | None, out_dir: Path, alt: str) -> str:
 
 def grid_table(results) -> str:
     """One row per architecture and task: seeds, trial accuracy and, per program, the leading IIA of
-    the alignment the paper makes a claim about (the first such in the study's order; else the
-    program's first alignment), with its verdict. Every alignment is in the main table."""
+    the group's first alignment of that program in the study's order (effective pairs where measured)
+    over the trained seeds. Every alignment is in the main table; verdicts are in the claims section."""
     labels = labels_in(results)
     program = {}
     for r in ok_cells(results):
@@ -41,14 +44,16 @@ def grid_table(results) -> str:
     programs = list(dict.fromkeys(program[lab] for lab in labels))
     rows = []
     for (arch, task), cells in grouped(results).items():
-        trained = len(trained_cells(cells))
-        row = [arch, task, len(cells) if trained in (0, len(cells)) else f"{len(cells)} ({trained} trained)",
+        trained = trained_cells(cells)
+        read = trained or cells
+        row = [arch, task, len(cells) if len(trained) in (0, len(cells)) else f"{len(cells)} ({len(trained)} trained)",
                fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells))]
         for prog in programs:
-            found = [(lab, v) for lab in labels if program[lab] == prog and (v := paper_verdict(cells, lab))]
-            lab, v = next(((lab, v) for lab, v in found if v["expected"]), found[0] if found else (None, None))
-            row.append("–" if v is None else f"{fmt_interval(v['stat'], v['interval'])}, `{lab}`: {v['verdict']}"
-                       + on_seeds(v))
+            lab = next((lab for lab in labels if program[lab] == prog and any(alignment_of(r, lab) for r in read)),
+                       None)
+            lead = lab and lead_field(read, lab)
+            stat = mean_sd(iia_of(r, lab, lead) for r in read) if lab else (0, 0, 0)
+            row.append("–" if not stat[2] else f"{fmt_interval(stat, interval_of(read, lab, lead))}, `{lab}`")
         rows.append(row)
     return _table(["arch", "task", "seeds", "trial acc", *programs], rows)
 
@@ -69,42 +74,24 @@ def main_section(results, out_dir) -> str:
     main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc", "alignment",
                    "IIA on effective pairs [95 % CI]", "IIA, all pairs [95 % CI]", "IIA without intervention",
                    "discriminating"], rows)
-    cmp_rows, base_rows = [], []
+    base_rows = []
     for (arch, task), cells in grouped(results).items():
         for lab in labels:
-            v = paper_verdict(cells, lab)
-            if v is None:
+            flats = [flat_record(a) for r in cells if (a := alignment_of(r, lab))]
+            if not any(f.get("iia_full_swap") is not None for f in flats):
                 continue
-            lead, stat, interval, acc, expected, measured = (v[k] for k in ("lead", "stat", "interval", "acc",
-                                                                          "expected", "measured"))
-            fields = tuple(BASELINE_FIELDS.values())
-            base = [mean_sd(iia_of(r, lab, f) for r in cells) for f in fields]
-            compared, untrained_fields = v["cells"], ("iia_identity", "iia_random")  # the seeds the verdict read
-            untrained = [b for f in untrained_fields if (b := interval_of(compared, lab, f)) is not None]
-            near_base = bool(untrained) and interval_of(compared, lab)[0] <= max(b[1] for b in untrained)
-            if near_base and measured != "not discriminating":
-                measured += " (≈ baseline)"
-            points = [m for f in untrained_fields if (m := mean_sd(iia_of(r, lab, f) for r in compared))[2]]
-            shown_base = f"{max(p[0] for p in points):.3f}" if points else "–"
-            figure = lead.replace("iia_effective", "effective").replace("iia", "all")
-            cmp_rows.append([arch, task, "{} of {}".format(*v["seeds"]), f"{acc:.3f}", lab, figure,
-                             fmt_interval(stat, interval), shown_base, measured, expected or "–", v["verdict"]])
-            controls = [(alignment_of(r, lab) or {}).get("controls") or {} for r in cells]
-            untrained_net = fmt(mean_sd((c.get("untrained") or {}).get("iia") for c in controls))
-            if base[0][2]:
-                base_rows.append([arch, task, lab, fmt(mean_sd(iia_of(r, lab) for r in cells)), *map(fmt, base),
-                                  untrained_net])
-    counts = {v: sum(r[-1] == v for r in cmp_rows) for v in ("agrees", "partly", "undecided", "disagrees",
-                                                             "not trained", "not discriminating")}
+            figure = lambda k: fmt(mean_sd(f.get(k) for f in flats))  # noqa: E731
+            base_rows.append([arch, task, lab, figure("iia"), *map(figure, BASELINE_FIELDS.values()),
+                              figure("iia_null"), figure("iia_untrained")])
     head = ("## Main table\n\nTrial accuracy (greedy decoding, whole response exact) on in-distribution, held-out and "
-            "OOD counts, and IIA (held-out test pairs, disjoint from the pairs DAS was fitted on) of each alignment, "
-            "one row per alignment (program.variables/site); mean ± sd over seeds, with a 95 % interval in brackets "
-            "(one seed: Wilson, over its test pairs; several: from the lowest seed's lower bound to the highest's "
-            "upper bound). The table leads with IIA on *effective* pairs, those whose counterfactual label differs "
-            "from what the program predicts on the same inputs without the intervention: a pair that the unpatched "
-            "net gets right measures nothing. *Without intervention* is the unpatched net's score on all pairs, the "
-            "floor; an alignment whose floor reaches into its interval is **not discriminating** (– for results "
-            "written before these were measured).")
+            "OOD counts, and IIA (held-out test pairs, disjoint in content from the pairs DAS was fitted on) of each "
+            "alignment, one row per alignment (program.variables/site); mean ± sd over seeds, with a 95 % interval in "
+            "brackets (one seed: Wilson, over its test pairs; several: Student's t over the seeds). The table leads "
+            "with IIA on *effective* pairs, those whose counterfactual label differs from what the program predicts on "
+            "the same inputs without the intervention: a pair that the unpatched net gets right measures nothing. "
+            "*Without intervention* is the unpatched net's score on all pairs, the floor; an alignment whose floor "
+            "reaches into its interval is **not discriminating** (– for results written before these were measured). "
+            "These rows are measurements: only the declared claims above carry a verdict.")
     if not labels:  # a study without post-hoc alignments (e.g. learning dynamics)
         main = _table(["arch", "task", "seeds", "trial acc", "held-out acc", "OOD acc"], [row[:6] for row in rows])
         return "\n\n".join([head, main])
@@ -112,32 +99,20 @@ def main_section(results, out_dir) -> str:
             "continuation only at the first prediction after the intervention (the next step recomputes the balance "
             "from the context), so untrained baselines score high as well. For transformers, attention hiding is "
             "Ctx-Distr's discriminating test.") if any(lab.startswith("ctx_distr.") for lab in labels) else ""
-    glance = ("### The grid at a glance\n\nOne row per architecture and task, the seeds' mean ± sd [95 % interval] of "
-              "the leading IIA figure (effective pairs where measured) and its verdict against the paper, for each "
-              "program the alignment the paper makes a claim about (the first such; else the program's first), over "
-              f"the seeds whose net learned the task (trial accuracy >= {TRAINED}; `(k of n seeds)` where some did "
-              "not); every alignment, over all seeds, is in the table below.")
+    glance = ("### The grid at a glance\n\nOne row per architecture and task: for each program, its first "
+              "alignment's leading IIA (effective pairs where measured), mean ± sd [95 % interval] over the seeds "
+              f"whose net learned the task (trial accuracy >= {TRAINED}; all seeds where none did).")
     return "\n\n".join(part for part in [
         head, glance, grid_table(results), "### Every alignment", main,
         _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
-        f"### Against the paper (the claims: docs/method.md#paper-claims)\n\nThe verdict reads the interval of the "
-        f"leading figure (effective pairs where measured): `high` when all of it is >= {ALIGNS}, `low` when all of it "
-        f"is < {FAILS}, `partial` when all of it lies between, `uncertain` when it straddles a threshold (the paper's "
-        f"claim is then `undecided`). `≈ baseline` marks an IIA (all pairs) whose interval reaches the interval of the "
-        f"best untrained baseline (raw neurons or a random rotation; its IIA shown). The paper's claims are about "
-        f"trained nets: a seed with trial accuracy below {TRAINED} is not compared (`seeds`: compared of all; the "
-        f"figure, its interval and the trial accuracy are over the compared seeds), and a group with no trained seed "
-        f"is `not trained`. Of the compared cells the paper makes a claim about, {counts['agrees']} agree, "
-        f"{counts['partly']} partly, {counts['undecided']} are undecided, {counts['disagrees']} disagree, "
-        f"{counts['not discriminating']} are not discriminating ({counts['not trained']} not trained).",
-        _table(["arch", "task", "seeds", "trial acc", "alignment", "figure", "IIA [95 % CI]", "best untrained baseline",
-                "measured", "paper", "verdict"], cmp_rows), weak,
+        weak,
         "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "
         "swap) and untrained random rotations (the mean over `random_seeds` subspaces), beside the IIA on all pairs; "
-        "*untrained net*: the same alignment fitted on a freshly initialised net of the same architecture "
-        "(`das: {controls: true}`; – where not run). That net and its pairs are seeded from the DAS seed, not the "
-        "training seed, so a row's seeds share one control (its ± is 0; a study computes it once per row).",
-        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "untrained net"],
+        "*fitted null*: the same DAS, budget and net against the program with its variable's values permuted by a "
+        "fixed random bijection (– where not measured); *untrained net*: the same alignment fitted on a freshly "
+        "initialised net of the same architecture (`das: {controls: true}`; near 0 for whole-sequence IIA, since an "
+        "untrained net emits no task sequence; – where not run). Means over seeds.",
+        _table(["arch", "task", "alignment", "IIA", "identity", "full swap", "random", "fitted null", "untrained net"],
                base_rows)] if part)
 
 
@@ -367,11 +342,14 @@ def still_to_run(results: list[dict], study: dict) -> str:
             + ", ".join(f"{a} {t} {n}" for (a, t), n in missing) + ")")
 
 
-def write_report(run_dir: str | Path, against: str | Path | None = None) -> Path:
+def write_report(run_dir: str | Path, against: str | Path | None = None, claims: str | Path | None = None) -> Path:
     """Write ``<run_dir>/report.md`` (and ``figures/*.png``) from ``<run_dir>/results.json``;
-    ``against``: another study's directory to set beside this one (``analysis.against``)."""
+    ``against``: another study's directory to set beside this one (``analysis.against``);
+    ``claims``: the claims file to judge (default: the study's own, ``analysis.claims.claims_file``)."""
     out_dir = Path(run_dir)
     results, study = read_study(out_dir)
+    source = claims_file(study, study.get("name", out_dir.name), claims)
+    declared = read_claims(source) if source is not None else None
     failed = [r for r in results if "error" in r]
     labels = labels_in(results)
     label = next((lab for lab in labels if lab.startswith("up_down.count")), labels[0] if labels else None)
@@ -382,15 +360,18 @@ def write_report(run_dir: str | Path, against: str | Path | None = None) -> Path
     if failed:
         head.append("Failed cells (see their `fit.log`): "
                     + ", ".join(f"`{r['cell']}` ({r['error'].splitlines()[0]})" for r in failed))
-    body = [main_section(results, out_dir) if ok_cells(results) else "## Main table\n\nNo finished cells.",
+    body = [claims_section(results, declared, source, out_dir),
+            main_section(results, out_dir) if ok_cells(results) else "## Main table\n\nNo finished cells.",
             *([sites] if (sites := sites_section(results)) else []),
             *([rivals] if (rivals := competing_section(results)) else []),
             *([fits] if (fits := fits_section(results, out_dir)) else []),
+            *([drift] if (drift := drift_section(results, out_dir)) else []),
+            *([mas] if (mas := mas_section(load_mas(out_dir), out_dir)) else []),
             dynamics_section(results, out_dir), size_section(results, out_dir, label),
             gradience_section(results, out_dir), reviewers_section(results, out_dir, label)]
     if against is not None:
         other, other_study = read_study(Path(against), "against")
-        body.insert(1, against_section(results, other, study_name(out_dir, study),
+        body.insert(2, against_section(results, other, study_name(out_dir, study),
                                        study_name(Path(against), other_study)))
     path = out_dir / "report.md"
     path.write_text("\n\n".join(head + body) + "\n")

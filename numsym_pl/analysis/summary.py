@@ -1,4 +1,4 @@
-"""Aggregates over a study's cells: mean ± sd over seeds, the paper's expectations, correlations."""
+"""Aggregates over a study's cells: mean ± sd over seeds with a t-interval, trained cells, correlations."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from collections import defaultdict
 import numpy as np
 
 from numsym_pl.das.iia import wilson_interval
+from numsym_pl.das.record import seed_summary
 
-ALIGNS, FAILS = 0.9, 0.5  # mean IIA at or above ALIGNS: aligns; below FAILS: does not align
-TRAINED = 0.95  # the paper's claims are about trained nets: cells below this trial accuracy are not compared
+ALIGNS, FAILS = 0.9, 0.5  # per-cell levels of the competing-programs section
+#: trial accuracy at which a net counts as trained: the training's stop criterion (``TrainedAt``'s
+#: threshold); claims are judged on trained nets only
+TRAINED = 0.999
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -19,39 +22,11 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def paper_expectation(cell: dict, alignment: dict) -> str | None:
-    """What the paper reports (docs/method.md#paper-claims) for an alignment of a cell: the IIA level expected,
-    ``high`` / ``low``, or None where it makes no claim. Reads structured fields only: the cell's
-    ``arch_family`` (``recurrent`` / ``transformer``), ``task_family`` and task variant, and the
-    alignment's program, variables and intervention."""
-    kind = cell.get("arch_family")
-    if kind not in ("recurrent", "transformer") or cell.get("task_family") != "numeric_equivalence":
-        return None
-    variant = ((cell.get("task_config") or {}).get("init_args") or {}).get("variant")
-    identity = alignment.get("alignment") or {}
-    program, intervention = identity.get("program"), identity.get("intervention", "das")
-    variables = identity.get("variables") or []
-    if program is None or variant is None:
-        return None
-    if program == "ctx_distr" and intervention == "das":
-        return None  # Ctx-Distr by a single-position DAS swap: a weak test the paper did not run
-    input_level = intervention == "context_substitution" and identity.get("site") == "resid.0"
-    if identity.get("layers") is not None or input_level:
-        return None  # hiding in some blocks only locates the counting block; substituting resid.0 changes the input
-    if variant == "same":
-        return "low"  # no program aligns on Same-Object (Ctx-Distr's context interventions included)
-    if intervention != "das":
-        return "high" if program == "ctx_distr" and kind == "transformer" else None  # recomputed from context
-    if program not in ("up_down", "up_up"):
-        return None
-    if kind == "transformer":
-        return "low"  # transformers align with neither Up-Down nor Up-Up
-    return "high" if program == "up_down" and variables[:1] == ["count"] else "low" if program == "up_up" else None
-
-
 def verdict(interval: tuple[float, float]) -> str:
-    """The level a 95 % interval of an IIA shows: ``high`` (all of it >= ALIGNS), ``low`` (all of
-    it < FAILS), ``partial`` (all of it between), or ``uncertain`` (it straddles a threshold)."""
+    """The level a 95 % interval of an IIA shows (the competing-programs section, per cell):
+    ``high`` (all of it >= ALIGNS), ``low`` (all of it < FAILS), ``partial`` (all of it between), or
+    ``uncertain`` (it straddles a threshold). Declared claims are judged by
+    ``numsym_pl.analysis.verdicts`` instead, against each alignment's calibrating levels."""
     lo, hi = interval
     if lo >= ALIGNS:
         return "high"
@@ -60,78 +35,31 @@ def verdict(interval: tuple[float, float]) -> str:
     return "partial" if lo >= FAILS and hi < ALIGNS else "uncertain"
 
 
-def agreement(expected: str | None, interval: tuple[float, float], acc: float = 1.0) -> str:
-    if expected is None:
-        return "no claim"
-    if not acc >= TRAINED:
-        return "not trained"
-    got = verdict(interval)
-    return {expected: "agrees", "partial": "partly", "uncertain": "undecided"}.get(got, "disagrees")
-
-
 def discriminates(cells: list[dict], label: str) -> bool | None:
-    """False when the no-op floor (``iia_none``) reaches into the interval of the IIA on all pairs
-    (None: no floor measured)."""
+    """False when the no-op floor (``iia_none``, mean over seeds) reaches into the interval of the IIA
+    on all pairs (None: no floor measured)."""
     floor, interval = mean_sd(iia_of(r, label, "iia_none") for r in cells), interval_of(cells, label)
     return None if floor[2] == 0 or interval is None else floor[0] < interval[0]
 
 
 def trained_cells(cells: list[dict]) -> list[dict]:
-    """The cells whose net learned the task (trial accuracy >= TRAINED): what the paper's claims are about."""
+    """The cells whose net learned the task (trial accuracy >= TRAINED)."""
     return [r for r in cells if (r["fit"].get("val/acc_trial") or 0) >= TRAINED]
-
-
-def paper_verdict(cells: list[dict], label: str) -> dict | None:
-    """One alignment over a group of cells (an architecture and task) against the paper, read on
-    its trained seeds (``cells``, the ones it read; ``seeds``: (compared, of all); a seed whose net did not learn the
-    task says nothing about the paper's claims; with none trained, all seeds and the verdict ``not trained``):
-    the leading figure (``lead``: IIA on effective pairs where measured) as mean ± sd over those
-    seeds (``stat``) and its 95 % ``interval``, their mean trial accuracy, the level ``measured``
-    (``not discriminating`` when the floor reaches into the interval and the level is not low), what
-    the paper ``expected`` and the ``verdict`` (agrees, partly, undecided, disagrees, not trained,
-    not discriminating, no claim). None where no cell measured it."""
-    measured_in = [r for r in cells if alignment_of(r, label)]
-    cells = trained_cells(measured_in) or measured_in
-    if not cells:
-        return None
-    lead = lead_field(cells, label)
-    stat, interval = mean_sd(iia_of(r, label, lead) for r in cells), interval_of(cells, label, lead)
-    if stat[2] == 0 or interval is None:
-        return None
-    acc = mean_sd(r["fit"].get("val/acc_trial") for r in cells)[0]
-    expected = paper_expectation(cells[0], alignment_of(cells[0], label))
-    measured = verdict(interval)
-    if discriminates(cells, label) is False and measured != "low":
-        measured = "not discriminating"
-    final = ("no claim" if expected is None else measured if measured == "not discriminating"
-             else agreement(expected, interval, acc))
-    return {"lead": lead, "stat": stat, "interval": interval, "acc": acc, "expected": expected,
-            "measured": measured, "verdict": final, "cells": cells, "seeds": (len(cells), len(measured_in))}
-
-
-def on_seeds(verdict: dict) -> str:
-    """`` (k of n seeds)`` where a ``paper_verdict`` read only the k trained seeds of n."""
-    k, n = verdict["seeds"]
-    return f" ({k} of {n} seeds)" if k < n else ""
 
 
 def interval_of(cells: list[dict], label: str, field: str = "iia") -> tuple[float, float] | None:
     """The 95 % interval of an alignment's ``field`` over a group of cells: one seed, the Wilson
-    interval over its test pairs; several, from the lowest seed's lower bound to the highest's
-    upper bound (the seeds' spread and each seed's pair noise together)."""
-    bounds = []
+    interval over its test pairs; several, Student's t over the seeds' values (``seed_summary``)."""
+    values = [v for r in cells if (v := iia_of(r, label, field)) is not None]
+    if len(values) > 1:
+        interval = seed_summary(values)["interval"]
+        return None if interval is None else (max(0.0, interval[0]), min(1.0, interval[1]))
     for r in cells:
         a = alignment_of(r, label)
-        if a is None or a.get(field) is None:
-            continue
-        saved = (a.get("intervals") or {}).get(field)
-        n = a.get("n_effective") if field == "iia_effective" else a.get("n")
-        bound = saved or wilson_interval(a[field], n)
-        if bound:
-            bounds.append(bound)
-    if not bounds:
-        return None
-    return min(b[0] for b in bounds), max(b[1] for b in bounds)
+        if a is not None and a.get(field) is not None:
+            n = a.get("n_effective") if field == "iia_effective" else a.get("n")
+            return tuple((a.get("intervals") or {}).get(field) or wilson_interval(a[field], n) or ()) or None
+    return None
 
 
 def fmt_interval(stat: tuple[float, float, int], interval: tuple[float, float] | None, digits: int = 3) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 
 #: subcommand -> its module under ``numsym_pl.commands``
-COMMANDS = {"das": "das", "sweep": "sweep", "probe": "probe", "study": "study", "report": "report", "export": "export"}
+COMMANDS = {"das": "das", "sweep": "sweep", "probe": "probe", "study": "study", "report": "report", "export": "export",
+            "mas": "mas"}
 
 
 def run_command(name: str, argv: list[str]):

@@ -6,8 +6,10 @@
     numsym_pl das --ckpt_path ... --program ctx_distr --intervention attention_hiding
     numsym_pl das --ckpt_path ... --program ctx_distr --intervention AttentionHiding --intervention.layers [0]
 
-Prints a short table (every IIA with its 95 % interval, RAVEL's cause and isolation;
-``--controls`` adds the same alignment on an untrained net; ``--compare up_up.demo_count`` how
+Prints a short table (every IIA with its 95 % interval, RAVEL's cause and isolation; beside IIA
+the null of a DAS alignment, the same fit against the program with the intervened values permuted,
+which ``--settings.null false`` skips; ``--controls`` adds the same alignment on an untrained net;
+``--compare up_up.demo_count`` how
 often a competing hypothesis's labels differ from this one's) and writes ``das_result.json``
 (and the learned rotation, ``rotation.pt``) next to the checkpoint (or into ``--out``).
 """

@@ -1,6 +1,6 @@
 """``numsym_pl report``: ``report.md`` (tables and PNG figures) for a study's ``out_dir``.
 
-    numsym_pl report runs/studies/paper_main [--against runs/studies/paper_main_quick]
+    numsym_pl report runs/studies/paper_main [--against runs/studies/paper_main_quick] [--claims FILE]
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--against", type=str, default=None,
                         help="Another study's out_dir (e.g. the quick run of the same study): a section sets its "
                              "numbers beside this one's, row by row.")
+    parser.add_argument("--claims", type=str, default=None,
+                        help="The claims file to judge (default: the study's `claims`, else "
+                             "configs/claims/<study name>.yaml where it exists).")
     cfg = parser.parse_args(argv)
-    path = write_report(cfg.run_dir, cfg.against)
+    path = write_report(cfg.run_dir, cfg.against, cfg.claims)
     print(f"wrote {path}")
     return path
 

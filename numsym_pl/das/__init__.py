@@ -5,7 +5,9 @@ Folders: ``featurizers/`` (the learned maps), ``interventions/`` (the ways of te
 alignment), ``pairs/`` (counterfactual pairs and labels). Files: ``alignment`` (the hypothesis),
 ``settings`` (how a fit runs), ``search`` (the fit loop), ``run`` (the entry point), ``record``
 (the result and its JSON form), ``posthoc`` (align a trained net and write the files), ``controls``,
-``sweep``, ``background`` (fits in a worker process), ``iia`` (the metric and its interval).
+``sweep``, ``background`` (fits in a worker process), ``iia`` (the metric and its interval),
+``natural`` (the unpatched states a pair reads and writes), ``drift`` (how far patched states lie
+from natural ones), ``counterfactual_latents`` (the CL loss of a fit).
 """
 
 from numsym_pl.das.iia import IIA

@@ -3,21 +3,31 @@
 - ``untrained``: the same alignment, with the same settings and pair seeds, on a net of the same
   class and arguments, freshly initialised. DAS with an expressive featurizer can align a random
   network (Sutter et al., NeurIPS 2025). An alignment that scores as well there says nothing about
-  training.
+  training. With whole-sequence IIA it is about 0 for any alignment (a random net emits no task
+  sequence), so it is off by default (``SearchSettings.controls``).
+- ``null``: the same alignment, featurizer, subspace and settings on the same net, fitted against
+  a causal model that should not align: the program with its intervened variables' values permuted
+  by a fixed derangement (``pairs/permuted.py``; one map for the train, validation and test pairs,
+  recorded as ``map``). It runs by default for DAS alignments aligned post hoc
+  (``SearchSettings.null``); an alignment that scores no better than its null has found no variable.
 - ``random_subspace``: random rotations of the same subspace size, over ``settings.random_seeds``
   seeds, on the same test pairs (mean, sd and each value). ``Interchange`` scores these with its
   baselines; they are recorded in ``AlignmentResult.controls``.
 
-``run_controls`` adds the untrained-net control to a result that already holds the rest.
+``run_controls`` adds the untrained-net control to a result that already holds the rest,
+``run_null`` the null.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import torch
 
 from numsym_pl.das.alignment import Alignment
+from numsym_pl.das.interventions.interchange import Interchange
+from numsym_pl.das.pairs.permuted import map_record, permuted_values
 from numsym_pl.das.record import BASELINE_FIELDS, AlignmentResult
 from numsym_pl.das.run import run_alignment
 from numsym_pl.das.settings import SearchSettings
@@ -49,6 +59,36 @@ def untrained_control(net: SequenceModel, task: TaskFamily, alignment: Alignment
     record = result.as_dict()
     return {**{k: record.get(k) for k in CONTROL_FIELDS}, "intervals": record["intervals"], "steps": record["steps"],
             "seconds": record["seconds"], "seed": settings.seed}
+
+
+def has_null(alignment: Alignment) -> bool:
+    """Whether an alignment has a permuted-value null: DAS does; the context interventions do not."""
+    return isinstance(alignment.intervention, Interchange)
+
+
+def permuted_null(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings) -> dict:
+    """The alignment fitted (one DAS seed) and scored on a frozen copy of the same net with the same
+    settings, against the program with its intervened variables' values permuted: every pair writes
+    ``perm(source value)`` into the target. The control's figures, with the map (``map``) and its seed."""
+    alignment = alignment.for_net(net)
+    if not has_null(alignment):
+        raise ConfigError(f"null: {alignment.key} is not a DAS alignment; only an interchange has a permuted null")
+    seed = derive(settings.seed, "null")
+    value_map = permuted_values(task, alignment.program_object(), alignment.variables, seed)
+    frozen = copy.deepcopy(net).eval().requires_grad_(False)
+    alignment.intervention.check(frozen, alignment)
+    result, _ = alignment.intervention.run(frozen, task, alignment, replace(settings, seeds=1), value_map=value_map)
+    record = result.as_dict()
+    return {**{k: record.get(k) for k in CONTROL_FIELDS}, "intervals": record["intervals"], "steps": record["steps"],
+            "seconds": record["seconds"], "seed": seed, "map": map_record(value_map),
+            "pairs_removed": record.get("pairs_removed")}
+
+
+def run_null(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
+             result: AlignmentResult) -> AlignmentResult:
+    """``result`` with the permuted-value null added to its ``controls``."""
+    result.controls = {**(result.controls or {}), "null": permuted_null(net, task, alignment, settings)}
+    return result
 
 
 def run_controls(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings,

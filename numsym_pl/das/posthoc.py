@@ -1,6 +1,7 @@
-"""``align``: an alignment fitted and scored on a trained net after training, with its controls,
-as the JSON record ``numsym_pl das`` and a study cell write; ``save_result`` and ``load_rotation``:
-the files they write (``das_result.json``, ``rotation.pt``)."""
+"""``align``: an alignment fitted and scored on a trained net after training, with its controls
+(by default the permuted-value null, ``SearchSettings.null``), as the JSON record ``numsym_pl das``
+and a study cell write; ``save_result`` and ``load_rotation``: the files they write
+(``das_result.json``, ``rotation.pt``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 
 from numsym_pl.das.alignment import Alignment
-from numsym_pl.das.controls import run_controls
+from numsym_pl.das.controls import has_null, run_controls, run_null
 from numsym_pl.das.interventions.swap import SubspaceSwap
 from numsym_pl.das.run import run_alignment
 from numsym_pl.das.settings import SearchSettings
@@ -32,8 +33,9 @@ def fit_threads(net) -> contextlib.AbstractContextManager:
 def align(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: SearchSettings,
           ckpt_path: str | Path = "", with_control: bool = True) -> tuple[dict, SubspaceSwap | None]:
     """Fit and score ``alignment`` on the trained ``net``: (the JSON record, the learned swap); with
-    ``settings.controls`` the record's ``controls`` also hold the untrained-net control, unless
-    ``with_control`` is False (a study adds it afterwards, one per architecture and task)."""
+    ``settings.null`` (the default) the record's ``controls`` hold the permuted-value null of a DAS
+    alignment, with ``settings.controls`` the untrained-net control too, unless ``with_control`` is
+    False (a study adds it afterwards, one per architecture and task)."""
     alignment = alignment.for_net(net)  # run_alignment checks it before any work
     net.eval()
     with fit_threads(net):
@@ -41,6 +43,8 @@ def align(net: SequenceModel, task: TaskFamily, alignment: Alignment, settings: 
         # a control featurizer always brings its untrained net
         if (settings.controls and with_control) or (swap is not None and swap.control):
             run_controls(net, task, alignment, settings, result)
+        if settings.null and has_null(alignment):
+            run_null(net, task, alignment, settings, result)
     record = result.record(alignment, ckpt_path=str(ckpt_path), task=task.config(), task_family=task.family,
                            settings=asdict(settings))
     return record, swap

@@ -4,7 +4,8 @@ figures (CSV rows, wandb summaries), written and read here only.
 
 The result's identity is ``key`` (the metric namespace, ``Alignment.key``) and ``alignment`` (its
 structured fields, ``Alignment.identity``); the figures are IIA with its 95 % Wilson interval, the
-no-op floor and the effective pairs, the baselines (``BASELINE_FIELDS``), the controls and the fit.
+no-op floor and the effective pairs, the baselines (``BASELINE_FIELDS``), the controls, the drift
+of the patched states (``DRIFT_FIELDS``) and the fit.
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ from numsym_pl.jsonfile import write_json
 
 #: the baselines of learned interventions, as the flat result fields reports and metrics use
 BASELINE_FIELDS = {"identity": "iia_identity", "full": "iia_full_swap", "random": "iia_random"}
+#: the drift of patched states (``das/drift.py``) as flat fields: ``drift_<measure>`` for the learned swap,
+#: ``drift_<measure>_full_swap`` and ``drift_<measure>_random`` for the baselines (ratios; 1 = as natural
+#: as natural states)
+DRIFT_FIELDS = {(measure, swap): f"drift_{measure}{suffix}" for measure in ("knn", "mahalanobis", "emd")
+                for swap, suffix in (("das", ""), ("full", "_full_swap"), ("random", "_random"))}
 #: the file in a run directory that holds every row of the DAS callback's history (``write_rows``)
 ROWS_FILE = "das_history.json"
 #: the figures of one fit, as the DAS callback logs them (``das/<key>/<field>``) and keeps them in its rows
-ROW_FIELDS = ("iia", "iia_lo", "iia_hi", *BASELINE_FIELDS.values(), "iia_effective", "iia_none", "steps", "seconds")
+ROW_FIELDS = ("iia", "iia_lo", "iia_hi", *BASELINE_FIELDS.values(), "iia_effective", "iia_none", "steps", "seconds",
+              *DRIFT_FIELDS.values())
 
 
 @dataclass
@@ -58,6 +65,12 @@ class AlignmentResult:
     #: with several DAS seeds (``SearchSettings.seeds``): each seed's figures (``replicate``), the first
     #: being this result's own, and their summary (``over_seeds``)
     replicates: list[dict] | None = None
+    #: per held-out set, the share of candidate pairs dropped because they repeated, in what the
+    #: interchange sees, a pair of the sets drawn before (``PairSets.removed``); None when none were drawn so
+    pairs_removed: dict | None = None
+    #: how far the patched states lie from natural ones (``das/drift.py``): per swap (``das``,
+    #: ``full``, ``random``) each measure's ratio to natural states; None when not measured
+    drift: dict | None = None
 
     def intervals(self) -> dict[str, tuple[float, float] | None]:
         """The 95 % Wilson interval of every IIA here, over the pairs it was measured on."""
@@ -127,7 +140,9 @@ class AlignmentResult:
                 "cause_isolation": self.cause_isolation,
                 "stopped": None if self.fit is None else self.fit.get("stopped"),
                 "best_step": None if self.fit is None else self.fit.get("best_step"),
-                "replicates": self.replicates, "over_seeds": self.over_seeds}
+                "replicates": self.replicates, "over_seeds": self.over_seeds, "drift": self.drift,
+                "pairs_removed": self.pairs_removed,
+                "cl": None if self.fit is None else self.fit.get("cl")}
 
     def record(self, alignment, **extra) -> dict:
         """The JSON record of this result for ``alignment``: ``as_dict`` with the result's identity
@@ -142,16 +157,16 @@ class AlignmentResult:
         lo, hi = self.intervals()["iia"] or (None, None)
         figures = {"iia": self.iia, "iia_lo": lo, "iia_hi": hi, **{flat: self.baselines.get(name)
                    for name, flat in BASELINE_FIELDS.items()}, "iia_effective": self.iia_effective,
-                   "iia_none": self.iia_none, "steps": self.steps, "seconds": self.seconds}
+                   "iia_none": self.iia_none, "steps": self.steps, "seconds": self.seconds, **drift_fields(self.drift)}
         return {"epoch": epoch, "step": step, "key": alignment.key, "alignment": alignment.identity, **figures, **extra}
 
 
 def flat_record(record: dict) -> dict:
     """An alignment's JSON record as flat figures (CSV rows, wandb summaries): each IIA with its 95 %
-    interval's bounds, the floor, the baselines, the controls' summaries, the fit's steps and a
-    learned width."""
+    interval's bounds, the floor, the baselines, the controls' summaries, the fit's steps, a
+    learned width and the drift of the patched states (``DRIFT_FIELDS``)."""
     intervals, controls = record.get("intervals") or {}, record.get("controls") or {}
-    untrained = controls.get("untrained") or {}
+    untrained, null = controls.get("untrained") or {}, controls.get("null") or {}
     out = {}
     for name in ("iia_effective", "iia"):
         lo, hi = intervals.get(name) or (None, None)
@@ -161,9 +176,28 @@ def flat_record(record: dict) -> dict:
     out.update({"iia_random_sd": (controls.get("random_subspace") or {}).get("sd"),
                 "iia_untrained": untrained.get("iia"),
                 "iia_untrained_effective": untrained.get("iia_effective"),
+                **null_fields(null),
                 "learned_width": (record.get("featurizer_fit") or {}).get("width")})
     joint = (record.get("cause_isolation") or {}).get("all") or {}
     out.update({"cause": joint.get("cause"), "isolation": joint.get("isolation")})
+    out.update(drift_fields(record.get("drift")))
+    return out
+
+
+def drift_fields(drift: dict | None) -> dict:
+    """A result's ``drift`` as its ``DRIFT_FIELDS`` (None where not measured)."""
+    drift = drift or {}
+    return {flat: (drift.get(swap) or {}).get(measure) for (measure, swap), flat in DRIFT_FIELDS.items()}
+
+
+def null_fields(null: dict) -> dict:
+    """The permuted-value null (``controls.null``) as flat figures: its IIA and IIA on effective pairs,
+    each with its 95 % interval's bounds (None where it was not run)."""
+    out, intervals = {}, null.get("intervals") or {}
+    for name in ("iia", "iia_effective"):
+        lo, hi = intervals.get(name) or (None, None)
+        flat = name.replace("iia", "iia_null", 1)
+        out.update({flat: null.get(name), f"{flat}_lo": lo, f"{flat}_hi": hi})
     return out
 
 

@@ -1,7 +1,9 @@
 """The fit loop of DAS: train a learned swap's featurizer on the training pairs (teacher-forced
-cross-entropy on the scored counterfactual tokens; Adam under ``SearchSettings.lr_factor``'s
-schedule), with checks of IIA on a training subset and on the validation pairs that keep the best
-featurizer and stop the fit early. Plain PyTorch, no Trainer: the net is frozen."""
+cross-entropy on the scored counterfactual tokens, plus ``SearchSettings.cl_weight`` times the
+counterfactual-latent loss when one is given, ``das.counterfactual_latents``; Adam under
+``SearchSettings.lr_factor``'s schedule), with checks of IIA on a training subset and on the
+validation pairs that keep the best featurizer and stop the fit early. Plain PyTorch, no Trainer:
+the net is frozen."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from numsym_pl.das.counterfactual_latents import CounterfactualLatents
 from numsym_pl.das.interventions.patched import patched_logits_many
 from numsym_pl.das.interventions.swap import SubspaceSwap
 from numsym_pl.das.pairs.sets import PairSets
@@ -25,15 +28,28 @@ class Fitted:
     """How one featurizer's fit went: the steps taken, every check (``history``: step, lr, the
     training batch's loss, IIA on the training subset and the validation pairs, the validation
     loss), why it stopped (``target``, ``plateau`` or ``budget``) and the step of the check whose
-    featurizer it kept (``best_step``; the last check with ``keep: last``)."""
+    featurizer it kept (``best_step``; the last check with ``keep: last``). With the
+    counterfactual-latent loss, each check also holds the training batch's CL term (``loss_cl``;
+    ``loss`` is the cross-entropy alone) and ``cl`` its weight and the pairs' coverage."""
 
     steps: int = 0
     history: list[dict] = field(default_factory=list)
     stopped: str = "budget"
     best_step: int = 0
+    cl: dict | None = None
 
 
-class _Track:
+def take_step(opt: torch.optim.Optimizer, schedule, loss: torch.Tensor) -> float:
+    """One optimiser step on ``loss`` and one step of its learning-rate schedule; the rate it used."""
+    lr = opt.param_groups[0]["lr"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    schedule.step()
+    return lr
+
+
+class FitTracker:
     """One swap's checks: the best so far (validation IIA, ties to the earlier) and its state, and
     the plateau: the best value of the plateau metric and the checks since it last improved."""
 
@@ -75,24 +91,30 @@ class _Track:
         return self.fitted
 
 
-def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings) -> Fitted:
-    """Train ``swap``'s featurizer; it ends holding the kept one (see ``Fitted``)."""
-    return fit_rotations(net, [swap], site, sets, settings)[0]
+def fit_rotation(net, swap: SubspaceSwap, site: str, sets: PairSets, settings: SearchSettings,
+                 cl: CounterfactualLatents | None = None) -> Fitted:
+    """Train ``swap``'s featurizer; it ends holding the kept one (see ``Fitted``). ``cl``: the
+    training pairs' CL vectors, which ``settings.cl_weight`` > 0 needs."""
+    return fit_rotations(net, [swap], site, sets, settings, cl=cl)[0]
 
 
 def fit_rotations(net, swaps: Sequence[SubspaceSwap], site: str, sets: PairSets, settings: SearchSettings,
-                  bar=None) -> list[Fitted]:
+                  bar=None, cl: CounterfactualLatents | None = None) -> list[Fitted]:
     """Train several swaps of one site together, each as ``fit_rotation`` would alone: the same
     batches in the same order, each one's loss on its own chunk of one batched forward (so its
     gradient is its own; Adam's update and the schedule are per parameter group), each stopped by its
     own checks, after which it leaves the batch. ``bar``: a progress bar to advance (one is made
-    otherwise)."""
+    otherwise). ``cl``: the training pairs' CL vectors (``CounterfactualLatents.of``), needed when
+    ``settings.cl_weight`` > 0."""
+    if settings.cl_weight > 0 and cl is None:
+        raise ValueError("fit_rotations: settings.cl_weight > 0 needs the training pairs' CL vectors (cl=...)")
+    cl = cl if settings.cl_weight > 0 else None
     opt = torch.optim.Adam([g for swap in swaps for g in swap.param_groups(settings.lr)], lr=settings.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, settings.lr_factor)
     train, src, cache = sets.pairs["train"], sets.src["train"], sets.cache["train"]
     gen = torch.Generator().manual_seed(derive(settings.seed, "batches"))
     n_check = min(len(train), settings.n_val or 1000)
-    tracks = [_Track(settings) for _ in swaps]
+    tracks = [FitTracker(settings) for _ in swaps]
     active = list(range(len(swaps)))
     own_bar = bar is None
     bar = tqdm(total=settings.max_steps, desc="DAS", disable=not settings.progress, leave=False) if own_bar else bar
@@ -113,11 +135,11 @@ def fit_rotations(net, swaps: Sequence[SubspaceSwap], site: str, sets: PairSets,
         per_swap = F.cross_entropy(scored.flatten(0, 1), target.repeat(len(group)),
                                    reduction="none").view(len(group), -1).mean(1)
         loss = per_swap.sum() + sum(swap.penalty() for swap in group)
-        lr = opt.param_groups[0]["lr"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
+        if cl is not None:  # each swap's patched state at i_t against its pairs' CL vectors
+            blocks = None if batch.blocks.all() else batch.blocks
+            cl_terms = torch.stack([cl.loss(swap, idx, src[idx], blocks) for swap in group])  # [S]
+            loss = loss + settings.cl_weight * cl_terms.sum()
+        lr = take_step(opt, schedule, loss)
         step += 1
         bar.update(1)
         if step % settings.eval_every == 0 or step == settings.max_steps:
@@ -129,11 +151,16 @@ def fit_rotations(net, swaps: Sequence[SubspaceSwap], site: str, sets: PairSets,
             for j, a in enumerate(list(active)):
                 row = {"step": step, "lr": lr, "loss": per_swap[j].item(), "iia_train": iia_train[j].item(),
                        "iia_val": iia_val[j].item(), "loss_val": loss_val[j].item(),
-                       **({} if iia_test is None else {"iia_test": iia_test[j].item()})}
+                       **({} if iia_test is None else {"iia_test": iia_test[j].item()}),
+                       **({} if cl is None else {"loss_cl": cl_terms[j].item()})}
                 if tracks[a].check(swaps[a], row, annealing[a]):
                     active.remove(a)
             if len(swaps) == 1:
                 bar.set_postfix(loss=f"{per_swap[0].item():.3f}", iia_val=f"{iia_val[0].item():.3f}")
     if own_bar:
         bar.close()
-    return [track.finish(swap) for track, swap in zip(tracks, swaps)]
+    fitted = [track.finish(swap) for track, swap in zip(tracks, swaps)]
+    if cl is not None:
+        for f in fitted:
+            f.cl = {"weight": settings.cl_weight, "target": settings.cl_target, "coverage": cl.coverage}
+    return fitted

@@ -54,13 +54,28 @@ class SearchSettings:
             ``iia_random`` is their mean, ``controls.random_subspace`` holds mean, sd and each value.
         controls: also fit and score the alignment on an untrained net of the same architecture
             and width (``numsym_pl.das.controls``; ``numsym_pl das --controls``, a study's
-            ``das: {controls: true}``); doubles the time of an alignment.
+            ``das: {controls: true}``); doubles the time of an alignment. Off by default: with
+            whole-sequence IIA it is about 0 whatever the alignment, since a random net emits no task
+            sequence for any swap to complete, so it cannot fail.
+        null: also fit the alignment, with the same featurizer, subspace and settings on the same
+            net, against the program with the intervened variables' values permuted by a fixed
+            derangement (``numsym_pl.das.controls.permuted_null``, ``controls.null``): a causal model
+            that should not align. Post hoc only (``numsym_pl das``, a study's cells), for DAS
+            alignments; doubles the time of an alignment.
         precision: ``32`` or ``bf16`` (autocast for the net; the featurizer is always fp32).
         progress: show a progress bar.
         orthogonal_map: ``matrix_exp`` (PyTorch's default, as pyvene) or ``cayley`` (cheaper per
             step; another path to the same set of rotations).
         monitor_test: also score the test pairs at every check, into the history (``iia_test``),
             for convergence benches; never used to choose or stop.
+        cl_weight: weight of the counterfactual-latent loss added to the fit's cross-entropy
+            (``numsym_pl.das.counterfactual_latents``): it pulls each patched state at ``i_t``
+            towards a natural state of the program state the pair writes there. 0 (the default)
+            fits on the cross-entropy alone; swaps at one position only.
+        cl_target: that natural state: ``nearest`` (the one nearest to the pair's unpatched state)
+            or ``mean`` (their mean, Grant's CL vectors).
+        drift: also measure how far the patched states lie from the natural ones, for the
+            learned swap, the full-state swap and a random rotation (``numsym_pl.das.drift``).
     """
 
     n_train: int = 10000
@@ -83,12 +98,20 @@ class SearchSettings:
     baselines: bool = True
     random_seeds: int = 5
     controls: bool = False
+    null: bool = True
     precision: str = "32"
     progress: bool = True
     orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp"
     monitor_test: bool = False
+    cl_weight: float = 0.0
+    cl_target: Literal["nearest", "mean"] = "nearest"
+    drift: bool = True
 
     def __post_init__(self):
+        if not self.cl_weight >= 0:
+            raise ConfigError(f"settings.cl_weight: must be >= 0, got {self.cl_weight}")
+        if self.cl_target not in ("nearest", "mean"):
+            raise ConfigError(f"settings.cl_target: 'nearest' or 'mean', got {self.cl_target!r}")
         if self.random_seeds < 1:
             raise ConfigError(f"settings.random_seeds: must be >= 1, got {self.random_seeds}")
         if self.seeds < 1:

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from numsym_pl.das.alignment import Alignment
 from numsym_pl.das.controls import untrained_like
+from numsym_pl.das.counterfactual_latents import CounterfactualLatents
 from numsym_pl.das.featurizers import featurizer_class
 from numsym_pl.das.run import check_alignment
 from numsym_pl.das.interventions.interchange import Interchange, new_swap, score_swap
@@ -83,7 +84,9 @@ def sweep_net(net: SequenceModel, task: TaskFamily, cells: list[Alignment], sett
         sets = PairSets(frozen, task, here[0], settings, device, pairs=pairs)
         floor = sets.correct(frozen, no_intervention, site, "test", precision=settings.precision)
         swaps = [new_swap(frozen, c, settings, sets).to(device) for c in here]
-        fitted = fit_rotations(frozen, swaps, site, sets, settings, bar=bar)
+        cl = (CounterfactualLatents.of(frozen, task, here[0], sets, target=settings.cl_target)
+              if settings.cl_weight > 0 else None)
+        fitted = fit_rotations(frozen, swaps, site, sets, settings, bar=bar, cl=cl)
         if bar is not None:
             bar.update(settings.max_steps - max(f.steps for f in fitted))
         fit_seconds = time.perf_counter() - t0

@@ -66,7 +66,11 @@ class UpDown(CountingProgram):
 
 class UpUp(CountingProgram):
     """``demo_count`` counts demo tokens, ``resp_count`` counts response tokens; respond R while
-    resp_count < demo_count, E at equality. The baseline hypothesis."""
+    resp_count < demo_count, E at equality. The baseline hypothesis.
+
+    Scored are the response phase's outputs up to the E at equality. Where an intervention leaves
+    resp_count above demo_count the program emits E at once, and that E is not scored: it is not
+    the answer at equality the rule stands for (as in the authors' ``CountUpUp``)."""
 
     name, variables, components = "up_up", ("demo_count", "resp_count", "phase"), ("demo_count", "resp_count", "phase")
 
@@ -79,6 +83,9 @@ class UpUp(CountingProgram):
         demo = np.where(state["demo_count"] < quantities["count"], DEMO, kinds.trigger)
         resp = np.where(state["resp_count"] < state["demo_count"], kinds.resp, kinds.eos)
         return np.where(state["phase"] == 1, resp, demo)
+
+    def scored(self, state):
+        return (state["phase"] == 1) & (state["resp_count"] <= state["demo_count"])
 
     def state_from_counts(self, phase, demo, resp):
         return {"demo_count": demo, "resp_count": resp, "phase": phase}

@@ -1,6 +1,8 @@
-"""Run one cell of a study: an ordinary ``numsym_pl fit`` (a subprocess), DAS for each alignment
-(what ``numsym_pl das`` does) and the cell's analyses; every step writes its result to disk and
-is skipped when that result exists, so a killed study resumes where it stopped."""
+"""Run one cell of a study: an ordinary ``numsym_pl fit`` (a subprocess), the trained net exported
+as plain files (``<cell dir>/net``: ``model.safetensors`` + ``config.json``, which ``numsym_pl das
+--ckpt_path`` reads), DAS for each alignment (what ``numsym_pl das`` does) and the cell's analyses;
+every step writes its result to disk and is skipped when that result exists, so a killed study
+resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from numsym_pl.bridges.export import export, is_export
 from numsym_pl.checkpoints import load_checkpoint, pick_device
 from numsym_pl.das.alignment import check_distinct
 from numsym_pl.das.controls import untrained_control
@@ -95,6 +98,8 @@ def run_cell(cell: Cell) -> dict:
     torch.set_num_threads(cell.threads)
     t0 = time.perf_counter()
     ckpt = fit(cell)
+    if not is_export(cell.dir / "net"):  # the trained net as plain files: any alignment refits from it
+        export(ckpt, cell.dir / "net")
     fit_metrics, dynamics = read_metrics(cell.dir / "fit" / "metrics.csv")
     device = pick_device(cell.device)
     lm, task = load_checkpoint(ckpt, device)

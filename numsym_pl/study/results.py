@@ -9,13 +9,13 @@ from pathlib import Path
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import as_json, read_json, write_json
 from numsym_pl.study.spec import Study
-from numsym_pl.das.record import BASELINE_FIELDS, flat_record
+from numsym_pl.das.record import BASELINE_FIELDS, DRIFT_FIELDS, flat_record
 
 CSV_COLUMNS = ("cell", "arch", "task", "seed", "size", "acc_trial", "acc_trial_heldout", "acc_trial_ood",
                "trained_epoch", "epochs", "alignment", "intervention", "iia_effective", "iia_effective_lo",
                "iia_effective_hi", "iia", "iia_lo", "iia_hi", "iia_none", "discriminating", *BASELINE_FIELDS.values(),
-               "iia_random_sd", "iia_untrained", "iia_untrained_effective", "das_seed", "das_steps", "das_stopped",
-               "das_best_step", "error")
+               "iia_random_sd", "iia_untrained", "iia_untrained_effective", "iia_null", "iia_null_effective",
+               "das_seed", "das_steps", "das_stopped", "das_best_step", *DRIFT_FIELDS.values(), "error")
 
 
 # study.json fields that decide a cell's numbers; the rest (where and how cells run) may differ

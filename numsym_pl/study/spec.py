@@ -122,6 +122,8 @@ class Study:
             [count_a]}, ...]}``); a site left out is each net's default site.
         wandb: log every finished cell as a wandb run (``numsym_pl.study.dashboard``):
             ``{project, entity, offline (default true), tags}``; none by default.
+        claims: the claims file the report judges (``numsym_pl.analysis.claims``; default
+            ``configs/claims/<name>.yaml`` where it exists); it decides no cell's numbers.
     """
 
     def __init__(self, name: str, architectures: dict[str, Architecture], tasks: Optional[dict[str, list[str]]] = None,
@@ -130,7 +132,7 @@ class Study:
                  max_parallel: int = 2, executor: Literal["local", "submitit"] = "local",
                  executor_args: Optional[dict] = None, quick: Optional[dict] = None, wandb: Optional[dict] = None,
                  task_alignments: Optional[dict[str, list[Alignment]]] = None, last_fit_args: list[str] = (),
-                 device: str = "cpu"):
+                 device: str = "cpu", claims: Optional[str] = None):
         if not architectures:
             raise ConfigError("architectures: a study needs at least one architecture")
         unknown = sorted(set(analyses) - set(ANALYSES))
@@ -158,6 +160,9 @@ class Study:
                               "a study's wandb takes project, entity, offline, tags")
         self.wandb = None if wandb is None else dict(wandb)
         self.task_alignments = dict(task_alignments or {})
+        if claims is not None and not Path(claims).is_file():
+            raise ConfigError(f"claims: no such file {claims!r}")
+        self.claims = claims
         unknown = sorted(set(self.task_alignments) - set(self.tasks))
         if unknown:
             raise ConfigError(f"task_alignments: {unknown} are not tasks of this study "

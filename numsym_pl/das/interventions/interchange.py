@@ -1,6 +1,7 @@
 """The interchange intervention (DAS): learn a featurizer whose first ``subspace`` coordinates per
 variable carry the program's variable(s), by interchange interventions on counterfactual pairs;
-scored on held-out pairs with the raw-neuron, full-state and random-rotation baselines.
+scored on held-out pairs with the raw-neuron, full-state and random-rotation baselines, and the
+drift of the states it patches (``das.drift``).
 
 Plain PyTorch, no Trainer: the net is deep-copied and frozen, the pairs are generated once from
 their own seed, and only the featurizer is trained (``das.search``). Source states are computed
@@ -15,6 +16,8 @@ from typing import Literal, Union
 import numpy as np
 import torch
 
+from numsym_pl.das.counterfactual_latents import CounterfactualLatents
+from numsym_pl.das.drift import swap_drift
 from numsym_pl.das.featurizers import featurizer_class
 from numsym_pl.das.featurizers.base import principal_axes
 from numsym_pl.das.interventions.base import Intervention
@@ -88,12 +91,15 @@ class Interchange(Intervention):
         # building the swap checks that the blocks fit the site and that its featurizer can take them
         new_swap(net, alignment, SearchSettings())
 
-    def run(self, net, task, alignment, settings, init_state=None):
+    def run(self, net, task, alignment, settings, init_state=None, value_map=None):
+        """``value_map``: permuted values written in place of the source's (``pairs/permuted.py``; the null)."""
         t0 = time.perf_counter()
         device = next(net.parameters()).device
-        sets = PairSets(net, task, alignment, settings, device)
+        sets = PairSets(net, task, alignment, settings, device, value_map=value_map)
         swap = new_swap(net, alignment, settings, sets, init_state).to(device)
-        fitted = fit_rotation(net, swap, alignment.site, sets, settings)
+        cl = (CounterfactualLatents.of(net, task, alignment, sets, value_map=value_map, target=settings.cl_target)
+              if settings.cl_weight > 0 else None)
+        fitted = fit_rotation(net, swap, alignment.site, sets, settings, cl=cl)
         return score_swap(net, alignment, settings, sets, swap, fitted, time.perf_counter() - t0), swap
 
 
@@ -120,7 +126,8 @@ def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: S
                seconds: float, floor: torch.Tensor | None = None) -> AlignmentResult:
     """The result of a fitted swap (``fitted``: how its fit went; None when nothing was fitted):
     IIA on the test pairs with its floor (``floor``: the unpatched net's [N] correctness, when
-    already known), each variable alone, the baselines and the random-subspace control."""
+    already known), each variable alone, the baselines and the random-subspace control, and the
+    drift of the states it patches (``settings.drift``)."""
     width, site, n_blocks = net.site_width(alignment.site), alignment.site, len(alignment.variables)
     device = next(net.parameters()).device
     test = lambda s, name="test", correct=None: sets.score(net, s, site, name, precision=settings.precision,
@@ -165,5 +172,7 @@ def score_swap(net, alignment, settings: SearchSettings, sets: PairSets, swap: S
                            iia_effective=ok[effective].float().mean().item() if effective.any() else None,
                            fit={"steps": fitted.steps, "iia_val": iia_val, "history": fitted.history,
                                 "stopped": fitted.stopped if fitted.history else None, "best_step": fitted.best_step,
-                                **({"featurizer": learned} if learned else {})}, iia_alone=alone or None,
-                           controls=controls, cause_isolation=cause)
+                                **({"featurizer": learned} if learned else {}),
+                                **({"cl": fitted.cl} if fitted.cl else {})}, iia_alone=alone or None,
+                           controls=controls, cause_isolation=cause, pairs_removed=sets.removed or None,
+                           drift=swap_drift(net, alignment, sets, swap, settings) if settings.drift else None)

@@ -27,10 +27,11 @@ def _padded(x: torch.Tensor, width: int) -> torch.Tensor:
 def distinguishability(task: TaskFamily, first: Alignment, second: Alignment, n: int = 1000, seed: int = 0) -> dict:
     """``{first, second, differ, n, interval, distinguishable}``: the fraction of ``n`` pairs
     (training split) on which the two alignments' labels differ (the continuation or which of
-    its tokens are scored), with its 95 % interval."""
-    a = make_pairs(task, first.program_object(), first.variables, n, seed=seed, floor=False)
-    b = make_pairs(task, second.program_object(), second.variables, n, seed=seed, floor=False)
-    if not torch.equal(a.key, b.key):  # both draw their trials first, from the same seed
+    its tokens are scored, none included), with its 95 % interval."""
+    a = make_pairs(task, first.program_object(), first.variables, n, seed=seed, floor=False, keep_unscored=True)
+    b = make_pairs(task, second.program_object(), second.variables, n, seed=seed, floor=False, keep_unscored=True)
+    # both draw their trials and positions first, from the same seed
+    if not all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("source", "source_pos", "target_pos")):
         raise RuntimeError("distinguishability: the two alignments drew different pairs")
     L = max(a.cf.shape[1], b.cf.shape[1])
     differ = ((_padded(a.cf, L) != _padded(b.cf, L)).any(1)

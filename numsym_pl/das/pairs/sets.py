@@ -55,12 +55,13 @@ def clean_cache(net: SequenceModel, pairs: PairBatch, site: str, batch_size: int
 
 class PairSets:
     """The train / validation / test pairs of one alignment, their source states and the clean
-    runs below each intervention (``clean_cache``), computed once: the net is frozen."""
+    runs below each intervention (``clean_cache``), computed once: the net is frozen. ``value_map``:
+    the permuted values every set's pairs write (``make``; the null)."""
 
     def __init__(self, net, task: TaskFamily, alignment: Alignment, settings: SearchSettings, device,
-                 pairs: dict[str, PairBatch] | None = None):
+                 pairs: dict[str, PairBatch] | None = None, value_map: dict | None = None):
         if pairs is None:
-            pairs = self.make(task, alignment, settings, device)
+            pairs = self.make(task, alignment, settings, device, value_map)
         # an intervention that swaps at one position only need not say so
         trigger, positions = task.token_roles.get("trigger"), getattr(alignment.intervention, "positions", 1)
         pairs = {name: with_window(p, positions, trigger) for name, p in pairs.items()}
@@ -71,9 +72,17 @@ class PairSets:
         self.cache = {name: clean_cache(net, p, alignment.site) if self.positions == 1 else None
                       for name, p in self.pairs.items()}
 
+    @property
+    def removed(self) -> dict[str, float]:
+        """Per held-out set, the share of its candidate pairs dropped as repeats, in content, of a
+        pair of the sets drawn before it (``PairBatch.removed``)."""
+        return {name: p.removed for name, p in self.pairs.items() if p.removed is not None}
+
     @staticmethod
-    def make(task: TaskFamily, alignment: Alignment, settings: SearchSettings, device) -> dict[str, PairBatch]:
-        """The pair sets of an alignment's program and variables (the site does not enter)."""
+    def make(task: TaskFamily, alignment: Alignment, settings: SearchSettings, device,
+             value_map: dict | None = None) -> dict[str, PairBatch]:
+        """The pair sets of an alignment's program and variables (the site does not enter);
+        ``value_map``: ``make_pairs``' permuted values, the same for every set."""
         program = alignment.program_object()
         # (size, which variables each pair intervenes on): training and validation pairs take a random
         # subset each, so every block learns its own variable; test pairs intervene on all of them,
@@ -82,12 +91,14 @@ class PairSets:
                 "test": (settings.n_test, "all")}
         if len(alignment.variables) > 1:
             sets.update({f"test.{v}": (settings.n_test, j) for j, v in enumerate(alignment.variables)})
-        # held-out pairs share no (source trial, target trial, i_s, i_t) with the pairs fitted before them
+        # held-out pairs are none of the pairs before them in what an interchange sees (``pair_keys``):
+        # validation pairs none of the training pairs, test pairs none of either
         pairs, seen = {}, []
         for name, (n, which) in sets.items():
             exclude = torch.cat(seen) if seen else None
             pairs[name] = make_pairs(task, program, alignment.variables, n, seed=derive(settings.seed, "pairs", name),
-                                     subsets=which, floor=name.startswith("test"), exclude=exclude).to(device)
+                                     subsets=which, floor=name.startswith("test"), exclude=exclude,
+                                     value_map=value_map).to(device)
             if name in ("train", "val"):
                 seen.append(pairs[name].key.cpu())
         return pairs
