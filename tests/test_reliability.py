@@ -77,6 +77,7 @@ def _das_epochs(rows):
     return [int(float(r["epoch"])) for r in rows if r.get("das/up_down.count/state/iia")]
 
 
+@pytest.mark.slow  # the default suite's time; run with -m slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -177,6 +178,7 @@ def test_misconfigured_wandb_falls_back_to_csv(tmp_path):
     assert any(r.get("val/acc_trial") for r in rows)
 
 
+@pytest.mark.slow  # the default suite's time; run with -m slow
 def test_ddp_fails_fast_when_one_rank_raises(tmp_path):
     cfg = _config(tmp_path, epochs=2, extra=["{class_path: tests.faults.RaiseOnRank, init_args: {rank: 1}}"])
     res = _fit(tmp_path, "--config", str(cfg), "--trainer.strategy", "ddp_spawn", "--trainer.devices", "2", timeout=240)

@@ -39,7 +39,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)],
+                         ids=["SIGTERM", "SIGKILL"])
 def test_a_stopped_or_killed_study_takes_its_workers_and_their_fits_along(tmp_path, sig):
     study = {"name": "long", "out_dir": str(tmp_path / "study"), "seeds": [0, 1], "max_parallel": 2, "analyses": [],
              "architectures": {"gru": {"config": str(ROOT / "configs/gru.yaml"), "alignments": [
