@@ -77,7 +77,10 @@ def permuted_null(net: SequenceModel, task: TaskFamily, alignment: Alignment, se
     value_map = permuted_values(task, alignment.program_object(), alignment.variables, seed)
     frozen = copy.deepcopy(net).eval().requires_grad_(False)
     alignment.intervention.check(frozen, alignment)
-    result, _ = alignment.intervention.run(frozen, task, alignment, replace(settings, seeds=1), value_map=value_map)
+    # the null's IIA is what it reports: no baselines or drift of its own
+    result, _ = alignment.intervention.run(frozen, task, alignment,
+                                           replace(settings, seeds=1, baselines=False, drift=False),
+                                           value_map=value_map)
     record = result.as_dict()
     return {**{k: record.get(k) for k in CONTROL_FIELDS}, "intervals": record["intervals"], "steps": record["steps"],
             "seconds": record["seconds"], "seed": seed, "map": map_record(value_map),

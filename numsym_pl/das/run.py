@@ -41,7 +41,9 @@ def run_alignment(net: SequenceModel, task: TaskFamily, alignment: Alignment, se
         replicates = [result.replicate(settings.seed)]
         for i in range(1, settings.seeds):
             seed = replicate_seed(settings.seed, i)
-            again, _ = alignment.intervention.run(frozen, task, alignment, replace(settings, seed=seed, seeds=1),
+            # a replicate keeps its IIA, floor and fit (``replicate``): the baselines and drift are the first seed's
+            again, _ = alignment.intervention.run(frozen, task, alignment,
+                                                  replace(settings, seed=seed, seeds=1, baselines=False, drift=False),
                                                   init_rotation)
             replicates.append(again.replicate(seed))
         result.replicates = replicates
