@@ -1,11 +1,10 @@
-"""Post-hoc analyses: OOD interventions, gradience, phase flips, and the multi-patch forward they use."""
+"""Post-hoc analyses: gradience, phase flips, and the multi-patch forward they use."""
 
 import numpy as np
 import torch
 
 from numsym_pl.das.interventions import Interchange
 from numsym_pl.analysis.gradience import count_direction, gradience, greedy_response_length
-from numsym_pl.analysis.ood_interventions import ood_interventions
 from numsym_pl.analysis.phase_flips import flip_sequences, phase_flips
 from numsym_pl.das import IIA, Alignment
 from numsym_pl.das.iia import exact_rows
@@ -37,15 +36,6 @@ def test_pair_correct_agrees_with_the_iia_metric():
     assert abs(direct.compute().item() - metric.compute().item()) < 1e-6
 
 
-def test_ood_interventions_split_by_source_set_and_carried_value():
-    net, task = _gru(), NumericEquivalence("multi")
-    out = ood_interventions(net, task, Alignment("up_down", "count", "state", Interchange(4)), SubspaceSwap(16, 4),
-                            n=120)
-    assert set(out["iia"]) == {"train", "heldout", "ood"}
-    assert set(out["iia_by_value"]) <= {"trained", "heldout", "above_range"} and "above_range" in out["iia_by_value"]
-    assert max(out["per_value"]) > task.max_count  # OOD sources do carry values above the range
-
-
 def test_forward_patched_many_applies_patches_in_time_order():
     net = _gru()
     tokens = torch.as_tensor(NumericEquivalence("multi").trials(np.full(4, 6), np.random.default_rng(0)).tokens)
@@ -74,8 +64,9 @@ def _up_down_labels(tokens, flips):
 
 def test_phase_flip_sequences_follow_up_down():
     task = NumericEquivalence("multi")
-    for flips in (1, 2):
+    for flips in (1, 2, 3, 4):
         seq = flip_sequences(task, 50, np.random.default_rng(flips), flips)
+        assert len(seq["patches"]) == flips and [p[1] for p in seq["patches"]] == [1, 0, 1, 0][:flips]
         for b in range(50):
             tokens = seq["tokens"][b].tolist()
             preds = _up_down_labels(tokens, [(int(pos[b]), phase) for pos, phase in seq["patches"]])
@@ -88,7 +79,7 @@ def test_phase_flips_and_gradience_run_on_a_recurrent_net():
     net, task = _gru(), NumericEquivalence("multi")
     swap = SubspaceSwap(16, 4, 2, "rotation", seed=0)
     out = phase_flips(net, task, Alignment("up_down", ["count", "phase"], "state", Interchange(4)), swap, n=40)
-    assert set(out) == {"n", "one_flip", "two_flips", "two_flips_unpatched"}
+    assert set(out) == {"n", "iia", "unpatched"} and set(out["iia"]) == set(out["unpatched"]) == {1, 2, 3, 4}
     g = gradience(net, task, Alignment("up_down", ["count", "phase"], "state", Interchange(4)), swap, n=60)
     m = g["magnitude"]
     assert len(m["alphas"]) == len(m["shift_mean"]) == len(m["exact"]) and max(map(int, m["own"])) == 30

@@ -20,9 +20,11 @@ from numsym_pl.analysis.mas_section import load_mas, mas_section
 from numsym_pl.analysis.fits import fits_section
 from numsym_pl.analysis.claims import claims_file, read_claims
 from numsym_pl.analysis.claims_section import claims_section
-from numsym_pl.analysis.summary import (TRAINED, alignment_of, correlation, discriminates, dynamics_points, fmt,
+from numsym_pl.analysis.reviewers_section import reviewers_section
+from numsym_pl.analysis.summary import (TRAINED, alignment_of, discriminates, dynamics_points, fmt,
                                         fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
-                                        markdown_table as _table, mean_sd, ok_cells, run_correlation, trained_cells)
+                                        markdown_table as _table, mean_sd, ok_cells, run_correlation, seed_figure,
+                                        trained_cells, analysed)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 from numsym_pl.das.record import BASELINE_FIELDS, flat_record
@@ -203,120 +205,36 @@ def size_section(results, out_dir, label) -> str:
                         _img(path, out_dir, "size sweep")])
 
 
+def gradience_figures(g: dict) -> list[float]:
+    """One net's gradience figures: the shift/alpha slope, exactness at whole and half alphas, IIA
+    for carried counts <= 10 and > 10, and its own exactness on OOD counts (above 20)."""
+    m = g["magnitude"]
+    a, shift = np.array(m["alphas"]), np.array(m["shift_mean"])
+    whole = np.isclose(a, np.round(a))
+    iia = {int(k): v for k, v in g["per_source_value"].items()}
+    own = {int(k): v for k, v in m["own"].items()}
+    return [float(np.polyfit(a, shift, 1)[0]), float(np.mean(np.array(m["exact"])[whole])),
+            float(np.mean(np.array(m["exact"])[~whole])), mean_sd(v for k, v in iia.items() if k <= 10)[0],
+            mean_sd(v for k, v in iia.items() if k > 10)[0], mean_sd(v for k, v in own.items() if k > 20)[0]]
+
+
 def gradience_section(results, out_dir) -> str:
-    path = figs.gradience(results, out_dir / "figures" / "gradience.png")
-    if path is None:
-        return "## Gradience\n\nNot in this study (`configs/studies/gradience.yaml`)."
-    rows = []
-    for r in ok_cells(results):
-        for key, g in r["analyses"]["gradience"].items():
-            m = g["magnitude"]
-            a, shift = np.array(m["alphas"]), np.array(m["shift_mean"])
-            slope = float(np.polyfit(a, shift, 1)[0])
-            whole = np.isclose(a, np.round(a))
-            iia = {int(k): v for k, v in g["per_source_value"].items()}
-            lo = mean_sd(v for k, v in iia.items() if k <= 10)[0]
-            hi = mean_sd(v for k, v in iia.items() if k > 10)[0]
-            own = {int(k): v for k, v in m["own"].items()}
-            ood = mean_sd(v for k, v in own.items() if k > 20)[0]
-            rows.append([r["cell"], key, f"{slope:.2f}", f"{np.mean(np.array(m['exact'])[whole]):.2f}",
-                         f"{np.mean(np.array(m['exact'])[~whole]):.2f}", f"{lo:.2f}", f"{hi:.2f}", f"{ood:.2f}"])
+    groups = analysed(results, "gradience")
+    if not groups:
+        return "## Gradience\n\nNot in this study (analyses: [gradience])."
+    path = figs.gradience(groups, out_dir / "figures" / "gradience.png")
+    rows = [[arch, task, key, *[seed_figure(v, 2) for v in zip(*[gradience_figures(g) for g in gs])]]
+            for (arch, task, key), gs in groups.items()]
     return "\n\n".join([
         "## Gradience\n\nLeft: IIA by the count the source carries. Middle: the state at the last demo token (a "
         "position DAS trains on) moved by alpha units of the learned count direction (fitted where DAS trains); a "
         "symbol-like count shifts the response by a whole number within 0.5 of alpha, a graded one by alpha on "
-        "average with spread. Right: the net's own exactness by count, OOD counts included. Table: slope of the "
-        "mean shift on alpha, how often the response length is within 0.5 of count + alpha (the one rule: "
-        "round(alpha) for whole alphas, either neighbour for half alphas), IIA for carried counts <= 10 and > 10, "
-        "and exactness on OOD counts.",
-        _table(["cell", "alignment", "shift/alpha slope", "exact (whole alpha)", "exact (half alpha)",
+        "average with spread. Right: the net's own exactness by count, OOD counts included. Means over the trained "
+        "seeds, one row of panels per task. Table, over the trained seeds: slope of the mean shift on alpha, how often "
+        "the response length is within 0.5 of count + alpha (the one rule: round(alpha) for whole alphas, either "
+        "neighbour for half alphas), IIA for carried counts <= 10 and > 10, and exactness on OOD counts.",
+        _table(["arch", "task", "alignment", "shift/alpha slope", "exact (whole alpha)", "exact (half alpha)",
                 "IIA count <= 10", "IIA count > 10", "own exact, OOD counts"], rows), _img(path, out_dir, "gradience")])
-
-
-def reviewers_section(results, out_dir, label) -> str:
-    parts = ["## The reviewers' questions"]
-    ood_rows = []
-    for r in ok_cells(results):
-        for key, o in r.get("analyses", {}).get("ood_interventions", {}).items():
-            v = o["iia_by_value"]
-            ood_rows.append([r["cell"], key,
-                             *[f"{o['iia'].get(s, float('nan')):.3f}" for s in ("train", "heldout", "ood")],
-                             *[f"{v[k]:.3f}" if k in v else "–" for k in ("trained", "heldout", "above_range")]])
-    max_count = max((r.get("task_max_count") or 20 for r in ok_cells(results)), default=20)
-    ood_path = figs.ood_interventions(results, max_count, out_dir / "figures" / "ood_interventions.png")
-    by_value = [o["iia_by_value"] for r in ok_cells(results)
-                for o in r.get("analyses", {}).get("ood_interventions", {}).values()]
-    means = {k: mean_sd(v.get(k) for v in by_value)[0] for k in ("trained", "heldout", "above_range")}
-    parts.append("### 1. Interventions with counts outside the training range\n\n" + (
-        "The learned rotation, unchanged, on pairs whose source trial has a training, held-out or OOD count (targets: "
-        "training trials); then regrouped by the value the source actually carries at i_s (OOD trials carry 0..30). "
-        "A variable that extends beyond training keeps its IIA above the training range. Averaged over the rows "
-        f"below: {means['trained']:.2f} for trained values, {means['heldout']:.2f} for held-out values, "
-        f"{means['above_range']:.2f} above the range.\n\n" +
-        _table(["cell", "alignment", "IIA src train", "src held-out", "src OOD", "carried: trained", "held-out",
-                "above range"], ood_rows) + "\n\n" + _img(ood_path, out_dir, "OOD interventions")
-        if ood_rows else "Not in this study (analyses: [ood_interventions])."))
-    both = [(r, a) for r in ok_cells(results) for a in r["alignments"]
-            if len(a.get("variables", [])) > 1 and a["intervention"] == "das"]
-    num = lambda v: "–" if v is None else f"{v:.3f}"
-    rows = [[r["cell"], a["key"], num(a["iia"]), num(a["iia_full_swap"]),
-             *[num((a.get("iia_alone") or {}).get(v)) for v in a["variables"][:2]]] for r, a in both]
-    path2 = figs.grouped_bars([(f"{r['cell']}\n{a['key'].split('/')[0]}", [a["iia"] or 0, a["iia_full_swap"] or 0,
-                                *[(a.get("iia_alone") or {}).get(v) or 0 for v in a["variables"][:2]]])
-                               for r, a in both], ["both blocks", "full-state swap", "first alone", "second alone"],
-                              "Several variables at once",
-                              out_dir / "figures" / "count_and_phase.png") if rows else None
-    parts.append("### 2. Count and phase intervened together (two blocks)\n\n" + (
-        "One block of the rotation per variable; the rotation is trained on pairs that intervene on a random non-empty "
-        "subset of the variables, so each block has to carry its own variable. For a Markovian state, swapping both "
-        "blocks should match the full-state swap; each block alone is scored on pairs that intervene on that variable "
-        "only.\n\n" + _table(["cell", "alignment", "IIA (both blocks)", "full-state swap", "first variable alone",
-                              "second variable alone"], rows) + "\n\n" + _img(path2, out_dir, "count and phase")
-        if rows else "Not in this study (an alignment with `variables: [count, phase]`)."))
-    flips = [[r["cell"], key,
-              *[f"{f.get(k, float('nan')):.3f}" for k in ("one_flip", "two_flips", "two_flips_unpatched")]]
-             for r in ok_cells(results) for key, f in r.get("analyses", {}).get("phase_flips", {}).items()
-             if "skipped" not in f]
-    flip_values = [[float(x) for x in row[2:]] for row in flips]
-    path3 = figs.grouped_bars([(f"{row[0]}\n{row[1].split('/')[0]}", v) for row, v in zip(flips, flip_values)],
-                              ["one flip", "two flips", "two flips, unpatched"], "Repeated phase flips",
-                              out_dir / "figures" / "phase_flips.png") if flips else None
-    flip_means = [mean_sd(v[i] for v in flip_values)[0] for i in range(3)] if flips else []
-    parts.append("### 3. Repeated phase flips within one sequence\n\n" + (
-        "Only the phase block is swapped. One flip: after a demo tokens the state is set to the response phase; "
-        "Up-Down predicts a R's and E with no T. Two flips: then, after r R's, back to the demo phase; d more demo "
-        "tokens and T; Up-Down predicts a - r + d R's. The unpatched control reads the same tokens with no "
-        f"intervention. Mean over the rows: one flip {flip_means[0]:.2f}, two flips {flip_means[1]:.2f}, unpatched "
-        f"{flip_means[2]:.2f}.\n\n" + _table(["cell", "alignment", "one flip", "two flips", "two flips, unpatched"],
-                                             flips)
-        + "\n\n" + _img(path3, out_dir, "phase flips")
-        if flips else "Not in this study (analyses: [phase_flips] with an Up-Down alignment holding `phase`)."))
-    points = [(r["arch"], iia_of(r, label), r["fit"].get("val/acc_trial_ood"), r["fit"].get("val/acc_trial"))
-              for r in ok_cells(results)] if label else []
-    points = [p for p in points if p[1] is not None and p[2] is not None]
-    trained = [p for p in points if (p[3] or 0) >= TRAINED]
-    if len(points) >= 3:
-        ci = lambda c, k: "[{:.2f}, {:.2f}]".format(*c[k])
-        rows = []
-        for which, pts in (("all cells", points), (f"trained (acc >= {TRAINED})", trained)):
-            groups = [("pooled", pts)] + [(a, [p for p in pts if p[0] == a]) for a in sorted({p[0] for p in pts})]
-            for name, sel in groups:
-                c = correlation([p[1] for p in sel], [p[2] for p in sel])
-                rows.append([which, name, c["n"], f"{c['r']:.2f}", ci(c, "ci_boot"), ci(c, "ci_fisher")])
-        shown = trained if len(trained) >= 3 else points
-        path = figs.correlation([p[:3] for p in shown], correlation([p[1] for p in shown], [p[2] for p in shown]),
-                                label, out_dir / "figures" / "iia_vs_ood.png")
-        parts.append(f"### 4. Does IIA predict OOD task accuracy?\n\nPearson r between the IIA of `{label}` and "
-                     "`val/acc_trial_ood` over cells (seeds, sizes, tasks), with 95 % bootstrap and Fisher-z intervals "
-                     "(NaN: fewer than 3 cells or no spread). Untrained nets score 0 on both and make any correlation "
-                     "look strong, so the rows over trained cells, per architecture, are the test; the figure shows "
-                     "the trained cells (all cells if fewer than 3 are trained).\n\n"
-                     + _table(["cells", "group", "n", "r", "95 % CI (bootstrap)", "95 % CI (Fisher z)"], rows)
-                     + "\n\n" + _img(path, out_dir, "IIA vs OOD accuracy"))
-    else:
-        parts.append("### 4. Does IIA predict OOD task accuracy?\n\nNeeds at least 3 cells with the same alignment "
-                     "(`configs/studies/model_size.yaml` varies seeds and sizes).")
-    return "\n\n".join(parts)
 
 
 def read_study(run_dir: Path, field: str = "run_dir") -> tuple[list[dict], dict]:

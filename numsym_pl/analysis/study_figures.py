@@ -20,11 +20,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _int_keys(d: dict) -> tuple[list[int], list[float]]:
-    items = sorted((int(k), v) for k, v in d.items())
-    return [k for k, _ in items], [v for _, v in items]
-
-
 def main_bars(results: list[dict], path: Path) -> Path:
     """IIA (mean over seeds, sd as error bar) per architecture x task, one bar per alignment."""
     groups, labels = grouped(results), labels_in(results)
@@ -94,55 +89,88 @@ def size_sweep(results: list[dict], label: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def _per_key_lines(ax, results, analysis: str, field: str, sub: str | None = None):
-    for i, r in enumerate(ok_cells(results)):  # a colour per cell, a line style per alignment
-        for j, (key, res) in enumerate(r.get("analyses", {}).get(analysis, {}).items()):
-            data = res[field] if sub is None else res[field][sub]
-            xs, ys = _int_keys(data)
-            ax.plot(xs, ys, marker="o", ls=STYLES[j % 3], ms=3, color=f"C{i % 10}",
-                    label=f"{r['cell']} {key.split('/')[0]}")
+def _mean_by_key(dicts: list[dict]) -> tuple[list[int], list[float]]:
+    """The mean over seeds of {value: figure} dicts (JSON keys: text), by value."""
+    by = defaultdict(list)
+    for d in dicts:
+        for k, v in d.items():
+            if v is not None:
+                by[int(k)].append(v)
+    xs = sorted(by)
+    return xs, [float(np.mean(by[x])) for x in xs]
 
 
-def gradience(results: list[dict], path: Path) -> Path | None:
-    """IIA per carried count; response-length shift against intervention magnitude; precision by count."""
-    if not any(r.get("analyses", {}).get("gradience") for r in ok_cells(results)):
+def gradience(groups: dict[tuple, list[dict]], path: Path) -> Path:
+    """Per task (a row of panels): IIA by carried count; response-length shift against intervention
+    magnitude; the net's own precision by count; each a mean over a group's trained seeds."""
+    tasks = sorted({k[1] for k in groups})
+    fig, axes = subplots(len(tasks), 3, figsize=(14, 3.6 * len(tasks)), squeeze=False)
+    archs = sorted({k[0] for k in groups})
+    for row, task in zip(axes, tasks):
+        keys = [k for k in groups if k[1] == task]
+        for key in keys:
+            gs, colour = groups[key], f"C{archs.index(key[0]) % 10}"
+            style = STYLES[[k for k in keys if k[0] == key[0]].index(key) % 3]
+            label = f"{key[0]} {key[2]}"
+            row[0].plot(*_mean_by_key([g["per_source_value"] for g in gs]), marker="o", ls=style, ms=3, color=colour,
+                        label=label)
+            a = np.array(gs[0]["magnitude"]["alphas"])
+            row[1].plot(a, np.mean([g["magnitude"]["shift_mean"] for g in gs], 0), marker="o", ls=style, ms=3,
+                        color=colour, label=label)
+            if style == STYLES[0]:  # the net's own behaviour does not depend on the alignment
+                row[2].plot(*_mean_by_key([g["magnitude"]["own"] for g in gs]), "-o", ms=3, color=colour, label=key[0])
+        alphas = np.linspace(-3, 3, 121)
+        row[1].plot(alphas, alphas, ":", color="grey", label="shift = alpha (graded)")
+        row[1].plot(alphas, np.round(alphas), "--", color="grey", lw=0.8, label="shift = round(alpha) (symbolic)")
+        row[0].set(xlabel="count carried by the source", ylabel="IIA", title=f"{task}: IIA by number",
+                   ylim=(-0.02, 1.02))
+        row[1].set(xlabel="alpha (count units added at the last demo token)", ylabel="response length - count",
+                   title=f"{task}: intervention magnitude")
+        row[2].set(xlabel="count", ylabel="exact response length", ylim=(-0.02, 1.02),
+                   title=f"{task}: precision by number (no intervention)")
+        for ax in row:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def ood_by_value(groups: dict[tuple, list[dict]], path: Path) -> Path | None:
+    """Normalised IIA of the Up-Down alignments led by the count, by the value the source carries (mean over
+    seeds), one panel per task, the training range shaded; raw IIA dotted."""
+    keys = [k for k in groups if k[2].startswith(("up_down.count/", "up_down.count+"))]
+    if not keys:
         return None
-    fig, axes = subplots(1, 3, figsize=(14, 3.8))
-    _per_key_lines(axes[0], results, "gradience", "per_source_value")
-    axes[0].set(xlabel="count carried by the source", ylabel="IIA", title="IIA by number", ylim=(-0.02, 1.02))
-    for i, r in enumerate(ok_cells(results)):
-        for j, (key, res) in enumerate(r.get("analyses", {}).get("gradience", {}).items()):
-            m, label = res["magnitude"], f"{r['cell']} {key.split('/')[0]}"
-            a, mean, sd = np.array(m["alphas"]), np.array(m["shift_mean"]), np.array(m["shift_sd"])
-            axes[1].plot(a, mean, marker="o", ls=STYLES[j % 3], ms=3, color=f"C{i % 10}", label=label)
-            axes[1].fill_between(a, mean - sd, mean + sd, color=f"C{i % 10}", alpha=0.1)
-            if j == 0:  # the net's own behaviour does not depend on the alignment
-                xs, ys = _int_keys(m["own"])
-                axes[2].plot(xs, ys, "-o", ms=3, color=f"C{i % 10}", label=r["cell"])
-    alphas = np.linspace(-3, 3, 121)
-    axes[1].plot(alphas, alphas, ":", color="grey", label="shift = alpha (graded)")
-    axes[1].plot(alphas, np.round(alphas), "--", color="grey", lw=0.8, label="shift = round(alpha) (symbolic)")
-    axes[1].set(xlabel="alpha (count units added at the last demo token)", ylabel="response length - count",
-                title="Intervention magnitude (mean ± sd)")
-    axes[2].set(xlabel="count", ylabel="exact response length", title="Precision by number (no intervention)",
-                ylim=(-0.02, 1.02))
-    for ax in axes:
+    tasks = sorted({k[1] for k in keys})
+    fig, axes = subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        top = 0
+        for i, key in enumerate(k for k in keys if k[1] == task):
+            for field, style in (("normalised", "-"), ("iia", ":")):
+                xs, ys = _mean_by_key([{v: s.get(field) for v, s in r["per_value"].items()} for r in groups[key]])
+                ax.plot(xs, ys, style, marker="o" if style == "-" else None, ms=3, color=f"C{i % 10}",
+                        label=f"{key[0]} {key[2].split('/')[1]}" if style == "-" else None)
+            top = max([top, *[int(r.get("max_count", 0)) for r in groups[key]]])
+        ax.axvspan(-0.5, top + 0.5, color="grey", alpha=0.12, label="training range")
+        ax.set(xlabel="value carried by the source", ylabel="IIA (normalised: solid; raw: dotted)", ylim=(-0.02, 1.1),
+               title=task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     return _save(fig, path)
 
 
-def ood_interventions(results: list[dict], max_count: int, path: Path) -> Path | None:
-    """IIA of the learned rotation by the value the source carries, training range shaded."""
-    if not any(r.get("analyses", {}).get("ood_interventions") for r in ok_cells(results)):
-        return None
-    fig, ax = subplots(figsize=(7.5, 3.8))
-    _per_key_lines(ax, results, "ood_interventions", "per_value")
-    ax.axvspan(-0.5, max_count + 0.5, color="grey", alpha=0.12, label="training range")
-    ax.set(xlabel="value carried by the source", ylabel="IIA", ylim=(-0.02, 1.02),
-           title="Interventions with counts outside the training range")
+def flips_by_count(groups: dict[tuple, list[dict]], ks: list[int], path: Path) -> Path:
+    """IIA against the number of phase flips (mean ± sd over seeds); the unpatched control dotted."""
+    fig, ax = subplots(figsize=(6, 3.8))
+    for i, (key, rs) in enumerate(groups.items()):
+        for name, style in (("iia", "-"), ("unpatched", ":")):
+            values = [[r[name].get(k, r[name].get(str(k))) for r in rs] for k in ks]
+            ax.errorbar(ks, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], ls=style, marker="o",
+                        ms=3, capsize=2, color=f"C{i % 10}",
+                        label=f"{key[0]} {key[1]}" + (" unpatched" if name == "unpatched" else ""))
+    ax.set(xlabel="phase flips in the sequence", ylabel="IIA", ylim=(-0.02, 1.05), xticks=ks,
+           title="Repeated phase flips")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=6)
     return _save(fig, path)
 
 

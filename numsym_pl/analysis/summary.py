@@ -171,3 +171,34 @@ def run_correlation(runs: list[list[tuple[float, float]]], n_boot: int = 5000, s
                 for _ in range(n_boot)]
         ci, by = [float(v) for v in np.nanpercentile(boot, [2.5, 97.5])], "runs"
     return {"n_runs": len(runs), "n_checks": len(pooled), "r": r, "ci": ci, "ci_by": by, "per_run": per_run}
+
+
+def seed_figure(values, digits: int = 3) -> str:
+    """``mean ± sd [lo, hi] (n)`` over seeds; ``–`` when none."""
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    if not v:
+        return "–"
+    s = seed_summary(v)
+    return f"{fmt_interval(mean_sd(v), s['interval'], digits)} (n {len(v)})"
+
+
+def seeds_of(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """{(arch, task): its trained cells}; a group none of whose nets trained keeps all its cells and
+    is named ``<arch> (untrained)``, so that a quick study still shows its figures for what they are."""
+    out = {}
+    for (arch, task), cells in grouped(results).items():
+        trained = trained_cells(cells)
+        out[(arch if trained else f"{arch} (untrained)", task)] = trained or cells
+    return out
+
+
+def analysed(results: list[dict], name: str, field: str | None = None) -> dict[tuple, list[dict]]:
+    """{(arch, task, alignment key): [the analysis' result on each trained seed]}; with ``field``,
+    only results that hold it (results written by an older form of the analysis do not)."""
+    out = {}
+    for (arch, task), cells in seeds_of(results).items():
+        for r in cells:
+            for key, res in (r.get("analyses", {}).get(name) or {}).items():
+                if "skipped" not in res and (field is None or field in res):
+                    out.setdefault((arch, task, key), []).append(res)
+    return out
