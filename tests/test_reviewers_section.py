@@ -27,3 +27,20 @@ def test_the_figures_are_over_trained_seeds_only(tmp_path):
 def test_a_group_without_a_trained_net_is_marked(tmp_path):
     text = ood_part([_cell(0, 0.1, 0.0, 0.0), _cell(1, 0.2, 0.0, 0.0)], tmp_path)
     assert "| gru (untrained) | multi |" in text
+
+
+def test_the_share_of_seeds_that_align_has_a_wilson_interval(tmp_path):
+    from numsym_pl.analysis.seed_share import MIN_SEEDS, seed_share_section
+
+    def cell(seed, iias):
+        record = {"key": "up_down.count/state", "intervention": "das", "iia": iias[0],
+                  "replicates": [{"iia": v} for v in iias], "controls": {"null": {"iia": 0.1}}}
+        return {"cell": f"lstm-same-s{seed}", "arch": "lstm", "task": "same", "seed": seed,
+                "fit": {"val/acc_trial": 1.0}, "alignments": [record], "analyses": {}}
+
+    # three seeds align (their DAS seeds average >= 0.9), the rest do not; one would on its first DAS seed only
+    results = [cell(s, [0.95, 0.97]) for s in range(3)] + [cell(3, [0.92, 0.6])]
+    results += [cell(s, [0.4, 0.42]) for s in range(4, MIN_SEEDS)]
+    text = seed_share_section(results, tmp_path)
+    assert f"| lstm | same | up_down.count/state | 3 of {MIN_SEEDS} | 0.38 [0.14, 0.69] |" in text
+    assert seed_share_section(results[:MIN_SEEDS - 1], tmp_path) == ""  # too few seeds for a share

@@ -21,6 +21,7 @@ from numsym_pl.analysis.fits import fits_section
 from numsym_pl.analysis.claims import claims_file, read_claims
 from numsym_pl.analysis.claims_section import claims_section
 from numsym_pl.analysis.reviewers_section import reviewers_section
+from numsym_pl.analysis.seed_share import seed_share_section
 from numsym_pl.analysis.summary import (TRAINED, alignment_of, discriminates, dynamics_points, fmt,
                                         fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
                                         markdown_table as _table, mean_sd, ok_cells, run_correlation, seed_figure,
@@ -280,6 +281,7 @@ def write_report(run_dir: str | Path, against: str | Path | None = None, claims:
                     + ", ".join(f"`{r['cell']}` ({r['error'].splitlines()[0]})" for r in failed))
     body = [claims_section(results, declared, source, out_dir),
             main_section(results, out_dir) if ok_cells(results) else "## Main table\n\nNo finished cells.",
+            *([share] if (share := seed_share_section(results, out_dir)) else []),
             *([sites] if (sites := sites_section(results)) else []),
             *([rivals] if (rivals := competing_section(results)) else []),
             *([fits] if (fits := fits_section(results, out_dir)) else []),

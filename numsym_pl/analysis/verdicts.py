@@ -78,7 +78,8 @@ def pair_noise(figures: list[dict]) -> float:
     return math.sqrt(float(np.mean(var))) if var else 0.0
 
 
-def _replicated(record: dict, field: str) -> float | None:
+def over_das_seeds(record: dict, field: str) -> float | None:
+    """An alignment's ``field`` as the mean over its DAS seeds (the record's own where it has one)."""
     reps = [r.get(field) for r in record.get("replicates") or [] if r.get(field) is not None]
     return float(np.mean(reps)) if reps else record.get(field)
 
@@ -103,16 +104,16 @@ def seed_figure(cell: dict, claim: Claim) -> dict | None:
     for record in cell.get("alignments", []):
         if not claim.matches(record) or record.get("iia") is None:
             continue
-        iia = _replicated(record, "iia")
+        iia = over_das_seeds(record, "iia")
         if best is None or iia > best["iia"]:
             n = (record.get("n") or 0) * max(1, len(record.get("replicates") or []))
             flat = flat_record(record)
             rival = _rival_level(cell, record, claim.rival_name())
-            levels = {"floor": _replicated(record, "iia_none"), "rival": None if rival is None else rival[0],
+            levels = {"floor": over_das_seeds(record, "iia_none"), "rival": None if rival is None else rival[0],
                       "null": flat.get("iia_null")}
             present = {k: v for k, v in levels.items() if v is not None}
             best = {"cell": cell["cell"], "seed": cell.get("seed"), "key": record.get("key"), "iia": iia, "n": n,
-                    "interval": wilson_interval(iia, n), "effective": _replicated(record, "iia_effective"),
+                    "interval": wilson_interval(iia, n), "effective": over_das_seeds(record, "iia_effective"),
                     **levels, "level": max(present.values()) if present else 0.0,
                     "level_by": max(present, key=present.get) if present else None,
                     "per_count": record.get("per_count") or {}, "acc": cell["fit"].get("val/acc_trial")}
