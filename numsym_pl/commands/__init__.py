@@ -11,7 +11,7 @@ import importlib
 
 #: subcommand -> its module under ``numsym_pl.commands``
 COMMANDS = {"das": "das", "sweep": "sweep", "probe": "probe", "study": "study", "report": "report", "export": "export",
-            "mas": "mas"}
+            "mas": "mas", "publish": "publish"}
 
 
 def run_command(name: str, argv: list[str]):
