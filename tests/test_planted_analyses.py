@@ -1,6 +1,6 @@
 """OOD interventions and phase flips on the planted counter (``tests/test_planted.py``): a count that extends beyond
 the training range scores 1 on effective pairs; a net that cannot *say* long answers fails them,
-and the readout ceiling tells that failure apart from the variable's."""
+and the readout tells that failure apart from the variable's."""
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ def test_a_count_beyond_the_range_is_carried_and_only_effective_pairs_are_scored
     assert max(out["per_value"]) > TASK.max_count
 
 
-def test_the_readout_ceiling_separates_a_short_readout_from_the_variable():
+def test_the_readout_separates_a_short_readout_from_the_variable():
     net = CappedReadout(VOCAB.size)
     own = own_accuracy(net, TASK, [5, CAP, CAP + 1, 20])
     assert own == {5: 1.0, CAP: 1.0, CAP + 1: 0.0, 20: 0.0}

@@ -10,12 +10,15 @@ Two things keep the readout apart from the variable:
 
 - only **effective** pairs count (the intervention changes the program's answer; on the others a
   net that ignores the patch scores too);
-- a patched answer of ``L`` responses can only be right as often as the net answers a natural
-  trial of ``L`` responses right: each pair's *readout ceiling* is the net's own trial accuracy
-  at the counterfactual's output length, and the **normalised** IIA of a group of pairs is its
-  IIA over the mean ceiling of the same pairs (1: the variable carries the value as well as the
-  net can say it; below 1: the variable is the bottleneck). Where the ceiling is below
-  ``MIN_READOUT`` the net cannot say those lengths and no normalised figure is given.
+- a net that cannot answer ``L`` responses cannot answer a patched pair that asks for ``L``: each
+  pair's *readout* is the net's own trial accuracy on natural trials of the counterfactual's
+  output length ``L``, and the **normalised** IIA of a group of pairs is its IIA over the mean
+  readout of the same pairs (near 1: the variable carries the value as well as the net answers
+  such trials at all; below 1: the variable is the bottleneck). It is a reference, not a bound:
+  a natural trial of ``L`` also has ``L`` demo tokens to count, a patched one fewer, so a
+  normalised IIA above 1 says the readout does better than the whole task at that length. Where
+  the readout is below ``MIN_READOUT`` the net rarely answers those lengths and no normalised
+  figure is given.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ from numsym_pl.tasks import NumericEquivalence
 
 SOURCE_SETS = ("train", "heldout", "ood")
 VALUE_KINDS = ("trained", "heldout", "above_range")
-#: the least readout ceiling a normalised IIA is given for
+#: the least readout (own accuracy at the pairs' output lengths) a normalised IIA is given for
 MIN_READOUT = 0.1
-#: natural trials per output length behind the readout ceiling
+#: natural trials per output length behind the readout readout
 OWN_TRIALS = 200
 
 
@@ -68,11 +71,11 @@ def own_accuracy(net: SequenceModel, task: NumericEquivalence, lengths, n: int =
     return out
 
 
-def _summary(correct: torch.Tensor, ceiling: torch.Tensor) -> dict:
-    """IIA, readout ceiling and normalised IIA of a group of effective pairs."""
+def _summary(correct: torch.Tensor, readout: torch.Tensor) -> dict:
+    """IIA, readout and normalised IIA of a group of effective pairs."""
     if len(correct) == 0:
         return {"iia": None, "readout": None, "normalised": None, "n": 0}
-    iia, readout = float(correct.float().mean()), float(ceiling.mean())
+    iia, readout = float(correct.float().mean()), float(readout.mean())
     return {"iia": iia, "readout": readout, "normalised": iia / readout if readout >= MIN_READOUT else None,
             "n": int(len(correct))}
 
@@ -100,14 +103,14 @@ def ood_interventions(net: SequenceModel, task: NumericEquivalence, alignment: A
     sets = [w for w in SOURCE_SETS if w in n_effective]
     correct_all, values_all, lengths_all = torch.cat(correct), torch.cat(values), torch.cat(lengths)
     own = own_accuracy(net, task, lengths_all.tolist(), seed=seed)
-    ceiling = torch.as_tensor([own[int(x)] for x in lengths_all], dtype=torch.float64)
+    readout = torch.as_tensor([own[int(x)] for x in lengths_all], dtype=torch.float64)
     offsets = np.cumsum([0] + [len(c) for c in correct])
-    by_source = {w: _summary(correct[i], ceiling[offsets[i]: offsets[i + 1]]) for i, w in enumerate(sets)}
+    by_source = {w: _summary(correct[i], readout[offsets[i]: offsets[i + 1]]) for i, w in enumerate(sets)}
     kinds = {"trained": torch.isin(values_all, torch.as_tensor(task.train_counts)) | (values_all == 0),
              "heldout": torch.isin(values_all, torch.as_tensor(task.heldout_counts, dtype=values_all.dtype)),
              "above_range": values_all > task.max_count}
-    by_value = {k: _summary(correct_all[m], ceiling[m]) for k, m in kinds.items() if m.any()}
-    per_value = {int(v): _summary(correct_all[values_all == v], ceiling[values_all == v])
+    by_value = {k: _summary(correct_all[m], readout[m]) for k, m in kinds.items() if m.any()}
+    per_value = {int(v): _summary(correct_all[values_all == v], readout[values_all == v])
                  for v in torch.unique(values_all)}
     return {"by_source": by_source, "by_value": by_value, "per_value": per_value, "own": own, "n": n,
             "n_effective": n_effective, "max_count": int(task.max_count)}

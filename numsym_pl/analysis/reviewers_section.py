@@ -22,21 +22,24 @@ def ood_part(results, out_dir) -> str:
                "[ood_interventions])."
     norm = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("normalised") for r in rs)
     raw = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("iia") for r in rs)
-    ceiling = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("readout") for r in rs)
+    readout = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("readout") for r in rs)
     rows = [[arch, task, key, norm(rs, "trained"), norm(rs, "heldout"), norm(rs, "above_range"), raw(rs, "above_range"),
-             ceiling(rs, "above_range")] for (arch, task, key), rs in groups.items()]
+             readout(rs, "above_range")] for (arch, task, key), rs in groups.items()]
     path = figs.ood_by_value(groups, out_dir / "figures" / "ood_interventions.png")
     return ("### 1. Interventions with counts outside the training range\n\n"
             "The learned rotation, unchanged, on pairs whose source is a training trial, a trial of a held-out count "
             "or one above the range (targets: training trials), regrouped by the value the source carries at i_s. "
             "Held-out counts are never a training trial's total, but a training trial's running count passes through "
             "every value up to its total; only values above the range are new to the variable. Only effective pairs "
-            "count. A patched answer of L responses can be right only as often as the net answers a natural trial of "
-            "L: **normalised IIA** is IIA over that readout ceiling, taken over the same pairs (none where the "
-            "ceiling is below 0.1). Normalised IIA near 1 above the range: the variable carries the new values as "
-            "well as the net can say them. Over the trained seeds: mean ± sd [95 % t-interval] (n seeds).\n\n"
+            "count. A net that cannot answer L responses cannot answer a patched pair that asks for L: each pair's "
+            "*readout* is the net's own accuracy on natural trials of its counterfactual's output length, and "
+            "**normalised IIA** is IIA over the mean readout of the same pairs (none where it is below 0.1). Near 1 "
+            "above the range: the variable carries the new values as well as the net answers such lengths at all. "
+            "The readout is a reference, not a bound: a natural trial of L also has L demo tokens to count, a patched "
+            "one fewer, so normalised IIA can exceed 1. Over the trained seeds: mean ± sd [95 % t-interval] (n "
+            "seeds).\n\n"
             + _table(["arch", "task", "alignment", "normalised IIA: trained values", "held-out values",
-                      "above the range", "raw IIA above the range", "readout ceiling above the range"], rows)
+                      "above the range", "raw IIA above the range", "readout above the range"], rows)
             + "\n\n" + _img(path, out_dir, "OOD interventions by value"))
 
 
