@@ -176,6 +176,18 @@ def test_the_command_writes_a_pair_record_and_a_matrix_with_its_figure(tiny_ckpt
     assert "figures/mas_matrix_1.png" in section and "one -> two" in section  # the pair record: a matrix of its own
     assert (tmp_path / "figures" / "mas_matrix.png").is_file()
     assert mas_section(load_mas(tmp_path / "mas"), tmp_path) is None  # no mas/ inside mas/
+    # run again with one more net: the three pairs already there are taken, only the new net's are fitted
+    out = cli("mas", "--nets", tiny_ckpt, tiny_ckpt, tiny_ckpt, tiny_ckpt, "--labels", "x", "y", "z", "w",
+              "--out", tmp_path / "mas", "--settings.null", "false", *TINY, cwd=tmp_path)
+    grown = json.loads((tmp_path / "mas" / "mas_matrix.json").read_text())
+    assert out.returncode == 0 and len(grown["pairs"]) == 6 and grown["pairs"][:2] == matrix["pairs"][:2]
+    assert grown["pairs"][3] == matrix["pairs"][2]  # y-z: the order of pairs is (x,y) (x,z) (x,w) (y,z) ...
+    # other settings decide other numbers: nothing is taken
+    out = cli("mas", "--nets", tiny_ckpt, tiny_ckpt, "--labels", "x", "y", "--out", tmp_path / "mas",
+              "--settings.null", "false", *TINY[:-2], "--settings.seed", "5", "--device", "cpu", cwd=tmp_path)
+    refit = json.loads((tmp_path / "mas" / "mas_matrix.json").read_text())
+    assert out.returncode == 0 and refit["pairs"][0]["settings"]["seed"] == 5
+    assert refit["pairs"][0]["seconds"] != matrix["pairs"][0]["seconds"]
 
 
 PAIR = ["--net_a", "{ckpt}", "--net_b", "{ckpt}", "--out", "o"]

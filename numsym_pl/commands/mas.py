@@ -9,7 +9,8 @@ direction is scored on held-out pairs; prints a table (IIA A->B, B->A, A->A, B->
 intervals, floor, effective pairs and the permuted-value null; linear CKA and RSA) and writes
 ``mas_result.json`` into ``--out`` (default: ``mas_<B's label>/`` beside net A's checkpoint).
 Several nets (``--nets``): every pair is aligned; writes ``mas_matrix.json`` (rewritten after each
-pair) and the figure ``mas_matrix.png`` (cross-model IIA beside CKA and RSA) into ``--out``.
+pair) and the figure ``mas_matrix.png`` (cross-model IIA beside CKA and RSA) into ``--out``; run
+again into the same ``--out``, it takes the pairs already there that match its nets and settings.
 A checkpoint or a directory ``numsym_pl export`` wrote both load.
 """
 
@@ -28,7 +29,7 @@ from numsym_pl.das.model_alignment.run import ModelAlignment, align_models, chec
 from numsym_pl.das.posthoc import fit_threads
 from numsym_pl.das.settings import SearchSettings
 from numsym_pl.errors import ConfigError
-from numsym_pl.jsonfile import write_json
+from numsym_pl.jsonfile import read_json, write_json
 from numsym_pl.preflight import writable_dir
 
 
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
             write_json(out_dir / MATRIX_FILE, {**matrix_record(labels, done), "ckpt_paths": sources,
                                                "device": str(device)}, indent=2)
 
-        matrix = align_matrix(nets, labels, task, spec, settings, cfg.sites, done=write)
+        previous = (read_json(out_dir / MATRIX_FILE, "out").get("pairs") or []) if (out_dir / MATRIX_FILE).is_file() \
+            else []
+        matrix = align_matrix(nets, labels, task, spec, settings, cfg.sites, done=write, previous=previous)
     matrix.update(ckpt_paths=sources, device=str(device))
     write_json(out_dir / MATRIX_FILE, matrix, indent=2)
     print(f"wrote {out_dir / MATRIX_FILE} and {mas_figure(matrix, out_dir / FIGURE_FILE)}")

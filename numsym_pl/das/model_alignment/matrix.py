@@ -9,7 +9,7 @@ symmetric, with 1 on the diagonal.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from numsym_pl.das.model_alignment.run import ModelAlignment, align_models
 from numsym_pl.das.settings import SearchSettings
 from numsym_pl.errors import ConfigError
+from numsym_pl.jsonfile import as_json
 from numsym_pl.models.interface import SequenceModel
 from numsym_pl.tasks.base import TaskFamily
 
@@ -59,11 +60,25 @@ def matrix_record(labels: Sequence[str], records: Sequence[dict]) -> dict:
             "task_family": first.get("task_family"), "pairs": list(records)}
 
 
+def reusable(record: dict, labels: tuple[str, str], spec: ModelAlignment, settings: SearchSettings,
+             task: TaskFamily) -> bool:
+    """Whether an earlier pair record is this pair's result: the same nets (by label), task,
+    alignment spec (sites included) and settings (what decides its numbers; not the progress bar)."""
+    same = lambda d: {k: v for k, v in d.items() if k != "progress"}  # noqa: E731
+    nets = record.get("nets") or {}
+    return (((nets.get("a") or {}).get("label"), (nets.get("b") or {}).get("label")) == tuple(labels)
+            and as_json(record.get("task")) == as_json(task.config())
+            and as_json(record.get("spec")) == as_json(asdict(spec))
+            and same(as_json(record.get("settings") or {})) == same(as_json(asdict(settings))))
+
+
 def align_matrix(nets: Sequence[SequenceModel], labels: Sequence[str], task: TaskFamily, spec: ModelAlignment,
-                 settings: SearchSettings, sites: Sequence[str | None] | None = None, done=None) -> dict:
+                 settings: SearchSettings, sites: Sequence[str | None] | None = None, done=None,
+                 previous: Sequence[dict] = ()) -> dict:
     """MAS of every pair of ``nets`` (all trained on ``task``; ``sites``: each net's site, default
     its own default site): ``matrix_record`` of the pair records. ``done(record)`` is called after
-    each pair (progress, partial files)."""
+    each pair (progress, partial files). A pair with a ``reusable`` record among ``previous`` (an
+    earlier, interrupted run's) is taken from it, not fitted again."""
     if len(nets) < 2:
         raise ConfigError(f"nets: a matrix needs at least two nets, got {len(nets)}")
     sites = list(sites) if sites else [None] * len(nets)
@@ -72,8 +87,9 @@ def align_matrix(nets: Sequence[SequenceModel], labels: Sequence[str], task: Tas
     records = []
     for i in range(len(nets)):
         for j in range(i + 1, len(nets)):
-            record = align_models(nets[i], nets[j], task, replace(spec, site_a=sites[i], site_b=sites[j]), settings,
-                                  (labels[i], labels[j]))
+            pair_spec = replace(spec, site_a=sites[i], site_b=sites[j])
+            record = next((r for r in previous if reusable(r, (labels[i], labels[j]), pair_spec, settings, task)),
+                          None) or align_models(nets[i], nets[j], task, pair_spec, settings, (labels[i], labels[j]))
             records.append(record)
             if done is not None:
                 done(record)
