@@ -153,3 +153,24 @@ def test_committed_grid_gets_a_claims_table(tmp_path):
     assert len(rows) == sum(len(c.groups()) for c in read_claims(ROOT / "configs" / "claims" / "paper_main.yaml"))
     assert all("not discriminating" in r for r in rows if "| nope |" in r and "transformers_recompute |" in r)
     assert json.loads((tmp_path / "study.json").read_text())["name"] == "paper_main"
+
+
+def test_against_names_the_verdicts_that_moved():
+    import copy
+    from numsym_pl.analysis.against import verdicts_beside
+
+    results = json.loads((ROOT / "docs" / "findings" / "full" / "paper_main" / "results.json").read_text())
+    claims = read_claims(ROOT / "configs" / "claims" / "paper_main.yaml")
+    n_rows = sum(len(c.groups()) for c in claims)
+    assert verdicts_beside(results, results, claims).endswith(f"{n_rows} of {n_rows} rows keep their verdict.")
+    other = copy.deepcopy(results)
+    for r in other:  # the GRU's Same-Object count aligns on every seed of the other study
+        if (r["arch"], r["task"]) == ("gru", "same"):
+            for a in r["alignments"]:
+                if a["key"] == "up_down.count/state":
+                    a["iia"] = 1.0
+                    for rep in a.get("replicates") or []:
+                        rep["iia"] = 1.0
+    text = verdicts_beside(results, other, claims)
+    moved = [line for line in text.splitlines() if line.startswith("| same_object_no_up_down |")]
+    assert len(moved) == 1 and "| gru | same | disagrees | agrees |" in moved[0]

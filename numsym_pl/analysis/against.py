@@ -28,8 +28,29 @@ def _figure(cells: list[dict], label: str) -> tuple[str, str]:
         "effective" if lead == "iia_effective" else "all"
 
 
-def against_section(results: list[dict], other: list[dict], this_name: str, other_name: str) -> str:
-    """The section comparing ``results`` (this study) with ``other`` row by row."""
+def verdicts_beside(results: list[dict], other: list[dict], claims: list) -> str:
+    """The declared claims judged on both studies: every row whose verdict differs, with the
+    figure each verdict read."""
+    from numsym_pl.analysis.verdicts import fmt_summary, judge
+
+    mine, theirs = judge(results, claims), judge(other, claims)
+    figure = lambda r: fmt_summary(r.get("iia") or r.get("lag"), bounds=(0, 1) if r.get("iia") else None)  # noqa: E731
+    moved = [[a["claim"].id, a["arch"], a["task"], b["verdict"], a["verdict"], figure(b), figure(a)]
+             for a, b in zip(mine, theirs) if a["verdict"] != b["verdict"]]
+    same = len(mine) - len(moved)
+    head = (f"### Verdicts beside the other study's\n\nThe same claims judged on both: {same} of {len(mine)} rows "
+            "keep their verdict" + (";" if moved else "."))
+    if not moved:
+        return head
+    return head + " these moved (the figure each verdict read: mean ± sd [95 % t] over trained seeds):\n\n" + \
+        markdown_table(["claim", "arch", "task", "verdict (other)", "verdict (this)", "figure (other)",
+                        "figure (this)"], moved)
+
+
+def against_section(results: list[dict], other: list[dict], this_name: str, other_name: str,
+                    claims: list | None = None) -> str:
+    """The section comparing ``results`` (this study) with ``other`` row by row (and, given the
+    ``claims``, their verdicts)."""
     mine, theirs = grouped(results), grouped(other)
     labels = [lab for lab in labels_in(results) if lab in labels_in(other)]
     rows = []
@@ -50,7 +71,8 @@ def against_section(results: list[dict], other: list[dict], this_name: str, othe
     table = markdown_table(["arch", "task", "alignment", "seeds (this / other)", "trial acc (this)",
                             "trial acc (other)", "pairs", "IIA (this)", "IIA (other)"], rows)
     tail = f"\n\n{only} (arch, task) group(s) are in one study only." if only else ""
-    return f"{text}\n\n{table}{tail}"
+    moved = f"\n\n{verdicts_beside(results, other, claims)}" if claims else ""
+    return f"{text}\n\n{table}{tail}{moved}"
 
 
 def study_name(run_dir: Path, settings: dict) -> str:

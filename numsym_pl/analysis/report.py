@@ -292,7 +292,7 @@ def write_report(run_dir: str | Path, against: str | Path | None = None, claims:
     if against is not None:
         other, other_study = read_study(Path(against), "against")
         body.insert(2, against_section(results, other, study_name(out_dir, study),
-                                       study_name(Path(against), other_study)))
+                                       study_name(Path(against), other_study), declared))
     path = out_dir / "report.md"
     path.write_text("\n\n".join(head + body) + "\n")
     return path
