@@ -16,6 +16,20 @@ def subplots(*grid, figsize, **kwargs):
     return fig, fig.subplots(*grid, **kwargs)
 
 
+def save(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay ``fig`` out and write it to ``path`` (its folder created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def image_link(path: Path | None, out_dir: Path, alt: str) -> str:
+    """A Markdown image of ``path`` relative to the report's folder ``out_dir`` ("" for no figure)."""
+    return "" if path is None else f"![{alt}]({path.relative_to(out_dir).as_posix()})"
+
+
 def learning_dynamics(accuracy: list[dict], das: list[dict], path: str | Path) -> Path:
     """Task accuracy and each alignment's IIA (solid) with its baselines (dotted) against epoch.
 

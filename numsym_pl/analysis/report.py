@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from numsym_pl.analysis import study_figures as figs
+from numsym_pl.analysis.figures import image_link
 from numsym_pl.analysis.against import against_section, study_name
 from numsym_pl.analysis.competing import competing_section
 from numsym_pl.analysis.drift import drift_section
@@ -29,10 +30,6 @@ from numsym_pl.analysis.summary import (TRAINED, alignment_of, discriminates, dy
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
 from numsym_pl.das.record import BASELINE_FIELDS, flat_record
-
-
-def _img(path: Path | None, out_dir: Path, alt: str) -> str:
-    return f"![{alt}]({path.relative_to(out_dir)})" if path else ""
 
 
 def grid_table(results) -> str:
@@ -107,7 +104,8 @@ def main_section(results, out_dir) -> str:
               f"whose net learned the task (trial accuracy >= {TRAINED}; all seeds where none did).")
     return "\n\n".join(part for part in [
         head, glance, grid_table(results), "### Every alignment", main,
-        _img(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir, "IIA by architecture and task"),
+        image_link(figs.main_bars(results, out_dir / "figures" / "main_iia.png"), out_dir,
+                   "IIA by architecture and task"),
         weak,
         "### Baselines and controls\n\nThe same interventions with raw neurons (identity), the whole state (full "
         "swap) and untrained random rotations (the mean over `random_seeds` subspaces), beside the IIA on all pairs; "
@@ -189,7 +187,7 @@ def dynamics_section(results, out_dir) -> str:
                         _table(["arch", "alignment", "runs", "checks", "r [95 % CI]", "interval by",
                                 "r per run (mean ± sd)", "control: r, random rotation", "control: r, full-state swap"],
                                corr),
-                        _img(path, out_dir, "learning dynamics")])
+                        image_link(path, out_dir, "learning dynamics")])
 
 
 def size_section(results, out_dir, label) -> str:
@@ -203,7 +201,7 @@ def size_section(results, out_dir, label) -> str:
     return "\n\n".join([f"## Model size\n\nTrial accuracy and IIA of `{label}` against the state width d (the "
                         "subspace is d/8, the reference's 16 of 128).",
                         _table(["arch", "d", "seeds", "trial acc", "OOD acc", f"IIA {label}"], rows),
-                        _img(path, out_dir, "size sweep")])
+                        image_link(path, out_dir, "size sweep")])
 
 
 def gradience_figures(g: dict) -> list[float]:
@@ -235,7 +233,8 @@ def gradience_section(results, out_dir) -> str:
         "the response length is within 0.5 of count + alpha (the one rule: round(alpha) for whole alphas, either "
         "neighbour for half alphas), IIA for carried counts <= 10 and > 10, and exactness on OOD counts.",
         _table(["arch", "task", "alignment", "shift/alpha slope", "exact (whole alpha)", "exact (half alpha)",
-                "IIA count <= 10", "IIA count > 10", "own exact, OOD counts"], rows), _img(path, out_dir, "gradience")])
+                "IIA count <= 10", "IIA count > 10", "own exact, OOD counts"], rows),
+        image_link(path, out_dir, "gradience")])
 
 
 def read_study(run_dir: Path, field: str = "run_dir") -> tuple[list[dict], dict]:

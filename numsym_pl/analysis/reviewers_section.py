@@ -4,15 +4,11 @@ cells' analyses (``ood_interventions``, ``phase_flips``) and their two-block ali
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from numsym_pl.analysis import study_figures as figs
+from numsym_pl.analysis.figures import image_link
 from numsym_pl.analysis.summary import (TRAINED, analysed, correlation, iia_of, markdown_table as _table, mean_sd,
                                         ok_cells, seed_figure, seeds_of)
-
-
-def _img(path: Path | None, out_dir: Path, alt: str) -> str:
-    return "" if path is None else f"![{alt}]({path.relative_to(out_dir).as_posix()})"
 
 
 def ood_part(results, out_dir) -> str:
@@ -40,7 +36,7 @@ def ood_part(results, out_dir) -> str:
             "seeds).\n\n"
             + _table(["arch", "task", "alignment", "normalised IIA: trained values", "held-out values",
                       "above the range", "raw IIA above the range", "readout above the range"], rows)
-            + "\n\n" + _img(path, out_dir, "OOD interventions by value"))
+            + "\n\n" + image_link(path, out_dir, "OOD interventions by value"))
 
 
 def two_blocks_part(results, out_dir) -> str:
@@ -73,7 +69,7 @@ def two_blocks_part(results, out_dir) -> str:
             "trained seeds; the null is the fit against permuted values.\n\n"
             + _table(["arch", "task", "alignment", "IIA both blocks (effective pairs)", "full-state swap (all pairs)",
                       "first variable alone", "second variable alone", "null (effective pairs)"], rows)
-            + "\n\n" + _img(path, out_dir, "count and phase"))
+            + "\n\n" + image_link(path, out_dir, "count and phase"))
 
 
 def flips_part(results, out_dir) -> str:
@@ -95,7 +91,7 @@ def flips_part(results, out_dir) -> str:
             "trained seeds.\n\n"
             + _table(["arch", "task", "alignment", *[f"{k} flip{'s' if k > 1 else ''}" for k in ks],
                       "unpatched (max over k)"], rows)
-            + "\n\n" + _img(path, out_dir, "phase flips"))
+            + "\n\n" + image_link(path, out_dir, "phase flips"))
 
 
 def ood_accuracy_part(results, out_dir, label) -> str:
@@ -120,7 +116,7 @@ def ood_accuracy_part(results, out_dir, label) -> str:
             "per architecture, with 95 % bootstrap and Fisher-z intervals (NaN: fewer than 3 cells or no spread). An "
             "interval that spans 0 says the cells do not tell.\n\n"
             + _table(["task", "architectures", "n", "r", "95 % CI (bootstrap)", "95 % CI (Fisher z)"], rows)
-            + "\n\n" + _img(path, out_dir, "IIA vs OOD accuracy"))
+            + "\n\n" + image_link(path, out_dir, "IIA vs OOD accuracy"))
 
 
 def reviewers_section(results, out_dir, label) -> str:

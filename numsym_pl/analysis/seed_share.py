@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numsym_pl.analysis.figures import subplots
+from numsym_pl.analysis.figures import image_link, save, subplots
 from numsym_pl.analysis.summary import alignment_of, labels_in, markdown_table, seeds_of
 from numsym_pl.analysis.verdicts import HIGH, over_das_seeds
 from numsym_pl.das.iia import wilson_interval
@@ -49,10 +49,7 @@ def strip_plot(shares: list[dict], path: Path) -> Path:
     ax.set(xlabel="IIA, all test pairs (mean over DAS seeds)", xlim=(-0.02, 1.02), title="Every seed")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="x")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, path)
 
 
 def seed_share_section(results: list[dict], out_dir: Path) -> str:
@@ -76,4 +73,4 @@ def seed_share_section(results: list[dict], out_dir: Path) -> str:
         "the mean over seeds describes no net; the share is the figure.",
         markdown_table(["arch", "task", "alignment", f"seeds >= {HIGH}", "share [95 % Wilson]", "lowest", "median",
                         "highest", "highest null"], rows),
-        f"![every seed]({path.relative_to(out_dir).as_posix()})"])
+        image_link(path, out_dir, "every seed")])

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from numsym_pl.analysis.figures import subplots
+from numsym_pl.analysis.figures import save, subplots
 from numsym_pl.analysis.summary import grouped, iia_of, labels_in, mean_sd, ok_cells
 
 STYLES = ("-", "--", ":")
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
 
 
 def main_bars(results: list[dict], path: Path) -> Path:
@@ -35,7 +28,7 @@ def main_bars(results: list[dict], path: Path) -> Path:
     ax.axhline(0.9, color="grey", lw=0.8, ls=":")
     ax.legend(fontsize=7, ncol=2)
     ax.set_title("Alignment by architecture and task")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def dynamics(results: list[dict], path: Path) -> Path | None:
@@ -61,7 +54,7 @@ def dynamics(results: list[dict], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("val/acc_trial (black) / IIA")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def size_sweep(results: list[dict], label: str, path: Path) -> Path | None:
@@ -86,7 +79,7 @@ def size_sweep(results: list[dict], label: str, path: Path) -> Path | None:
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _mean_by_key(dicts: list[dict]) -> tuple[list[int], list[float]]:
@@ -131,7 +124,7 @@ def gradience(groups: dict[tuple, list[dict]], path: Path) -> Path:
         for ax in row:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=6)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def ood_by_value(groups: dict[tuple, list[dict]], path: Path) -> Path | None:
@@ -155,7 +148,7 @@ def ood_by_value(groups: dict[tuple, list[dict]], path: Path) -> Path | None:
                title=task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def flips_by_count(groups: dict[tuple, list[dict]], ks: list[int], path: Path) -> Path:
@@ -171,7 +164,7 @@ def flips_by_count(groups: dict[tuple, list[dict]], ks: list[int], path: Path) -
            title="Repeated phase flips")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def correlation(points: list[tuple[str, float, float]], stats: dict, label: str, path: Path) -> Path:
@@ -186,7 +179,7 @@ def correlation(points: list[tuple[str, float, float]], stats: dict, label: str,
            title=f"r = {stats['r']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] (n = {stats['n']})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def grouped_bars(rows: list[tuple[str, list[float]]], series: list[str], title: str, path: Path) -> Path:
@@ -199,4 +192,4 @@ def grouped_bars(rows: list[tuple[str, list[float]]], series: list[str], title: 
     ax.set(ylabel="IIA", ylim=(0, 1.05), title=title)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save(fig, path)
