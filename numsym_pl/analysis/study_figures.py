@@ -141,11 +141,12 @@ def ood_by_value(groups: dict[tuple, list[dict]], path: Path) -> Path | None:
             for field, style in (("normalised", "-"), ("iia", ":")):
                 xs, ys = _mean_by_key([{v: s.get(field) for v, s in r["per_value"].items()} for r in groups[key]])
                 ax.plot(xs, ys, style, marker="o" if style == "-" else None, ms=3, color=f"C{i % 10}",
-                        label=f"{key[0]} {key[2].split('/')[1]}" if style == "-" else None)
+                        label=f"{key[0]} {key[2]}" if style == "-" else None)
             top = max([top, *[int(r.get("max_count", 0)) for r in groups[key]]])
         ax.axvspan(-0.5, top + 0.5, color="grey", alpha=0.12, label="training range")
-        ax.set(xlabel="value carried by the source", ylabel="IIA (normalised: solid; raw: dotted)", ylim=(-0.02, 1.1),
-               title=task)
+        ax.set(xlabel="value carried by the source", ylabel="IIA (normalised: solid; raw: dotted)", title=task)
+        ax.set_ylim(bottom=-0.02)  # normalised IIA may exceed 1
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     return save(fig, path)
