@@ -5,6 +5,7 @@ command writes its records and names bad input in one line."""
 
 import copy
 import json
+import shutil
 
 import lightning.pytorch as pl
 import numpy as np
@@ -182,6 +183,12 @@ def test_the_command_writes_a_pair_record_and_a_matrix_with_its_figure(tiny_ckpt
     grown = json.loads((tmp_path / "mas" / "mas_matrix.json").read_text())
     assert out.returncode == 0 and len(grown["pairs"]) == 6 and grown["pairs"][:2] == matrix["pairs"][:2]
     assert grown["pairs"][3] == matrix["pairs"][2]  # y-z: the order of pairs is (x,y) (x,z) (x,w) (y,z) ...
+    # another net under an old label: its pairs are fitted again
+    shutil.copy(tiny_ckpt, tmp_path / "other.ckpt")
+    out = cli("mas", "--nets", tmp_path / "other.ckpt", tiny_ckpt, "--labels", "x", "y", "--out", tmp_path / "mas",
+              "--settings.null", "false", *TINY, cwd=tmp_path)
+    moved = json.loads((tmp_path / "mas" / "mas_matrix.json").read_text())
+    assert out.returncode == 0 and moved["pairs"][0]["seconds"] != grown["pairs"][0]["seconds"]
     # other settings decide other numbers: nothing is taken
     out = cli("mas", "--nets", tiny_ckpt, tiny_ckpt, "--labels", "x", "y", "--out", tmp_path / "mas",
               "--settings.null", "false", *TINY[:-2], "--settings.seed", "5", "--device", "cpu", cwd=tmp_path)

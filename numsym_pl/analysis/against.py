@@ -13,6 +13,7 @@ from pathlib import Path
 
 from numsym_pl.analysis.summary import (alignment_of, fmt, fmt_interval, grouped, iia_of, interval_of, labels_in,
                                         lead_field, markdown_table, mean_sd, trained_cells)
+from numsym_pl.analysis.verdicts import fmt_summary, judge
 
 
 def _figure(cells: list[dict], label: str) -> tuple[str, str]:
@@ -31,8 +32,6 @@ def _figure(cells: list[dict], label: str) -> tuple[str, str]:
 def verdicts_beside(results: list[dict], other: list[dict], claims: list) -> str:
     """The declared claims judged on both studies: every row whose verdict differs, with the
     figure each verdict read."""
-    from numsym_pl.analysis.verdicts import fmt_summary, judge
-
     mine, theirs = judge(results, claims), judge(other, claims)
     figure = lambda r: fmt_summary(r.get("iia") or r.get("lag"), bounds=(0, 1) if r.get("iia") else None)  # noqa: E731
     moved = [[a["claim"].id, a["arch"], a["task"], b["verdict"], a["verdict"], figure(b), figure(a)]

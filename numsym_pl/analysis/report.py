@@ -25,7 +25,7 @@ from numsym_pl.analysis.reviewers_section import reviewers_section
 from numsym_pl.analysis.seed_share import seed_share_section
 from numsym_pl.analysis.summary import (TRAINED, alignment_of, discriminates, dynamics_points, fmt,
                                         fmt_interval, grouped, iia_of, interval_of, labels_in, lead_field,
-                                        markdown_table as _table, mean_sd, ok_cells, run_correlation, seed_figure,
+                                        markdown_table as _table, mean_sd, ok_cells, run_correlation, fmt_over_seeds,
                                         trained_cells, analysed)
 from numsym_pl.errors import ConfigError
 from numsym_pl.jsonfile import read_json
@@ -222,7 +222,7 @@ def gradience_section(results, out_dir) -> str:
     if not groups:
         return "## Gradience\n\nNot in this study (analyses: [gradience])."
     path = figs.gradience(groups, out_dir / "figures" / "gradience.png")
-    rows = [[arch, task, key, *[seed_figure(v, 2) for v in zip(*[gradience_figures(g) for g in gs])]]
+    rows = [[arch, task, key, *[fmt_over_seeds(v, 2) for v in zip(*[gradience_figures(g) for g in gs])]]
             for (arch, task, key), gs in groups.items()]
     return "\n\n".join([
         "## Gradience\n\nLeft: IIA by the count the source carries. Middle: the state at the last demo token (a "

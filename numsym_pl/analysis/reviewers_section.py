@@ -8,7 +8,7 @@ from __future__ import annotations
 from numsym_pl.analysis import study_figures as figs
 from numsym_pl.analysis.figures import image_link
 from numsym_pl.analysis.summary import (TRAINED, analysed, correlation, iia_of, markdown_table as _table, mean_sd,
-                                        ok_cells, seed_figure, seeds_of)
+                                        ok_cells, fmt_over_seeds, seeds_of)
 
 
 def ood_part(results, out_dir) -> str:
@@ -16,9 +16,9 @@ def ood_part(results, out_dir) -> str:
     if not groups:
         return "### 1. Interventions with counts outside the training range\n\nNot in this study (analyses: " \
                "[ood_interventions])."
-    norm = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("normalised") for r in rs)
-    raw = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("iia") for r in rs)
-    readout = lambda rs, kind: seed_figure((r["by_value"].get(kind) or {}).get("readout") for r in rs)
+    norm = lambda rs, kind: fmt_over_seeds((r["by_value"].get(kind) or {}).get("normalised") for r in rs)
+    raw = lambda rs, kind: fmt_over_seeds((r["by_value"].get(kind) or {}).get("iia") for r in rs)
+    readout = lambda rs, kind: fmt_over_seeds((r["by_value"].get(kind) or {}).get("readout") for r in rs)
     rows = [[arch, task, key, norm(rs, "trained"), norm(rs, "heldout"), norm(rs, "above_range"), raw(rs, "above_range"),
              readout(rs, "above_range")] for (arch, task, key), rs in groups.items()]
     path = figs.ood_by_value(groups, out_dir / "figures" / "ood_interventions.png")
@@ -55,7 +55,7 @@ def two_blocks_part(results, out_dir) -> str:
     rows, bars = [], []
     for (arch, task, key), records in groups.items():
         values = list(zip(*[fields(a) for a in records]))
-        rows.append([arch, task, key, *[seed_figure(v) for v in values]])
+        rows.append([arch, task, key, *[fmt_over_seeds(v) for v in values]])
         means = [mean_sd(v)[0] if mean_sd(v)[2] else 0 for v in values[:4]]
         bars.append((f"{arch} {task}\n{key.split('/')[0]}", means))
     path = figs.grouped_bars(bars, ["both blocks", "full-state swap", "first alone", "second alone"],
@@ -79,8 +79,8 @@ def flips_part(results, out_dir) -> str:
                 "with an Up-Down alignment holding `phase`, on a recurrent net).")
     ks = sorted({int(k) for rs in groups.values() for r in rs for k in r["iia"]})
     at = lambda r, name, k: r[name].get(k, r[name].get(str(k)))  # JSON keys are text
-    rows = [[arch, task, key, *[seed_figure(at(r, "iia", k) for r in rs) for k in ks],
-             seed_figure(max(at(r, "unpatched", k) for k in ks) for r in rs)]
+    rows = [[arch, task, key, *[fmt_over_seeds(at(r, "iia", k) for r in rs) for k in ks],
+             fmt_over_seeds(max(at(r, "unpatched", k) for k in ks) for r in rs)]
             for (arch, task, key), rs in groups.items()]
     path = figs.flips_by_count(groups, ks, out_dir / "figures" / "phase_flips.png")
     return ("### 3. Repeated phase flips within one sequence\n\n"

@@ -173,7 +173,7 @@ def run_correlation(runs: list[list[tuple[float, float]]], n_boot: int = 5000, s
     return {"n_runs": len(runs), "n_checks": len(pooled), "r": r, "ci": ci, "ci_by": by, "per_run": per_run}
 
 
-def seed_figure(values, digits: int = 3) -> str:
+def fmt_over_seeds(values, digits: int = 3) -> str:
     """``mean ± sd [lo, hi] (n)`` over seeds; ``–`` when none."""
     v = [x for x in values if x is not None and not math.isnan(x)]
     if not v:

@@ -10,7 +10,8 @@ intervals, floor, effective pairs and the permuted-value null; linear CKA and RS
 ``mas_result.json`` into ``--out`` (default: ``mas_<B's label>/`` beside net A's checkpoint).
 Several nets (``--nets``): every pair is aligned; writes ``mas_matrix.json`` (rewritten after each
 pair) and the figure ``mas_matrix.png`` (cross-model IIA beside CKA and RSA) into ``--out``; run
-again into the same ``--out``, it takes the pairs already there that match its nets and settings.
+again into the same ``--out``, it takes the pairs already there whose nets (label and path) and
+settings match.
 A checkpoint or a directory ``numsym_pl export`` wrote both load.
 """
 
@@ -143,8 +144,11 @@ def main(argv: list[str] | None = None) -> dict:
             write_json(out_dir / MATRIX_FILE, {**matrix_record(labels, done), "ckpt_paths": sources,
                                                "device": str(device)}, indent=2)
 
-        previous = (read_json(out_dir / MATRIX_FILE, "out").get("pairs") or []) if (out_dir / MATRIX_FILE).is_file() \
-            else []
+        earlier = read_json(out_dir / MATRIX_FILE, "out") if (out_dir / MATRIX_FILE).is_file() else {}
+        paths = earlier.get("ckpt_paths") or {}
+        same_net = lambda label: label in sources and paths.get(label) == sources[label]  # noqa: E731
+        previous = [r for r in earlier.get("pairs") or []
+                    if all(same_net((r.get("nets") or {}).get(role, {}).get("label")) for role in ("a", "b"))]
         matrix = align_matrix(nets, labels, task, spec, settings, cfg.sites, done=write, previous=previous)
     matrix.update(ckpt_paths=sources, device=str(device))
     write_json(out_dir / MATRIX_FILE, matrix, indent=2)
