@@ -218,3 +218,26 @@ def test_bad_input_is_named_in_one_line(tiny_ckpt, tmp_path, cli, args, needle):
     out = cli("mas", *[a.format(ckpt=tiny_ckpt) for a in args], "--device", "cpu", cwd=tmp_path)
     assert out.returncode != 0 and needle in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def _pair(a: tuple[str, str], b: tuple[str, str], cross: float, null: float, cka: float) -> dict:
+    """A pair record as align_models writes it, with the fields the report reads."""
+    d = lambda iia: {"iia": iia, "interval": [iia - 0.01, iia + 0.01], "iia_none": 0.1,  # noqa: E731
+                     "none_interval": [0.09, 0.11], "iia_effective": iia, "effective_interval": None, "n_effective": 9}
+    return {"kind": "mas", "program": "up_down", "variables": ["count"], "subspace": 4, "task_family": "counting",
+            "nets": {"a": {"label": a[0], "arch": a[1]}, "b": {"label": b[0], "arch": b[1]}},
+            "directions": {"a->b": d(cross), "b->a": d(cross - 0.1), "a->a": d(0.99), "b->b": d(0.97)},
+            "null": {"directions": {"a->b": {"iia": null}, "b->a": {"iia": null}}},
+            "similarity": {"cka": cka, "rsa": cka - 0.1}}
+
+
+def test_the_section_sums_up_each_pair_of_architectures():
+    records = [_pair(("g0", "GRULM"), ("g1", "GRULM"), 0.9, 0.05, 0.99),
+               _pair(("g0", "GRULM"), ("l0", "LSTMLM"), 0.5, 0.07, 0.6),
+               _pair(("l0", "LSTMLM"), ("g1", "GRULM"), 0.3, 0.09, 0.4)]
+    from numsym_pl.analysis.mas_section import arch_pair_rows, _as_matrices
+    rows = {r[0]: r for r in arch_pair_rows(_as_matrices(records)[0])}
+    assert set(rows) == {"GRULM ~ GRULM", "GRULM ~ LSTMLM"}  # LSTM -> GRU and GRU -> LSTM are one group
+    assert rows["GRULM ~ GRULM"][1:4] == ["1", "2", "0.850 (0.800–0.900)"]
+    assert rows["GRULM ~ LSTMLM"][1:5] == ["2", "4", "0.350 (0.200–0.500)", "0.080 (0.070–0.090)"]
+    assert rows["GRULM ~ LSTMLM"][6] == "0.980 (0.970–0.990)" and rows["GRULM ~ LSTMLM"][7] == "0.500 (0.400–0.600)"

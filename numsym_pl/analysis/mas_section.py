@@ -126,6 +126,45 @@ def _as_matrices(results) -> list[dict]:
     return matrices
 
 
+def _spread(values: list[float]) -> str:
+    """``mean (min–max)`` of ``values``; ``–`` when none."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.3f}" + ("" if len(v) == 1 else f" ({min(v):.3f}–{max(v):.3f})")
+
+
+def arch_pair_rows(matrix: dict) -> list[list[str]]:
+    """One row per pair of architectures (GRU ~ GRU, GRU ~ LSTM, ...): how many pairs of nets and
+    cross-model directions, the cross-model IIA (mean and range over directions), the nulls' and
+    floors' means, the within-net IIA of the same fits, CKA and RSA (mean and range over pairs).
+    Directions share nets and fits, so no interval is drawn over them; each has its own below."""
+    groups: dict[tuple[str, str], dict[str, list]] = {}
+    for rec in matrix["pairs"]:
+        nets = rec["nets"]
+        g = groups.setdefault(tuple(sorted((nets["a"]["arch"], nets["b"]["arch"]))),
+                              {"pairs": 0, "cross": [], "null": [], "floor": [], "within": [], "cka": [], "rsa": []})
+        g["pairs"] += 1
+        null = (rec.get("null") or {}).get("directions") or {}
+        for name, d in rec["directions"].items():
+            s, t = name.split("->")
+            if s == t:
+                g["within"].append(d["iia"])
+                continue
+            g["cross"].append(d["iia"])
+            g["floor"].append(d["iia_none"])
+            g["null"].append((null.get(name) or {}).get("iia"))
+        g["cka"].append(rec["similarity"]["cka"])
+        g["rsa"].append(rec["similarity"]["rsa"])
+    return [[" ~ ".join(archs), str(g["pairs"]), str(len(g["cross"])), _spread(g["cross"]), _spread(g["null"]),
+             _spread(g["floor"]), _spread(g["within"]), _spread(g["cka"]), _spread(g["rsa"])]
+            for archs, g in sorted(groups.items())]
+
+
+ARCH_HEADER = ["architectures", "pairs of nets", "directions", "cross-model IIA, mean (range)", "null", "floor",
+               "within-net IIA", "CKA", "RSA"]
+
+
 def mas_section(results, out_dir: str | Path) -> str | None:
     """The report's MAS section: per matrix, its figure (``figures/mas_matrix[_k].png`` under
     ``out_dir``) and a row per pair and direction; None when ``results`` hold no MAS record."""
@@ -144,6 +183,9 @@ def mas_section(results, out_dir: str | Path) -> str | None:
         parts.append(f"### {m['program']}.{'+'.join(m['variables'] or [])}, subspace {m['subspace']} "
                      f"({m['task_family']})")
         parts.append(f"![MAS matrix]({figure.relative_to(out_dir)})")
+        parts.append("By architecture (a net's own fits give the within-net IIA; directions share nets and fits, "
+                     "so ranges, not intervals, are drawn over them):")
+        parts.append(markdown_table(ARCH_HEADER, arch_pair_rows(m)))
         rows = []
         for rec in m["pairs"]:
             rows += [[*row, _ci(rec["similarity"]["cka"], rec["similarity"].get("cka_interval")),
