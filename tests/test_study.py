@@ -136,11 +136,12 @@ def test_grid_sizes_seeds_and_scaled_subspace(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     study, *_ = load_study(["--config", "configs/studies/model_size.yaml", "--out_dir", str(tmp_path)])
     cells = {c.id: c for c in study.cells()}
-    lstm = cells["lstm-multi-d32-s1"]
-    assert lstm.fit_args[lstm.fit_args.index("--model.net.init_args.hidden_size") + 1] == "16"  # [h; c] = 32
-    assert (lstm.alignments[0].intervention.subspace == 4
+    assert len(cells) == 50 and {c.size for c in cells.values()} == {64, 96, 128, 192, 256}
+    lstm = cells["lstm-multi-d96-s1"]
+    assert lstm.fit_args[lstm.fit_args.index("--model.net.init_args.hidden_size") + 1] == "48"  # [h; c] = 96
+    assert (lstm.alignments[0].intervention.subspace == 12
             and cells["gru-multi-d256-s0"].alignments[0].intervention.subspace == 16)
-    assert lstm.dir == tmp_path / "cells" / "lstm-multi-d32-s1"
+    assert lstm.dir == tmp_path / "cells" / "lstm-multi-d96-s1"
 
 
 def test_bad_study_settings_are_named(tmp_path, monkeypatch):

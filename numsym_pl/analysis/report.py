@@ -193,7 +193,7 @@ def dynamics_section(results, out_dir) -> str:
 def size_section(results, out_dir, label) -> str:
     path = figs.size_sweep(results, label, out_dir / "figures" / "size_sweep.png") if label else None
     if path is None:
-        return "## Model size\n\nNot in this study (`configs/studies/model_size.yaml` sweeps d in {16, ..., 256})."
+        return "## Model size\n\nNot in this study (`configs/studies/model_size.yaml` sweeps d in {64, ..., 256})."
     rows = [[arch, size, len(cells), fmt(mean_sd(r["fit"].get("val/acc_trial") for r in cells)),
              fmt(mean_sd(r["fit"].get("val/acc_trial_ood") for r in cells)),
              fmt(mean_sd(iia_of(r, label) for r in cells))]
