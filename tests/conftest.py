@@ -10,7 +10,11 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: one thread per worker and per process it starts,
+    os.environ["OMP_NUM_THREADS"] = "1"  # so that N workers do not oversubscribe N cores
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 from numsym_pl.models import GRULM, LSTMLM, TransformerLM  # noqa: E402
 from numsym_pl.tasks import VOCAB  # noqa: E402
