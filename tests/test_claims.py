@@ -15,6 +15,7 @@ from numsym_pl.analysis.summary import TRAINED, interval_of
 from numsym_pl.analysis.verdicts import HIGH, holm, judge, one_sided_p
 from numsym_pl.das.interventions.attention_hiding import hiding_attn_mask, hiding_pairs
 from numsym_pl.errors import ConfigError
+from numsym_pl.jsonfile import json_path, read_json
 from numsym_pl.models.transformer import TransformerLM
 from numsym_pl.programs import PROGRAMS
 from numsym_pl.tasks import VOCAB, NumericEquivalence
@@ -145,8 +146,8 @@ def test_committed_grid_gets_a_claims_table(tmp_path):
     import shutil
     from numsym_pl.analysis.report import write_report
     study = ROOT / "docs" / "findings" / "full" / "paper_main"
-    for name in ("results.json", "study.json"):
-        shutil.copy(study / name, tmp_path / name)
+    for path in (json_path(study / "results.json"), study / "study.json"):  # results.json.gz once published
+        shutil.copy(path, tmp_path / path.name)
     text = write_report(tmp_path, claims=ROOT / "configs" / "claims" / "paper_main.yaml").read_text()
     section = text.split("## Claims", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "**" in line]
@@ -159,7 +160,7 @@ def test_against_names_the_verdicts_that_moved():
     import copy
     from numsym_pl.analysis.against import verdicts_beside
 
-    results = json.loads((ROOT / "docs" / "findings" / "full" / "paper_main" / "results.json").read_text())
+    results = read_json(ROOT / "docs" / "findings" / "full" / "paper_main" / "results.json")
     claims = read_claims(ROOT / "configs" / "claims" / "paper_main.yaml")
     n_rows = sum(len(c.groups()) for c in claims)
     assert verdicts_beside(results, results, claims).endswith(f"{n_rows} of {n_rows} rows keep their verdict.")

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from numsym_pl.bridges.export import export
 from numsym_pl.checkpoints import load_checkpoint
 from numsym_pl.errors import ConfigError
+from numsym_pl.jsonfile import read_json, write_json
 from numsym_pl.study.publish import publish
 from tests.test_bridges import _checkpoint, _net, _tokens
 
@@ -47,10 +48,25 @@ def test_publish_writes_every_finished_cells_net_in_half_precision(tmp_path):
         reference = load_checkpoint(r["ckpt_path"])[0].net.eval()(x)
         err = (lm.net.eval()(x) - reference).abs().max().item()
         assert 0 < err < 1e-2  # rounded to float16, no more
-    published = json.loads((dest / "results.json").read_text())
+    assert (dest / "results.json.gz").is_file() and not (dest / "results.json").exists()
+    published = read_json(dest / "results.json")  # every reader takes the compressed file by its plain name
     assert [r.get("ckpt_path") for r in published] == [(dest / "nets" / c).as_posix()
                                                        for c in ("gru-multi-s0", "gru-multi-s1")] + [None]
     assert json.loads((dest / "study.json").read_text()) == {"name": "tiny"}
+    (dest / "results.json").write_text("[]")  # an earlier publication's, uncompressed: replaced
+    publish(run, dest)
+    assert not (dest / "results.json").exists() and read_json(dest / "results.json") == published
+
+
+def test_compressed_json_reads_back_and_a_damaged_one_is_named(tmp_path):
+    data = [{"cell": "a", "iia": 0.5}]
+    first = write_json(tmp_path / "r.json.gz", data).read_bytes()
+    assert read_json(tmp_path / "r.json") == data and write_json(tmp_path / "r.json.gz", data).read_bytes() == first
+    (tmp_path / "r.json.gz").write_bytes(first[:20])  # cut off
+    with pytest.raises(ConfigError, match="r.json.gz is not valid JSON"):
+        read_json(tmp_path / "r.json", "results")
+    with pytest.raises(ConfigError, match="no such file"):
+        read_json(tmp_path / "other.json")
 
 
 def test_publish_in_float32_keeps_the_weights_and_refuses_its_own_directory(tmp_path):

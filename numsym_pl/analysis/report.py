@@ -28,7 +28,7 @@ from numsym_pl.analysis.summary import (TRAINED, alignment_of, discriminates, dy
                                         markdown_table as _table, mean_sd, ok_cells, run_correlation, fmt_over_seeds,
                                         trained_cells, analysed)
 from numsym_pl.errors import ConfigError
-from numsym_pl.jsonfile import read_json
+from numsym_pl.jsonfile import json_path, read_json
 from numsym_pl.das.record import BASELINE_FIELDS, flat_record
 
 
@@ -238,12 +238,14 @@ def gradience_section(results, out_dir) -> str:
 
 
 def read_study(run_dir: Path, field: str = "run_dir") -> tuple[list[dict], dict]:
-    """A study directory's cell results and settings (``study.json``; empty if absent)."""
-    if not (run_dir / "results.json").is_file():
+    """A study directory's cell results (``results.json``, or a published ``results.json.gz``) and
+    settings (``study.json``; empty if absent)."""
+    path = json_path(run_dir / "results.json")
+    if path is None:
         raise ConfigError(f"{field}: {run_dir} has no results.json; run `numsym_pl study --config ...` first")
-    results = read_json(run_dir / "results.json", field)
+    results = read_json(path, field)
     if not isinstance(results, list) or not all(isinstance(r, dict) and "cell" in r for r in results):
-        raise ConfigError(f"{field}: {run_dir / 'results.json'} is not a study's list of cell results")
+        raise ConfigError(f"{field}: {path} is not a study's list of cell results")
     return results, read_json(run_dir / "study.json", field) if (run_dir / "study.json").is_file() else {}
 
 

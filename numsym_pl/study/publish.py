@@ -3,8 +3,9 @@ trained net, so that any alignment can be fitted again without training.
 
 ``publish(RUN_DIR, DEST)`` writes
 
-- ``DEST/study.json``, ``results.json``, ``results.csv``: the study's, with each cell's ``ckpt_path``
-  pointing at its net under ``DEST``;
+- ``DEST/study.json``, ``results.json.gz`` (gzip-compressed: a 60-cell grid's JSON is megabytes, and
+  every reader of ``results.json`` takes it), ``results.csv``: the study's, with each cell's
+  ``ckpt_path`` pointing at its net under ``DEST``;
 - ``DEST/nets/<cell>/model.safetensors`` + ``config.json``: the cell's final net (what the study
   exported to ``<cell>/net``, or its last checkpoint exported now), weights only, stored in
   ``dtype`` (``config.json``'s ``weights_dtype``; a net loads them into its own float32
@@ -67,7 +68,8 @@ def publish(run_dir: str | Path, dest: str | Path, dtype: str = "float16") -> li
                 a["ckpt_path"] = out.as_posix()
         published.append(r["cell"])
     write_json(dest / "study.json", study, indent=1)
-    write_json(dest / "results.json", results, indent=None)
+    write_json(dest / "results.json.gz", results, indent=None)
+    (dest / "results.json").unlink(missing_ok=True)  # an earlier publication's, uncompressed
     if (run_dir / "results.csv").is_file():
         shutil.copyfile(run_dir / "results.csv", dest / "results.csv")
     if (run_dir / "mas").is_dir():
