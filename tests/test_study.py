@@ -236,9 +236,9 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
 
     main(["report", str(out)])
     report = (out / "report.md").read_text()
-    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "## Claims",
-                    "## Gradience", "### 1. Interventions with counts outside",
-                    "### 2. Count and phase", "### 3. Repeated phase flips", "### 4. Does IIA predict"):
+    for heading in ("## Main table", "### The grid at a glance", "### Every alignment", "## Claims", "## Gradience",
+                    "### 1. Interventions with counts outside", "### 2. Two variables intervened together",
+                    "### 3. Repeated phase flips", "### 4. Does IIA predict"):
         assert heading in report, heading
     assert "| gru | multi | 2 |" in report
     for png in ("main_iia", "gradience", "ood_interventions", "count_and_phase", "phase_flips"):

@@ -47,8 +47,8 @@ def two_blocks_part(results, out_dir) -> str:
                 if len(a.get("variables", [])) > 1 and a["intervention"] == "das":
                     groups.setdefault((arch, task, a["key"]), []).append(a)
     if not groups:
-        return ("### 2. Count and phase intervened together (two blocks)\n\nNot in this study (an alignment with "
-                "`variables: [count, phase]`).")
+        return ("### 2. Two variables intervened together (two blocks), e.g. count and phase\n\nNot in this study "
+                "(an alignment with two variables, e.g. `variables: [count, phase]`).")
     fields = lambda a: [a.get("iia_effective"), a.get("iia_full_swap"),
                         *[(a.get("iia_alone") or {}).get(v) for v in a["variables"][:2]],
                         ((a.get("controls") or {}).get("null") or {}).get("iia_effective")]
@@ -61,12 +61,15 @@ def two_blocks_part(results, out_dir) -> str:
     path = figs.grouped_bars(bars, ["both blocks", "full-state swap", "first alone", "second alone"],
                              "Two variables, two blocks (mean over trained seeds)",
                              out_dir / "figures" / "count_and_phase.png")
-    return ("### 2. Count and phase intervened together (two blocks)\n\n"
+    return ("### 2. Two variables intervened together (two blocks), e.g. count and phase\n\n"
             "One block of the rotation per variable, trained on pairs that intervene on a random non-empty subset of "
-            "the variables, so that each block has to carry its own variable. For a Markovian state, swapping both "
-            "blocks should match the full-state swap; each block alone is scored on pairs that intervene on that "
-            "variable only (cause and isolation: what it must change, and what it must leave alone). Over the "
-            "trained seeds; the null is the fit against permuted values.\n\n"
+            "the variables, so that each block has to carry its own variable; each block alone is scored on pairs "
+            "that intervene on that variable only (cause and isolation: what it must change, and what it must leave "
+            "alone). Where the variables are the program's whole state (Up-Down's count and phase), swapping both "
+            "blocks asks of two subspaces what the full-state swap does with the whole state: a net that solves the "
+            "task can score high on it by keeping what matters for its answer within the blocks, however it splits "
+            "it, so that column shows that the state fits, and the *alone* columns whether it splits into the "
+            "program's variables. Over the trained seeds; the null is the fit against permuted values.\n\n"
             + _table(["arch", "task", "alignment", "IIA both blocks (effective pairs)", "full-state swap (all pairs)",
                       "first variable alone", "second variable alone", "null (effective pairs)"], rows)
             + "\n\n" + image_link(path, out_dir, "count and phase"))
