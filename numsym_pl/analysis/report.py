@@ -273,9 +273,10 @@ def write_report(run_dir: str | Path, against: str | Path | None = None, claims:
     failed = [r for r in results if "error" in r]
     labels = labels_in(results)
     label = next((lab for lab in labels if lab.startswith("up_down.count")), labels[0] if labels else None)
+    source_file = json_path(out_dir / "results.json").name  # results.json.gz where published
     head = [f"# Study report: {study.get('name', out_dir.name)}",
             f"{len(results) - len(failed)} of {len(results)} cells finished{still_to_run(results, study)}; written "
-            f"{time.strftime('%Y-%m-%d %H:%M')} by `numsym_pl report {run_dir}` from `results.json` (one row per cell "
+            f"{time.strftime('%Y-%m-%d %H:%M')} by `numsym_pl report {run_dir}` from `{source_file}` (one row per cell "
             "and alignment in `results.csv`; the study's settings in `study.json`)."]
     if failed:
         head.append("Failed cells (see their `fit.log`): "
