@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from numsym_pl.analysis.mas_section import load_mas, mas_section
+from numsym_pl.analysis.mas_section import _as_matrices, arch_pair_rows, load_mas, mas_section
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.das.controls import untrained_like
 from numsym_pl.das.interventions import Interchange
@@ -220,7 +220,7 @@ def test_bad_input_is_named_in_one_line(tiny_ckpt, tmp_path, cli, args, needle):
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
-def _pair(a: tuple[str, str], b: tuple[str, str], cross: float, null: float, cka: float) -> dict:
+def _pair_record(a: tuple[str, str], b: tuple[str, str], cross: float, null: float, cka: float) -> dict:
     """A pair record as align_models writes it, with the fields the report reads."""
     d = lambda iia: {"iia": iia, "interval": [iia - 0.01, iia + 0.01], "iia_none": 0.1,  # noqa: E731
                      "none_interval": [0.09, 0.11], "iia_effective": iia, "effective_interval": None, "n_effective": 9}
@@ -232,10 +232,9 @@ def _pair(a: tuple[str, str], b: tuple[str, str], cross: float, null: float, cka
 
 
 def test_the_section_sums_up_each_pair_of_architectures():
-    records = [_pair(("g0", "GRULM"), ("g1", "GRULM"), 0.9, 0.05, 0.99),
-               _pair(("g0", "GRULM"), ("l0", "LSTMLM"), 0.5, 0.07, 0.6),
-               _pair(("l0", "LSTMLM"), ("g1", "GRULM"), 0.3, 0.09, 0.4)]
-    from numsym_pl.analysis.mas_section import arch_pair_rows, _as_matrices
+    records = [_pair_record(("g0", "GRULM"), ("g1", "GRULM"), 0.9, 0.05, 0.99),
+               _pair_record(("g0", "GRULM"), ("l0", "LSTMLM"), 0.5, 0.07, 0.6),
+               _pair_record(("l0", "LSTMLM"), ("g1", "GRULM"), 0.3, 0.09, 0.4)]
     rows = {r[0]: r for r in arch_pair_rows(_as_matrices(records)[0])}
     assert set(rows) == {"GRULM ~ GRULM", "GRULM ~ LSTMLM"}  # LSTM -> GRU and GRU -> LSTM are one group
     assert rows["GRULM ~ GRULM"][1:4] == ["1", "2", "0.850 (0.800–0.900)"]
