@@ -13,13 +13,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from numsym_pl.analysis.mas_section import _as_matrices, arch_pair_rows, load_mas, mas_section
+from numsym_pl.analysis.mas_section import arch_pair_rows, load_mas, mas_section
 from numsym_pl.das import Alignment, SearchSettings, run_alignment
 from numsym_pl.das.controls import untrained_like
 from numsym_pl.das.interventions import Interchange
 from numsym_pl.das.interventions.patched import patched_logits
 from numsym_pl.das.interventions.swap import SubspaceSwap
 from numsym_pl.das.model_alignment import CrossSwap, ModelAlignment, NetPair, align_models, linear_cka, rsa
+from numsym_pl.das.model_alignment.matrix import matrix_record
 from numsym_pl.das.model_alignment.run import check_same_task
 from numsym_pl.das.model_alignment.similarity import distinct_rows
 from numsym_pl.data import TrialDataModule
@@ -235,7 +236,7 @@ def test_the_section_sums_up_each_pair_of_architectures():
     records = [_pair_record(("g0", "GRULM"), ("g1", "GRULM"), 0.9, 0.05, 0.99),
                _pair_record(("g0", "GRULM"), ("l0", "LSTMLM"), 0.5, 0.07, 0.6),
                _pair_record(("l0", "LSTMLM"), ("g1", "GRULM"), 0.3, 0.09, 0.4)]
-    rows = {r[0]: r for r in arch_pair_rows(_as_matrices(records)[0])}
+    rows = {r[0]: r for r in arch_pair_rows(matrix_record(["g0", "g1", "l0"], records))}
     assert set(rows) == {"GRULM ~ GRULM", "GRULM ~ LSTMLM"}  # LSTM -> GRU and GRU -> LSTM are one group
     assert rows["GRULM ~ GRULM"][1:4] == ["1", "2", "0.850 (0.800–0.900)"]
     assert rows["GRULM ~ LSTMLM"][1:5] == ["2", "4", "0.350 (0.200–0.500)", "0.080 (0.070–0.090)"]
